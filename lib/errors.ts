@@ -1,0 +1,24 @@
+/** Error codes this package sets on `error.code`. */
+export type ErrorCode =
+  | 'ERR_NATIVE_MISSING'
+  | 'ERR_NOT_IMPLEMENTED'
+  | 'ERR_BACKEND_UNAVAILABLE'
+  | 'ERR_BACKEND_INIT'
+  | 'ERR_MODEL_FORMAT'
+  | 'ERR_OUT_OF_MEMORY'
+  | 'ERR_COMPUTE'
+  | 'ERR_INTERNAL'
+  | 'ABORT_ERR';
+
+/** An Error with a machine-readable `code` and, where a file is involved, its `path`. */
+export class StableDiffusionError extends Error {
+  readonly code: ErrorCode;
+  readonly path?: string;
+
+  constructor(code: ErrorCode, message: string, options: { path?: string; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'StableDiffusionError';
+    this.code = code;
+    if (options.path !== undefined) this.path = options.path;
+  }
+}

@@ -1,0 +1,98 @@
+import { describe } from './validate.js';
+
+/** A float32 tensor in NCHW order: `shape` lists dimensions outermost first, `data` is row-major. */
+export interface TensorLike {
+  readonly shape: readonly number[];
+  readonly data: Float32Array;
+}
+
+const MAX_DIMENSION = 1e9;
+
+export class Tensor implements TensorLike {
+  readonly shape: readonly number[];
+  readonly data: Float32Array;
+
+  /** Wraps `data` without copying it; without `data`, allocates zeros. */
+  constructor(shape: readonly number[], data?: Float32Array) {
+    this.shape = Object.freeze(checkShape(shape, 'shape'));
+    const size = this.shape.reduce((a, b) => a * b, 1);
+    if (data === undefined) {
+      this.data = new Float32Array(size);
+    } else {
+      if (!(data instanceof Float32Array)) {
+        throw new TypeError(`Expected data to be a Float32Array but received ${describe(data)}`);
+      }
+      if (data.length !== size) {
+        throw new RangeError(`Expected ${size} values for shape [${this.shape.join(', ')}] but received ${data.length}`);
+      }
+      this.data = data;
+    }
+  }
+
+  static zeros(shape: readonly number[]): Tensor {
+    return new Tensor(shape);
+  }
+
+  /** Copies `values` (any array of numbers) into a new tensor of the given shape. */
+  static from(shape: readonly number[], values: ArrayLike<number>): Tensor {
+    return new Tensor(shape, Float32Array.from(values));
+  }
+
+  /** A Tensor over a `{ shape, data }` value, sharing its data; checks the shape and length. */
+  static of(value: TensorLike): Tensor {
+    if (value instanceof Tensor) return value;
+    if (typeof value !== 'object' || value === null) {
+      throw new TypeError(`Expected a Tensor but received ${describe(value)}`);
+    }
+    return new Tensor(value.shape, value.data);
+  }
+
+  get size(): number {
+    return this.data.length;
+  }
+
+  get rank(): number {
+    return this.shape.length;
+  }
+
+  /** Same data, new shape (no copy). */
+  reshape(shape: readonly number[]): Tensor {
+    return new Tensor(shape, this.data);
+  }
+
+  clone(): Tensor {
+    return new Tensor(this.shape, this.data.slice());
+  }
+
+  /** The value at a full index, e.g. `t.at(0, 3, 10, 12)`. */
+  at(...index: number[]): number {
+    if (index.length !== this.shape.length) {
+      throw new RangeError(`Expected ${this.shape.length} indices but received ${index.length}`);
+    }
+    let offset = 0;
+    for (let d = 0; d < index.length; d++) {
+      const i = index[d]!;
+      const n = this.shape[d]!;
+      if (!Number.isInteger(i) || i < 0 || i >= n) {
+        throw new RangeError(`Expected index ${d} to be an integer between 0 and ${n - 1} but received ${i}`);
+      }
+      offset = offset * n + i;
+    }
+    return this.data[offset]!;
+  }
+
+  toString(): string {
+    return `Tensor [${this.shape.join(', ')}]`;
+  }
+}
+
+function checkShape(shape: unknown, name: string): number[] {
+  if (!Array.isArray(shape)) throw new TypeError(`Expected ${name} to be an array of integers but received ${describe(shape)}`);
+  return shape.map((d: unknown, i: number) => {
+    if (typeof d !== 'number') throw new TypeError(`Expected ${name}[${i}] to be an integer but received ${describe(d)}`);
+    if (!Number.isInteger(d) || d < 1 || d > MAX_DIMENSION) {
+      throw new RangeError(`Expected ${name}[${i}] to be an integer between 1 and ${MAX_DIMENSION} but received ${d}`);
+    }
+    return d;
+  });
+}

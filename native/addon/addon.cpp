@@ -1,0 +1,11 @@
+// Entry point of sd_node.node. Each binding file registers its own functions.
+#include <napi.h>
+
+#include "system_binding.h"
+
+static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+    sdnode::register_system_binding(env, exports);
+    return exports;
+}
+
+NODE_API_MODULE(sd_node, Init)

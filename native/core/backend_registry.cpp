@@ -1,0 +1,97 @@
+#include "backend_registry.h"
+
+#include <algorithm>
+#include <cctype>
+#include <mutex>
+#include <thread>
+
+#include "error.h"
+#include "log.h"
+
+namespace sd {
+
+static std::once_flag g_load_once;
+static std::string g_backend_dir;
+
+void load_backends(const std::string & dir) {
+    std::call_once(g_load_once, [&dir] {
+        log_init_from_env();
+        g_backend_dir = dir;
+        ggml_backend_load_all_from_path(dir.empty() ? nullptr : dir.c_str());
+        if (ggml_backend_dev_count() == 0) {
+            log(LogLevel::error, "no ggml backend could be loaded from %s", dir.c_str());
+        }
+    });
+}
+
+std::string backend_dir() { return g_backend_dir; }
+
+std::vector<std::string> backend_names() {
+    std::vector<std::string> names;
+    for (size_t i = 0; i < ggml_backend_reg_count(); ++i) {
+        names.emplace_back(ggml_backend_reg_name(ggml_backend_reg_get(i)));
+    }
+    return names;
+}
+
+static const char * type_name(enum ggml_backend_dev_type type) {
+    switch (type) {
+        case GGML_BACKEND_DEVICE_TYPE_CPU:   return "cpu";
+        case GGML_BACKEND_DEVICE_TYPE_GPU:   return "gpu";
+        case GGML_BACKEND_DEVICE_TYPE_IGPU:  return "igpu";
+        case GGML_BACKEND_DEVICE_TYPE_ACCEL: return "accel";
+        default:                             return "unknown";
+    }
+}
+
+std::vector<DeviceInfo> list_devices() {
+    std::vector<DeviceInfo> devices;
+    for (size_t i = 0; i < ggml_backend_dev_count(); ++i) {
+        ggml_backend_dev_t dev = ggml_backend_dev_get(i);
+        DeviceInfo info;
+        info.name = ggml_backend_dev_name(dev);
+        info.description = ggml_backend_dev_description(dev);
+        info.type = type_name(ggml_backend_dev_type(dev));
+        info.backend = ggml_backend_reg_name(ggml_backend_dev_backend_reg(dev));
+        ggml_backend_dev_memory(dev, &info.memory_free, &info.memory_total);
+        devices.push_back(std::move(info));
+    }
+    return devices;
+}
+
+static std::string lowercase(std::string text) {
+    std::transform(text.begin(), text.end(), text.begin(), [](unsigned char c) { return std::tolower(c); });
+    return text;
+}
+
+ggml_backend_dev_t find_device(const std::string & name) {
+    std::string present;
+    for (size_t i = 0; i < ggml_backend_dev_count(); ++i) {
+        ggml_backend_dev_t dev = ggml_backend_dev_get(i);
+        if (lowercase(ggml_backend_dev_name(dev)) == lowercase(name)) return dev;
+        present += (present.empty() ? "" : ", ") + std::string(ggml_backend_dev_name(dev));
+    }
+    throw Error("ERR_BACKEND_UNAVAILABLE",
+                "Device \"" + name + "\" is not available; present: " + (present.empty() ? "none" : present));
+}
+
+int default_thread_count() {
+    unsigned int n = std::thread::hardware_concurrency();
+    return n == 0 ? 4 : static_cast<int>(n);
+}
+
+ggml_backend_t init_backend(ggml_backend_dev_t device, int threads) {
+    ggml_backend_t backend = ggml_backend_dev_init(device, nullptr);
+    if (backend == nullptr) {
+        throw Error("ERR_BACKEND_INIT", std::string("Could not initialise device ") + ggml_backend_dev_name(device));
+    }
+    ggml_backend_reg_t reg = ggml_backend_dev_backend_reg(device);
+    auto set_threads = reinterpret_cast<ggml_backend_set_n_threads_t>(
+        ggml_backend_reg_get_proc_address(reg, "ggml_backend_set_n_threads"));
+    if (set_threads != nullptr) {
+        set_threads(backend, threads > 0 ? threads : default_thread_count());
+    }
+    return backend;
+}
+
+} // namespace sd

@@ -1,0 +1,40 @@
+#pragma once
+// ggml's backends are modules (one per CPU variant, plus Vulkan/CUDA when built) loaded at run
+// time from the folder that holds the addon. This file loads them once and describes devices.
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "ggml-backend.h"
+
+namespace sd {
+
+struct DeviceInfo {
+    std::string name;         // ggml's device name, e.g. "CPU", "Vulkan0", "CUDA0"
+    std::string description;  // e.g. the CPU model or GPU name
+    std::string type;         // "cpu", "gpu", "igpu" or "accel"
+    std::string backend;      // the registry that owns it, e.g. "CPU", "Vulkan"
+    size_t memory_free = 0;
+    size_t memory_total = 0;
+};
+
+// Loads every backend module found in `dir` (the best CPU variant for this CPU, GPU backends).
+// Safe to call more than once and from any thread; only the first call loads.
+void load_backends(const std::string & dir);
+
+// The folder backends were loaded from; empty before load_backends.
+std::string backend_dir();
+
+std::vector<std::string> backend_names();
+std::vector<DeviceInfo> list_devices();
+
+// The device named `name` (case-insensitive), or throws sd::Error ERR_BACKEND_UNAVAILABLE that
+// lists the devices present.
+ggml_backend_dev_t find_device(const std::string & name);
+
+// Initialises a backend on `device`; for CPU backends sets the thread count (0 = default).
+ggml_backend_t init_backend(ggml_backend_dev_t device, int threads);
+
+int default_thread_count();
+
+} // namespace sd

@@ -1,0 +1,19 @@
+#pragma once
+// One logging path for the engine and ggml. Messages at or above the threshold go to stderr;
+// SDNODE_LOG=debug|info|warn|error|none sets the threshold (default: warn).
+#include <cstdarg>
+
+namespace sd {
+
+enum class LogLevel { debug = 0, info = 1, warn = 2, error = 3, none = 4 };
+
+void log_init_from_env();
+void set_log_level(LogLevel level);
+LogLevel log_level();
+void log(LogLevel level, const char * format, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+} // namespace sd

@@ -1,0 +1,51 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { test } from 'node:test';
+
+import { listDevices, systemInfo } from '../lib/index.js';
+import { packageRoot } from '../lib/native.js';
+
+const pkg = JSON.parse(readFileSync(`${packageRoot}/package.json`, 'utf8')) as { version: string };
+const pin = JSON.parse(readFileSync(`${packageRoot}/scripts/ggml-source.json`, 'utf8')) as { commit: string };
+
+test('systemInfo reports the package, the pinned ggml and a loaded CPU backend', () => {
+  const info = systemInfo();
+  assert.equal(info.version, pkg.version);
+  assert.match(info.ggml.version, /^\d+\.\d+\.\d+/);
+  assert.ok(pin.commit.startsWith(info.ggml.commit), `ggml commit ${info.ggml.commit} is not the pinned ${pin.commit}`);
+  assert.ok(info.backends.includes('CPU'), `CPU backend missing from ${info.backends.join(', ')}`);
+  assert.ok(Number.isInteger(info.defaultThreads) && info.defaultThreads >= 1);
+  assert.ok(info.nativeDir.length > 0);
+});
+
+test('systemInfo lists the SIMD features of the CPU variant ggml chose for this CPU', () => {
+  const features = systemInfo().cpuFeatures;
+  if (process.arch !== 'x64') return;
+  // Every x86-64 CPU variant ggml builds is at least SSE4.2; the best one for this CPU must use
+  // what /proc/cpuinfo says the CPU has.
+  const flags = readFileSync('/proc/cpuinfo', 'utf8').match(/^flags\s*:(.*)$/m)?.[1]?.split(/\s+/) ?? [];
+  if (flags.includes('avx2') && flags.includes('fma') && flags.includes('f16c')) {
+    assert.ok(features.includes('AVX2'), `expected AVX2 in ${features.join(' ')}`);
+    assert.ok(features.includes('FMA'), `expected FMA in ${features.join(' ')}`);
+  }
+  if (flags.includes('avx512f') && flags.includes('avx512bw') && flags.includes('avx512vl')) {
+    assert.ok(features.includes('AVX512'), `expected AVX512 in ${features.join(' ')}`);
+  }
+  for (const f of features) {
+    if (f === 'AVX2') assert.ok(flags.includes('avx2'), 'loaded an AVX2 variant on a CPU without AVX2');
+    if (f === 'AVX512') assert.ok(flags.includes('avx512f'), 'loaded an AVX-512 variant on a CPU without it');
+  }
+});
+
+test('listDevices includes the CPU with its memory', () => {
+  const devices = listDevices();
+  const cpu = devices.find((d) => d.type === 'cpu');
+  assert.ok(cpu, `no CPU device in ${JSON.stringify(devices)}`);
+  assert.equal(cpu.backend, 'CPU');
+  assert.ok(cpu.memoryTotal > 256 * 1024 ** 2, `implausible memory total ${cpu.memoryTotal}`);
+  assert.ok(cpu.memoryFree > 0 && cpu.memoryFree <= cpu.memoryTotal);
+  for (const d of devices) {
+    assert.equal(typeof d.name, 'string');
+    assert.ok(['cpu', 'gpu', 'igpu', 'accel'].includes(d.type), d.type);
+  }
+});
