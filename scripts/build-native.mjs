@@ -3,8 +3,12 @@
 // CMakeLists.txt through cmake-js into build/Release.
 //
 //   node scripts/build-native.mjs [--vulkan] [--cuda] [--debug] [--jobs N] [--if-missing]
+//                                 [--out DIR] [--native-cpu]
 //
 // --if-missing (used by `npm install`) keeps an existing build/Release/sd_node.node.
+// --out DIR builds into DIR instead of build/ (load it with SDNODE_ADDON=DIR/Release/sd_node.node).
+// --native-cpu builds one CPU backend for this machine's CPU only (quick developer builds; the
+// result does not run on older CPUs).
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -21,7 +25,8 @@ const option = (name, fallback) => {
   return i >= 0 && i + 1 < args.length ? args[i + 1] : fallback;
 };
 
-const addon = join(root, 'build', 'Release', 'sd_node.node');
+const outDir = option('--out', 'build');
+const addon = join(root, outDir, 'Release', 'sd_node.node');
 if (flag('--if-missing') && existsSync(addon)) {
   console.log(`[sdnode] using the existing native build at ${addon}`);
   process.exit(0);
@@ -38,8 +43,9 @@ const cmakeJs = join(dirname(require.resolve('cmake-js/package.json')), 'bin', '
 const defines = [
   `--CDSDNODE_VULKAN=${vulkan ? 'ON' : 'OFF'}`,
   `--CDSDNODE_CUDA=${cuda ? 'ON' : 'OFF'}`,
+  `--CDSDNODE_ALL_CPU_VARIANTS=${flag('--native-cpu') ? 'OFF' : 'ON'}`,
 ];
-const common = ['--out', 'build', ...(flag('--debug') ? ['--debug'] : [])];
+const common = ['--out', outDir, ...(flag('--debug') ? ['--debug'] : [])];
 const started = Date.now();
 console.log(`[sdnode] building the native addon (vulkan ${vulkan ? 'on' : 'off'}, cuda ${cuda ? 'on' : 'off'}, ${jobs} jobs)`);
 execFileSync(process.execPath, [cmakeJs, 'configure', ...common, ...defines], { stdio: 'inherit', cwd: root });

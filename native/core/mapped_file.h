@@ -1,0 +1,34 @@
+#pragma once
+// A read-only memory map of a whole file. Weights are used in place from the map wherever the
+// backend allows, so a model is never read into memory twice.
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace sd {
+
+class MappedFile {
+public:
+    // Throws sd::Error ERR_FILE_NOT_FOUND or ERR_FILE_READ (with the path).
+    static std::shared_ptr<const MappedFile> open(const std::string & path);
+    ~MappedFile();
+
+    MappedFile(const MappedFile &) = delete;
+    MappedFile & operator=(const MappedFile &) = delete;
+
+    const uint8_t * data() const { return data_; }
+    uint64_t size() const { return size_; }
+    const std::string & path() const { return path_; }
+
+private:
+    MappedFile() = default;
+    std::string path_;
+    const uint8_t * data_ = nullptr;
+    uint64_t size_ = 0;
+#ifdef _WIN32
+    void * file_handle_ = nullptr;
+    void * mapping_handle_ = nullptr;
+#endif
+};
+
+} // namespace sd
