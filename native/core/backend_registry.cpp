@@ -75,6 +75,32 @@ ggml_backend_dev_t find_device(const std::string & name) {
                 "Device \"" + name + "\" is not available; present: " + (present.empty() ? "none" : present));
 }
 
+static ggml_backend_dev_t first_device_of(const char * registry) {
+    for (size_t i = 0; i < ggml_backend_dev_count(); ++i) {
+        ggml_backend_dev_t dev = ggml_backend_dev_get(i);
+        if (lowercase(ggml_backend_reg_name(ggml_backend_dev_backend_reg(dev))) == registry) return dev;
+    }
+    return nullptr;
+}
+
+ggml_backend_dev_t select_device(const std::string & backend) {
+    const std::string wanted = lowercase(backend);
+    if (wanted == "auto") {
+        for (const char * registry : {"cuda", "vulkan", "cpu"}) {
+            if (ggml_backend_dev_t dev = first_device_of(registry)) return dev;
+        }
+    } else if (wanted == "cpu" || wanted == "cuda" || wanted == "vulkan") {
+        if (ggml_backend_dev_t dev = first_device_of(wanted.c_str())) return dev;
+    } else {
+        throw RangeError("Expected backend to be one of auto, cpu, vulkan, cuda but received \"" + backend + "\"");
+    }
+    std::string present;
+    for (const DeviceInfo & d : list_devices()) present += (present.empty() ? "" : ", ") + d.name + " (" + d.backend + ")";
+    throw Error("ERR_BACKEND_UNAVAILABLE", "The " + backend + " backend is not " +
+                (wanted == "auto" ? "usable" : "built into this binary or has no device") + "; available: " +
+                (present.empty() ? "none" : present));
+}
+
 int default_thread_count() {
     unsigned int n = std::thread::hardware_concurrency();
     return n == 0 ? 4 : static_cast<int>(n);

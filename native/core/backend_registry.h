@@ -32,6 +32,10 @@ std::vector<DeviceInfo> list_devices();
 // lists the devices present.
 ggml_backend_dev_t find_device(const std::string & name);
 
+// The device for a `backend` option: "cpu", "vulkan", "cuda", or "auto" (CUDA, then Vulkan, then
+// the CPU, among what is built and present). Throws ERR_BACKEND_UNAVAILABLE listing what is.
+ggml_backend_dev_t select_device(const std::string & backend);
+
 // Initialises a backend on `device`; for CPU backends sets the thread count (0 = default).
 ggml_backend_t init_backend(ggml_backend_dev_t device, int threads);
 

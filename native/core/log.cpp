@@ -21,9 +21,14 @@ static LogLevel from_ggml(enum ggml_log_level level) {
     }
 }
 
+static thread_local int t_quiet_ggml = 0;
+
+QuietGgmlLog::QuietGgmlLog() { ++t_quiet_ggml; }
+QuietGgmlLog::~QuietGgmlLog() { --t_quiet_ggml; }
+
 static void ggml_log_to_sd(enum ggml_log_level level, const char * text, void *) {
-    // Continuation pieces inherit nothing we can track cheaply; ggml sends few of them.
-    if (static_cast<int>(from_ggml(level)) >= g_threshold.load()) {
+    LogLevel ours = t_quiet_ggml > 0 ? LogLevel::debug : from_ggml(level);
+    if (static_cast<int>(ours) >= g_threshold.load()) {
         std::fputs(text, stderr);
     }
 }

@@ -16,4 +16,14 @@ void log(LogLevel level, const char * format, ...)
 #endif
     ;
 
+// While one lives, ggml's warnings and errors on this thread are logged at debug level: used
+// where we check ggml's verdict ourselves and report a better error (e.g. parsing a GGUF file).
+class QuietGgmlLog {
+public:
+    QuietGgmlLog();
+    ~QuietGgmlLog();
+    QuietGgmlLog(const QuietGgmlLog &) = delete;
+    QuietGgmlLog & operator=(const QuietGgmlLog &) = delete;
+};
+
 } // namespace sd
