@@ -4,5 +4,7 @@ export { StableDiffusion, BACKENDS, WEIGHT_TYPES, PREDICTION_TYPES } from './sta
 export type { Backend, WeightType, PredictionType, LoadOptions, ModelInfo } from './stable-diffusion.js';
 export { systemInfo, listDevices } from './system.js';
 export type { SystemInfo, DeviceInfo, DeviceType } from './system.js';
+export { inspectModelFile, readModelTensor, writeGgufFile, GGUF_WRITE_TYPES } from './model-file.js';
+export type { ModelFileFormat, ModelFileInfo, ModelTensorInfo, GgufWriteType, GgufTensorInput, GgufWriteOptions, GgufWriteResult } from './model-file.js';
 export { StableDiffusionError } from './errors.js';
 export type { ErrorCode } from './errors.js';

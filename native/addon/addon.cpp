@@ -1,10 +1,12 @@
 // Entry point of sd_node.node. Each binding file registers its own functions.
 #include <napi.h>
 
+#include "model_file_binding.h"
 #include "system_binding.h"
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
     sdnode::register_system_binding(env, exports);
+    sdnode::register_model_file_binding(env, exports);
     return exports;
 }
 

@@ -21,7 +21,8 @@ const char * format_name(FileFormat format);
 
 struct TensorRecord {
     std::string name;              // as stored in the file
-    ggml_type type = GGML_TYPE_F32;  // F32, F16, BF16 or a ggml quantized type (GGUF)
+    ggml_type type = GGML_TYPE_F32;  // F32, F16, BF16, a ggml quantized type (GGUF), or for
+                                     // non-weight tensors (position_ids) F64, I64, I32, I16, I8
     std::vector<int64_t> shape;    // outermost first, as PyTorch lists it
     uint64_t offset = 0;           // byte offset of the data in `file`
     uint64_t nbytes = 0;           // byte size of the data
@@ -43,11 +44,13 @@ struct TensorIndex {
 };
 
 // Reads the index of a file, choosing the reader by its first bytes (not its extension).
-// Throws sd::Error with code ERR_MODEL_FORMAT (and the path) on anything malformed, and
-// ERR_FILE_NOT_FOUND / ERR_FILE_READ when the file cannot be opened.
+// Throws sd::Error with code ERR_MODEL_FORMAT (and the path) on anything malformed,
+// ERR_UNSAFE_PICKLE for a checkpoint whose pickle names anything but torch's state-dict globals,
+// and ERR_FILE_NOT_FOUND / ERR_FILE_READ when the file cannot be opened.
 TensorIndex read_model_file(const std::string & path);
 
-// Copies a tensor's data out as float32 (converting F16, BF16 and quantized types).
+// Copies a tensor's element_count() values out as float32 (converting F16, BF16, quantized and
+// integer types). Throws ERR_MODEL_FORMAT for types ggml cannot convert.
 void read_tensor_f32(const TensorRecord & record, float * out);
 
 } // namespace sd
