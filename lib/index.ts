@@ -6,5 +6,7 @@ export { systemInfo, listDevices } from './system.js';
 export type { SystemInfo, DeviceInfo, DeviceType } from './system.js';
 export { inspectModelFile, readModelTensor, writeGgufFile, GGUF_WRITE_TYPES } from './model-file.js';
 export type { ModelFileFormat, ModelFileInfo, ModelTensorInfo, GgufWriteType, GgufTensorInput, GgufWriteOptions, GgufWriteResult } from './model-file.js';
+export { Tokenizer, parsePromptAttention, PROMPT_MODES, CLIP_VOCAB_PATH } from './tokenizer.js';
+export type { TokenizerOptions, DecodeOptions, TokenizePromptOptions, PromptMode, PromptChunk, TokenizedPrompt, WeightedText, TokenIds } from './tokenizer.js';
 export { StableDiffusionError } from './errors.js';
 export type { ErrorCode } from './errors.js';

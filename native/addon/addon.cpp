@@ -3,10 +3,12 @@
 
 #include "model_file_binding.h"
 #include "system_binding.h"
+#include "tokenizer_binding.h"
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
     sdnode::register_system_binding(env, exports);
     sdnode::register_model_file_binding(env, exports);
+    sdnode::register_tokenizer_binding(env, exports);
     return exports;
 }
 
