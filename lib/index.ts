@@ -8,5 +8,7 @@ export { inspectModelFile, readModelTensor, writeGgufFile, GGUF_WRITE_TYPES } fr
 export type { ModelFileFormat, ModelFileInfo, ModelTensorInfo, GgufWriteType, GgufTensorInput, GgufWriteOptions, GgufWriteResult } from './model-file.js';
 export { Tokenizer, parsePromptAttention, PROMPT_MODES, CLIP_VOCAB_PATH } from './tokenizer.js';
 export type { TokenizerOptions, DecodeOptions, TokenizePromptOptions, PromptMode, PromptChunk, TokenizedPrompt, WeightedText, TokenIds } from './tokenizer.js';
+export { inspectModel, readCanonicalTensor, readCanonicalTensors } from './model.js';
+export type { ModelLayout, ModelDetails, ModelInspection, InspectModelOptions, CanonicalTensorInfo, UNetDetails, VaeDetails, TextEncoderDetails } from './model.js';
 export { StableDiffusionError } from './errors.js';
 export type { ErrorCode } from './errors.js';

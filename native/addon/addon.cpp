@@ -1,6 +1,7 @@
 // Entry point of sd_node.node. Each binding file registers its own functions.
 #include <napi.h>
 
+#include "model_binding.h"
 #include "model_file_binding.h"
 #include "system_binding.h"
 #include "tokenizer_binding.h"
@@ -8,6 +9,7 @@
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
     sdnode::register_system_binding(env, exports);
     sdnode::register_model_file_binding(env, exports);
+    sdnode::register_model_binding(env, exports);
     sdnode::register_tokenizer_binding(env, exports);
     return exports;
 }

@@ -1,0 +1,156 @@
+// inspectModel and readCanonicalTensors: a model (file or diffusers folder) in canonical names,
+// with what detection says about it. Mapping and detection run on a worker thread.
+#include "model_binding.h"
+
+#include <string>
+#include <vector>
+
+#include "error.h"
+#include "js_tensor.h"
+#include "model_config.h"
+#include "promise_worker.h"
+
+namespace sdnode {
+
+namespace {
+
+std::string path_argument(const Napi::Value & value) {
+    Napi::Env env = value.Env();
+    if (!value.IsString()) throw Napi::TypeError::New(env, "Expected path to be a string");
+    std::string path = value.As<Napi::String>().Utf8Value();
+    if (path.empty()) throw Napi::RangeError::New(env, "Expected path to be a non-empty string");
+    // The C APIs below would stop at a NUL and open a different file.
+    if (path.find('\0') != std::string::npos) throw Napi::TypeError::New(env, "Expected path without NUL bytes");
+    return path;
+}
+
+template <typename T>
+Napi::Array number_array(Napi::Env env, const std::vector<T> & values) {
+    Napi::Array array = Napi::Array::New(env, values.size());
+    for (size_t i = 0; i < values.size(); ++i) array.Set(static_cast<uint32_t>(i), static_cast<double>(values[i]));
+    return array;
+}
+
+Napi::Object info_object(Napi::Env env, const sd::OpenedModel & opened) {
+    const sd::ModelConfig & c = opened.config;
+    Napi::Object info = Napi::Object::New(env);
+    info.Set("family", sd::family_name(c.family));
+    info.Set("variant", sd::variant_name(c.variant));
+    info.Set("predictionType", sd::prediction_type_name(c.prediction_type));
+    info.Set("predictionTypeSource", c.prediction_source);
+    info.Set("imageSize", c.image_size);
+    info.Set("contextDim", c.unet.context_dim);
+    info.Set("layout", sd::layout_name(opened.model.layout));
+    info.Set("format", sd::format_name(opened.model.format));
+    info.Set("path", opened.model.path);
+    info.Set("ignoredTensors", static_cast<double>(opened.model.ignored.size()));
+    Napi::Array unused = Napi::Array::New(env, opened.unused.size());
+    for (size_t i = 0; i < opened.unused.size(); ++i) unused.Set(static_cast<uint32_t>(i), opened.unused[i]);
+    info.Set("unusedTensors", unused);
+
+    Napi::Object unet = Napi::Object::New(env);
+    unet.Set("inChannels", c.unet.in_channels);
+    unet.Set("outChannels", c.unet.out_channels);
+    unet.Set("blockChannels", number_array(env, c.unet.block_channels));
+    Napi::Array attention = Napi::Array::New(env, c.unet.cross_attention.size());
+    for (size_t i = 0; i < c.unet.cross_attention.size(); ++i) attention.Set(static_cast<uint32_t>(i), Napi::Boolean::New(env, c.unet.cross_attention[i]));
+    unet.Set("crossAttention", attention);
+    unet.Set("heads", number_array(env, c.unet.heads));
+    unet.Set("layersPerBlock", c.unet.layers_per_block);
+    unet.Set("transformerDepth", c.unet.transformer_depth);
+    unet.Set("contextDim", c.unet.context_dim);
+    unet.Set("timeEmbedDim", c.unet.time_embed_dim);
+    unet.Set("linearProjection", c.unet.linear_projection);
+    info.Set("unet", unet);
+
+    Napi::Object vae = Napi::Object::New(env);
+    vae.Set("blockChannels", number_array(env, c.vae.block_channels));
+    vae.Set("layersPerBlock", c.vae.layers_per_block);
+    vae.Set("latentChannels", c.vae.latent_channels);
+    vae.Set("scalingFactor", c.vae.scaling_factor);
+    info.Set("vae", vae);
+
+    Napi::Object text = Napi::Object::New(env);
+    text.Set("vocabSize", c.text.vocab_size);
+    text.Set("maxPositions", c.text.max_positions);
+    text.Set("hidden", c.text.hidden);
+    text.Set("intermediate", c.text.intermediate);
+    text.Set("heads", c.text.heads);
+    text.Set("layers", c.text.layers);
+    text.Set("layersUsed", c.text.layers_used);
+    text.Set("activation", sd::activation_name(c.text.activation));
+    text.Set("layerNormEps", c.text.layer_norm_eps);
+    text.Set("padToken", c.text.pad_token);
+    info.Set("textEncoder", text);
+    return info;
+}
+
+// inspectModel(path, predictionType | undefined) → Promise<{ info, tensors: [{ name, shape, type }] }>
+Napi::Value InspectModel(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    std::string path = path_argument(info[0]);
+    sd::DetectOptions options;
+    if (info.Length() > 1 && !info[1].IsUndefined()) {
+        if (!info[1].IsString()) throw Napi::TypeError::New(env, "Expected predictionType to be a string");
+        options.prediction_type = sd::parse_prediction_type(info[1].As<Napi::String>().Utf8Value());
+        if (!options.prediction_type) throw Napi::RangeError::New(env, "Expected predictionType to be epsilon or v_prediction");
+    }
+    return PromiseWorker<sd::OpenedModel>::Start(
+        env, [path, options] { return sd::open_model(path, options); },
+        [](Napi::Env env, sd::OpenedModel && opened) -> Napi::Value {
+            Napi::Object result = Napi::Object::New(env);
+            result.Set("info", info_object(env, opened));
+            const auto & tensors = opened.model.tensors;
+            Napi::Array list = Napi::Array::New(env, tensors.size());
+            for (size_t i = 0; i < tensors.size(); ++i) {
+                Napi::Object tensor = Napi::Object::New(env);
+                tensor.Set("name", tensors[i].name);
+                tensor.Set("shape", number_array(env, tensors[i].shape));
+                tensor.Set("type", ggml_type_name(tensors[i].type));
+                list.Set(static_cast<uint32_t>(i), tensor);
+            }
+            result.Set("tensors", list);
+            return result;
+        });
+}
+
+// readCanonicalTensors(path, names) → Promise<Tensor[]> (float32): one mapping for many reads.
+Napi::Value ReadCanonicalTensors(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    std::string path = path_argument(info[0]);
+    if (!info[1].IsArray()) throw Napi::TypeError::New(env, "Expected names to be an array of strings");
+    Napi::Array list = info[1].As<Napi::Array>();
+    std::vector<std::string> names;
+    for (uint32_t i = 0; i < list.Length(); ++i) {
+        Napi::Value name = list.Get(i);
+        if (!name.IsString()) throw Napi::TypeError::New(env, "Expected names[" + std::to_string(i) + "] to be a string");
+        names.push_back(name.As<Napi::String>().Utf8Value());
+    }
+    return PromiseWorker<std::vector<sd::HostTensor>>::Start(
+        env,
+        [path, names] {
+            sd::CanonicalModel model = sd::map_model(path);
+            std::vector<sd::HostTensor> tensors;
+            for (const std::string & name : names) {
+                const sd::TensorRecord * record = model.find(name);
+                if (!record) throw sd::Error("ERR_TENSOR_NOT_FOUND", "No tensor \"" + name + "\" in " + path, path);
+                tensors.emplace_back(record->shape);
+                sd::read_tensor_f32(*record, tensors.back().data.data());
+            }
+            return tensors;
+        },
+        [](Napi::Env env, std::vector<sd::HostTensor> && tensors) -> Napi::Value {
+            Napi::Array result = Napi::Array::New(env, tensors.size());
+            for (size_t i = 0; i < tensors.size(); ++i) result.Set(static_cast<uint32_t>(i), make_js_tensor(env, std::move(tensors[i])));
+            return result;
+        });
+}
+
+} // namespace
+
+void register_model_binding(Napi::Env env, Napi::Object exports) {
+    exports.Set("inspectModel", Napi::Function::New(env, InspectModel, "inspectModel"));
+    exports.Set("readCanonicalTensors", Napi::Function::New(env, ReadCanonicalTensors, "readCanonicalTensors"));
+}
+
+} // namespace sdnode
