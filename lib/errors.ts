@@ -13,6 +13,7 @@ export type ErrorCode =
   | 'ERR_TENSOR_NOT_FOUND'
   | 'ERR_OUT_OF_MEMORY'
   | 'ERR_COMPUTE'
+  | 'ERR_DISPOSED'
   | 'ERR_INTERNAL'
   | 'ABORT_ERR';
 

@@ -3,7 +3,7 @@
 // no mapping to a model's layout happens here.
 import { native, type NativeAddon } from './native.js';
 import { Tensor, type TensorLike } from './tensor.js';
-import { describe, expectObject, expectOneOf, expectString } from './validate.js';
+import { describe, expectObject, expectOneOf, expectPath, expectString } from './validate.js';
 
 export type ModelFileFormat = 'safetensors' | 'gguf' | 'checkpoint';
 
@@ -60,13 +60,6 @@ interface ModelFileAddon {
 // These functions are registered by native/addon/model_file_binding.cpp.
 function addon(): NativeAddon & ModelFileAddon {
   return native() as NativeAddon & ModelFileAddon;
-}
-
-function expectPath(value: unknown, name: string): string {
-  const path = expectString(value, name);
-  // As Node's fs does: a NUL would end the path early in the native code.
-  if (path.includes('\0')) throw new TypeError(`Expected ${name} to be a path without NUL bytes but received ${describe(path)}`);
-  return path;
 }
 
 /** Lists the tensors and metadata of a model file, chosen by its contents (not its extension). */

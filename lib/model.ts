@@ -7,7 +7,7 @@ import type { ModelFileFormat } from './model-file.js';
 import { native, type NativeAddon } from './native.js';
 import { PREDICTION_TYPES, type ModelInfo, type PredictionType } from './stable-diffusion.js';
 import { Tensor, type TensorLike } from './tensor.js';
-import { describe, expectObject, expectOneOf, expectString } from './validate.js';
+import { describe, expectObject, expectOneOf, expectPath, expectString } from './validate.js';
 
 /** `diffusers`: a pipeline folder; `ldm`: the original checkpoint names; `canonical`: our GGUF. */
 export type ModelLayout = 'diffusers' | 'ldm' | 'canonical';
@@ -98,13 +98,6 @@ interface ModelAddon {
 // Registered by native/addon/model_binding.cpp.
 function addon(): NativeAddon & ModelAddon {
   return native() as NativeAddon & ModelAddon;
-}
-
-function expectPath(value: unknown, name: string): string {
-  const path = expectString(value, name);
-  if (path.length === 0) throw new RangeError(`Expected ${name} to be a path but received ""`);
-  if (path.includes('\0')) throw new TypeError(`Expected ${name} to be a path without NUL bytes but received ${describe(path)}`);
-  return path;
 }
 
 /**

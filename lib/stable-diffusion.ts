@@ -1,5 +1,9 @@
 import { StableDiffusionError } from './errors.js';
-import { expectBoolean, expectInteger, expectObject, expectOneOf, expectString } from './validate.js';
+import type { ModelDetails } from './model.js';
+import { native, type NativeAddon } from './native.js';
+import { Tensor, type TensorLike } from './tensor.js';
+import { Tokenizer } from './tokenizer.js';
+import { expectBoolean, expectInteger, expectObject, expectOneOf, expectPath, expectString } from './validate.js';
 
 export const BACKENDS = ['auto', 'cpu', 'vulkan', 'cuda'] as const;
 export type Backend = (typeof BACKENDS)[number];
@@ -37,12 +41,11 @@ export interface ModelInfo {
 export function checkLoadOptions(options: unknown): Required<Pick<LoadOptions, 'model' | 'backend'>> & LoadOptions {
   const o = expectObject(options, 'options');
   const checked: LoadOptions & { backend: Backend } = {
-    model: expectString(o.model, 'options.model'),
+    model: expectPath(o.model, 'options.model'),
     backend: o.backend === undefined ? 'auto' : expectOneOf(o.backend, 'options.backend', BACKENDS),
   };
-  if (checked.model.length === 0) throw new RangeError('Expected options.model to be a path but received ""');
   if (o.weightType !== undefined) checked.weightType = expectOneOf(o.weightType, 'options.weightType', WEIGHT_TYPES);
-  if (o.vae !== undefined) checked.vae = expectString(o.vae, 'options.vae');
+  if (o.vae !== undefined) checked.vae = expectPath(o.vae, 'options.vae');
   if (o.threads !== undefined) checked.threads = expectInteger(o.threads, 'options.threads', 1, 1024);
   if (o.predictionType !== undefined) {
     checked.predictionType = expectOneOf(o.predictionType, 'options.predictionType', PREDICTION_TYPES);
@@ -53,16 +56,151 @@ export function checkLoadOptions(options: unknown): Required<Pick<LoadOptions, '
   return checked;
 }
 
+export interface LoadedModelInfo extends Omit<ModelDetails, 'ignoredTensors' | 'unusedTensors'> {}
+
+export interface WeightInfo {
+  /** Canonical name, e.g. `unet.conv_in.weight`. */
+  name: string;
+  /** Storage type as loaded: `f32`, `f16`, `q8_0`, … (see the README's weight-type rule). */
+  type: string;
+  shape: number[];
+}
+
+export interface ModelMemory {
+  /** Bytes of weights per network on the model's device. */
+  textEncoder: number;
+  unet: number;
+  vae: number;
+}
+
+interface NativeModel {
+  info(): LoadedModelInfo;
+  weights(): WeightInfo[];
+  readWeight(name: string): Promise<TensorLike>;
+  memory(): ModelMemory;
+  device(): { name: string; description: string; threads: number };
+  dispose(): void;
+}
+
+interface LoadAddon {
+  loadModel(
+    path: string,
+    options: { backend: Backend; weightType?: WeightType; predictionType?: PredictionType; vae?: string; threads?: number },
+  ): Promise<NativeModel>;
+}
+
 /**
- * A loaded Stable Diffusion model. Model loading, the networks and the pipelines are not built
- * yet (see the README's status table): `load` checks its options, then rejects with
- * ERR_NOT_IMPLEMENTED.
+ * A loaded Stable Diffusion 1.x/2.x model: its detected configuration (`info`), its tokenizer and
+ * its weights on one device. The networks and pipelines (`textEncoder`, `unet`, `vae`,
+ * `txt2img`, …) are not built yet; see the README's status table.
  */
 export class StableDiffusion {
-  private constructor() {}
+  /** What detection concluded: family, variant, prediction type, image size, network shapes. */
+  readonly info: LoadedModelInfo;
+  /** CLIP's tokenizer, padding as this model's tokenizer config says (SD1 `<|endoftext|>`, SD2 `!`). */
+  readonly tokenizer: Tokenizer;
+  /** The device the weights live on, e.g. `{ name: 'CPU', … }`. */
+  readonly device: { name: string; description: string; threads: number };
+  #native: NativeModel | undefined;
 
-  static async load(options: LoadOptions): Promise<StableDiffusion> {
-    checkLoadOptions(options);
-    throw new StableDiffusionError('ERR_NOT_IMPLEMENTED', 'Loading models is not implemented yet in this version');
+  private constructor(model: NativeModel) {
+    this.#native = model;
+    this.info = model.info();
+    this.device = model.device();
+    this.tokenizer = Tokenizer.clip({ padId: padIdFor(this.info.textEncoder.padToken) });
   }
+
+  /**
+   * Loads a model: a .safetensors, .ckpt or .gguf file or a diffusers folder. Every tensor the
+   * networks need is checked (ERR_MODEL_INCOMPLETE names what is missing) and converted to
+   * `weightType` if one is given. Runs on a worker thread.
+   */
+  static async load(options: LoadOptions): Promise<StableDiffusion> {
+    const o = checkLoadOptions(options);
+    for (const key of ['flashAttention', 'vaeTiling', 'offload'] as const) {
+      if (o[key]) {
+        throw new StableDiffusionError('ERR_NOT_IMPLEMENTED', `options.${key} is not implemented yet in this version`);
+      }
+    }
+    const addon = native() as NativeAddon & LoadAddon;
+    const model = await addon.loadModel(o.model, {
+      backend: o.backend,
+      ...(o.weightType && { weightType: o.weightType }),
+      ...(o.predictionType && { predictionType: o.predictionType }),
+      ...(o.vae !== undefined && { vae: o.vae }),
+      ...(o.threads !== undefined && { threads: o.threads }),
+    });
+    return new StableDiffusion(model);
+  }
+
+  /** Every loaded weight with its storage type and shape. */
+  weights(): WeightInfo[] {
+    return this.#model().weights();
+  }
+
+  /** One loaded weight by canonical name, dequantized to float32 (for inspection and tests). */
+  async readWeight(name: string): Promise<Tensor> {
+    return Tensor.of(await this.#model().readWeight(expectString(name, 'name')));
+  }
+
+  /** Bytes of weights per network on the device. */
+  memory(): ModelMemory {
+    return this.#model().memory();
+  }
+
+  /** Frees the weights. The object cannot be used afterwards (ERR_DISPOSED). */
+  async dispose(): Promise<void> {
+    this.#native?.dispose();
+    this.#native = undefined;
+  }
+
+  #model(): NativeModel {
+    if (this.#native === undefined) throw new StableDiffusionError('ERR_DISPOSED', 'The model has been disposed');
+    return this.#native;
+  }
+}
+
+function padIdFor(padToken: string): number {
+  if (padToken === '!') return 0;
+  if (padToken === '<|endoftext|>') return 49407;
+  const ids = Tokenizer.clip().encode(padToken);
+  if (ids.length !== 3) {
+    throw new StableDiffusionError('ERR_MODEL_FORMAT', `The tokenizer's pad token ${JSON.stringify(padToken)} is not one token`);
+  }
+  return ids[1]!;
+}
+
+export interface ConvertOptions {
+  /** Storage type for the weights (default f16); norms and biases stay f32 (README). */
+  weightType?: WeightType;
+  predictionType?: PredictionType;
+  /** A separate VAE file to put in place of the model's own. */
+  vae?: string;
+}
+
+export interface ConvertResult {
+  info: Omit<ModelDetails, 'layout' | 'format' | 'path' | 'ignoredTensors' | 'unusedTensors'>;
+  /** Tensors written. */
+  tensors: number;
+  /** Size of the GGUF file. */
+  bytes: number;
+}
+
+/**
+ * Converts any model this package reads to a GGUF file in canonical names with the detected
+ * configuration as `sdnode.*` metadata, weights stored as `weightType`. Loading the result needs
+ * no detection heuristics. Runs on a worker thread.
+ */
+export async function convertModel(input: string, output: string, options: ConvertOptions = {}): Promise<ConvertResult> {
+  const from = expectPath(input, 'input');
+  const to = expectPath(output, 'output');
+  const o = expectObject(options, 'options');
+  const checked: ConvertOptions = {};
+  if (o.weightType !== undefined) checked.weightType = expectOneOf(o.weightType, 'options.weightType', WEIGHT_TYPES);
+  if (o.predictionType !== undefined) {
+    checked.predictionType = expectOneOf(o.predictionType, 'options.predictionType', PREDICTION_TYPES);
+  }
+  if (o.vae !== undefined) checked.vae = expectPath(o.vae, 'options.vae');
+  const addon = native() as NativeAddon & { convertModel(i: string, o: string, opts: ConvertOptions): Promise<ConvertResult> };
+  return addon.convertModel(from, to, checked);
 }

@@ -57,3 +57,10 @@ export function expectObject(value: unknown, name: string): Record<string, unkno
   }
   return value as Record<string, unknown>;
 }
+
+export function expectPath(value: unknown, name: string): string {
+  const path = expectString(value, name);
+  if (path.length === 0) throw new RangeError(`Expected ${name} to be a path but received ""`);
+  if (path.includes('\0')) throw new TypeError(`Expected ${name} to be a path without NUL bytes but received ${describe(path)}`);
+  return path;
+}

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { StableDiffusion, StableDiffusionError } from '../lib/index.js';
+import { StableDiffusion } from '../lib/index.js';
 
 test('StableDiffusion.load validates its options before anything else', async () => {
   await assert.rejects(StableDiffusion.load(undefined as never), TypeError);
@@ -16,12 +16,4 @@ test('StableDiffusion.load validates its options before anything else', async ()
   await assert.rejects(StableDiffusion.load({ model: 'm', threads: '2' as never }), TypeError);
   await assert.rejects(StableDiffusion.load({ model: 'm', weightType: 'q3_k' as never }), RangeError);
   await assert.rejects(StableDiffusion.load({ model: 'm', vaeTiling: 1 as never }), TypeError);
-});
-
-test('StableDiffusion.load says plainly that model loading is not built yet', async () => {
-  await assert.rejects(StableDiffusion.load({ model: 'model.safetensors' }), (e: StableDiffusionError) => {
-    assert.ok(e instanceof StableDiffusionError);
-    assert.equal(e.code, 'ERR_NOT_IMPLEMENTED');
-    return true;
-  });
 });

@@ -3,6 +3,7 @@
 
 #include "model_binding.h"
 #include "model_file_binding.h"
+#include "sd_model_binding.h"
 #include "system_binding.h"
 #include "tokenizer_binding.h"
 
@@ -10,6 +11,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
     sdnode::register_system_binding(env, exports);
     sdnode::register_model_file_binding(env, exports);
     sdnode::register_model_binding(env, exports);
+    sdnode::register_sd_model_binding(env, exports);
     sdnode::register_tokenizer_binding(env, exports);
     return exports;
 }

@@ -12,8 +12,6 @@
 
 namespace sdnode {
 
-namespace {
-
 std::string path_argument(const Napi::Value & value) {
     Napi::Env env = value.Env();
     if (!value.IsString()) throw Napi::TypeError::New(env, "Expected path to be a string");
@@ -24,6 +22,8 @@ std::string path_argument(const Napi::Value & value) {
     return path;
 }
 
+namespace {
+
 template <typename T>
 Napi::Array number_array(Napi::Env env, const std::vector<T> & values) {
     Napi::Array array = Napi::Array::New(env, values.size());
@@ -31,8 +31,9 @@ Napi::Array number_array(Napi::Env env, const std::vector<T> & values) {
     return array;
 }
 
-Napi::Object info_object(Napi::Env env, const sd::OpenedModel & opened) {
-    const sd::ModelConfig & c = opened.config;
+} // namespace
+
+Napi::Object config_object(Napi::Env env, const sd::ModelConfig & c) {
     Napi::Object info = Napi::Object::New(env);
     info.Set("family", sd::family_name(c.family));
     info.Set("variant", sd::variant_name(c.variant));
@@ -40,13 +41,6 @@ Napi::Object info_object(Napi::Env env, const sd::OpenedModel & opened) {
     info.Set("predictionTypeSource", c.prediction_source);
     info.Set("imageSize", c.image_size);
     info.Set("contextDim", c.unet.context_dim);
-    info.Set("layout", sd::layout_name(opened.model.layout));
-    info.Set("format", sd::format_name(opened.model.format));
-    info.Set("path", opened.model.path);
-    info.Set("ignoredTensors", static_cast<double>(opened.model.ignored.size()));
-    Napi::Array unused = Napi::Array::New(env, opened.unused.size());
-    for (size_t i = 0; i < opened.unused.size(); ++i) unused.Set(static_cast<uint32_t>(i), opened.unused[i]);
-    info.Set("unusedTensors", unused);
 
     Napi::Object unet = Napi::Object::New(env);
     unet.Set("inChannels", c.unet.in_channels);
@@ -82,6 +76,20 @@ Napi::Object info_object(Napi::Env env, const sd::OpenedModel & opened) {
     text.Set("layerNormEps", c.text.layer_norm_eps);
     text.Set("padToken", c.text.pad_token);
     info.Set("textEncoder", text);
+    return info;
+}
+
+namespace {
+
+Napi::Object info_object(Napi::Env env, const sd::OpenedModel & opened) {
+    Napi::Object info = config_object(env, opened.config);
+    info.Set("layout", sd::layout_name(opened.model.layout));
+    info.Set("format", sd::format_name(opened.model.format));
+    info.Set("path", opened.model.path);
+    info.Set("ignoredTensors", static_cast<double>(opened.model.ignored.size()));
+    Napi::Array unused = Napi::Array::New(env, opened.unused.size());
+    for (size_t i = 0; i < opened.unused.size(); ++i) unused.Set(static_cast<uint32_t>(i), opened.unused[i]);
+    info.Set("unusedTensors", unused);
     return info;
 }
 

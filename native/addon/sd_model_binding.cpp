@@ -1,0 +1,233 @@
+// A loaded model as a JS object (the native half of StableDiffusion), and model conversion.
+// Loading and conversion read whole models: both run on worker threads. A worker holds its own
+// reference to the model, so dispose() while it runs frees the weights when it finishes.
+#include "sd_model_binding.h"
+
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include "error.h"
+#include "js_tensor.h"
+#include "model.h"
+#include "model_binding.h"
+#include "model_convert.h"
+#include "promise_worker.h"
+#include "weight_types.h"
+
+namespace sdnode {
+
+namespace {
+
+std::string string_option(const Napi::Object & options, const char * key) {
+    Napi::Value value = options.Get(key);
+    if (value.IsUndefined()) return "";
+    if (!value.IsString()) throw Napi::TypeError::New(options.Env(), std::string("Expected options.") + key + " to be a string");
+    return value.As<Napi::String>().Utf8Value();
+}
+
+sd::DetectOptions detect_options(const Napi::Object & options) {
+    sd::DetectOptions detect;
+    std::string prediction = string_option(options, "predictionType");
+    if (!prediction.empty()) {
+        detect.prediction_type = sd::parse_prediction_type(prediction);
+        if (!detect.prediction_type) {
+            throw Napi::RangeError::New(options.Env(), "Expected options.predictionType to be epsilon or v_prediction");
+        }
+    }
+    return detect;
+}
+
+ggml_type weight_type_option(const Napi::Object & options, ggml_type fallback) {
+    std::string name = string_option(options, "weightType");
+    if (name.empty()) return fallback;
+    try {
+        return sd::parse_weight_type(name);
+    } catch (const sd::RangeError & e) {
+        throw Napi::RangeError::New(options.Env(), e.what());
+    }
+}
+
+Napi::Object options_argument(const Napi::CallbackInfo & info, size_t index) {
+    if (info.Length() <= index || info[index].IsUndefined()) return Napi::Object::New(info.Env());
+    if (!info[index].IsObject()) throw Napi::TypeError::New(info.Env(), "Expected options to be an object");
+    return info[index].As<Napi::Object>();
+}
+
+Napi::Array shape_array(Napi::Env env, const ggml_tensor * t) {
+    const int rank = ggml_n_dims(t);
+    Napi::Array shape = Napi::Array::New(env, rank);
+    for (int d = 0; d < rank; ++d) shape.Set(static_cast<uint32_t>(d), static_cast<double>(t->ne[rank - 1 - d]));
+    return shape;
+}
+
+class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
+public:
+    static Napi::Function Define(Napi::Env env) {
+        return DefineClass(env, "NativeModel",
+                           {InstanceMethod<&ModelWrap::Info>("info"), InstanceMethod<&ModelWrap::Weights>("weights"),
+                            InstanceMethod<&ModelWrap::ReadWeight>("readWeight"),
+                            InstanceMethod<&ModelWrap::Memory>("memory"), InstanceMethod<&ModelWrap::Device>("device"),
+                            InstanceMethod<&ModelWrap::Dispose>("dispose")});
+    }
+
+    // Only loadModel creates these: it passes the loaded model as an External.
+    explicit ModelWrap(const Napi::CallbackInfo & info) : Napi::ObjectWrap<ModelWrap>(info) {
+        if (info.Length() != 1 || !info[0].IsExternal()) {
+            throw Napi::TypeError::New(info.Env(), "Models are created by StableDiffusion.load()");
+        }
+        auto * loaded = info[0].As<Napi::External<std::shared_ptr<sd::Model>>>().Data();
+        model_ = std::move(*loaded);
+    }
+
+private:
+    const std::shared_ptr<sd::Model> & model(Napi::Env env) const {
+        if (!model_) {
+            Napi::Error error = Napi::Error::New(env, "The model has been disposed");
+            error.Set("code", "ERR_DISPOSED");
+            throw error;
+        }
+        return model_;
+    }
+
+    Napi::Value Info(const Napi::CallbackInfo & info) {
+        const sd::Model & m = *model(info.Env());
+        Napi::Object result = config_object(info.Env(), m.config());
+        result.Set("layout", sd::layout_name(m.layout()));
+        result.Set("format", sd::format_name(m.format()));
+        result.Set("path", m.path());
+        return result;
+    }
+
+    Napi::Value Weights(const Napi::CallbackInfo & info) {
+        Napi::Env env = info.Env();
+        const sd::Model & m = *model(env);
+        Napi::Array list = Napi::Array::New(env);
+        uint32_t i = 0;
+        for (const auto & [prefix, weights] : {std::pair<const char *, const sd::ModelWeights *>{"text_encoder.", &m.text_encoder()},
+                                               {"unet.", &m.unet()}, {"vae.", &m.vae()}}) {
+            for (const std::string & name : weights->names()) {
+                const ggml_tensor * t = weights->find(name);
+                Napi::Object entry = Napi::Object::New(env);
+                entry.Set("name", prefix + name);
+                entry.Set("type", sd::weight_type_name(t->type));
+                entry.Set("shape", shape_array(env, t));
+                list.Set(i++, entry);
+            }
+        }
+        return list;
+    }
+
+    // readWeight(canonicalName) → Promise<Tensor>: the weight as loaded, dequantized to float32.
+    Napi::Value ReadWeight(const Napi::CallbackInfo & info) {
+        Napi::Env env = info.Env();
+        std::shared_ptr<sd::Model> m = model(env);
+        if (!info[0].IsString()) throw Napi::TypeError::New(env, "Expected name to be a string");
+        std::string name = info[0].As<Napi::String>().Utf8Value();
+        ggml_tensor * t = m->find_weight(name);
+        if (t == nullptr) {
+            Napi::Error error = Napi::Error::New(env, "The model has no weight \"" + name + "\"");
+            error.Set("code", "ERR_TENSOR_NOT_FOUND");
+            throw error;
+        }
+        return PromiseWorker<sd::HostTensor>::Start(
+            env,
+            [m, t] {
+                std::vector<uint8_t> raw(ggml_nbytes(t));
+                ggml_backend_tensor_get(t, raw.data(), 0, raw.size());
+                std::vector<int64_t> shape;
+                for (int d = ggml_n_dims(t) - 1; d >= 0; --d) shape.push_back(t->ne[d]);
+                sd::HostTensor result(shape);
+                if (t->type == GGML_TYPE_F32) {
+                    std::memcpy(result.data.data(), raw.data(), raw.size());
+                } else {
+                    ggml_get_type_traits(t->type)->to_float(raw.data(), result.data.data(), ggml_nelements(t));
+                }
+                return result;
+            },
+            [](Napi::Env env, sd::HostTensor && result) -> Napi::Value { return make_js_tensor(env, std::move(result)); });
+    }
+
+    Napi::Value Memory(const Napi::CallbackInfo & info) {
+        const sd::Model & m = *model(info.Env());
+        Napi::Object result = Napi::Object::New(info.Env());
+        result.Set("textEncoder", static_cast<double>(m.text_encoder().bytes()));
+        result.Set("unet", static_cast<double>(m.unet().bytes()));
+        result.Set("vae", static_cast<double>(m.vae().bytes()));
+        return result;
+    }
+
+    Napi::Value Device(const Napi::CallbackInfo & info) {
+        const sd::Model & m = *model(info.Env());
+        Napi::Object result = Napi::Object::New(info.Env());
+        result.Set("name", ggml_backend_dev_name(m.device()));
+        result.Set("description", ggml_backend_dev_description(m.device()));
+        result.Set("threads", m.threads());
+        return result;
+    }
+
+    Napi::Value Dispose(const Napi::CallbackInfo & info) {
+        model_.reset();
+        return info.Env().Undefined();
+    }
+
+    std::shared_ptr<sd::Model> model_;
+};
+
+// loadModel(path, { backend, weightType, predictionType, vae, threads }) → Promise<NativeModel>
+Napi::Value LoadModel(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    std::string path = path_argument(info[0]);
+    Napi::Object options = options_argument(info, 1);
+    sd::ModelLoadOptions load;
+    std::string backend = string_option(options, "backend");
+    if (!backend.empty()) load.backend = backend;
+    load.weight_type = weight_type_option(options, GGML_TYPE_COUNT);
+    load.detect = detect_options(options);
+    std::string vae = string_option(options, "vae");
+    if (!vae.empty()) load.vae_path = path_argument(options.Get("vae"));
+    Napi::Value threads = options.Get("threads");
+    if (!threads.IsUndefined()) {
+        if (!threads.IsNumber()) throw Napi::TypeError::New(env, "Expected options.threads to be an integer");
+        load.threads = threads.As<Napi::Number>().Int32Value();
+    }
+    return PromiseWorker<std::shared_ptr<sd::Model>>::Start(
+        env, [path, load] { return std::shared_ptr<sd::Model>(sd::Model::load(path, load)); },
+        [](Napi::Env env, std::shared_ptr<sd::Model> && model) -> Napi::Value {
+            auto external = Napi::External<std::shared_ptr<sd::Model>>::New(env, &model);
+            return env.GetInstanceData<Napi::FunctionReference>()->New({external});
+        });
+}
+
+// convertModel(input, output, { weightType, predictionType, vae }) → Promise<{ info, tensors, bytes }>
+Napi::Value ConvertModel(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    std::string input = path_argument(info[0]);
+    std::string output = path_argument(info[1]);
+    Napi::Object options = options_argument(info, 2);
+    sd::ConvertOptions convert;
+    convert.weight_type = weight_type_option(options, GGML_TYPE_F16);
+    convert.detect = detect_options(options);
+    std::string vae = string_option(options, "vae");
+    if (!vae.empty()) convert.vae_path = path_argument(options.Get("vae"));
+    return PromiseWorker<sd::ConvertReport>::Start(
+        env, [input, output, convert] { return sd::convert_model(input, output, convert); },
+        [](Napi::Env env, sd::ConvertReport && report) -> Napi::Value {
+            Napi::Object result = Napi::Object::New(env);
+            result.Set("info", config_object(env, report.config));
+            result.Set("tensors", static_cast<double>(report.tensor_count));
+            result.Set("bytes", static_cast<double>(report.bytes_written));
+            return result;
+        });
+}
+
+} // namespace
+
+void register_sd_model_binding(Napi::Env env, Napi::Object exports) {
+    // The addon's only instance data: the model class, for loadModel to construct.
+    env.SetInstanceData(new Napi::FunctionReference(Napi::Persistent(ModelWrap::Define(env))));
+    exports.Set("loadModel", Napi::Function::New(env, LoadModel, "loadModel"));
+    exports.Set("convertModel", Napi::Function::New(env, ConvertModel, "convertModel"));
+}
+
+} // namespace sdnode

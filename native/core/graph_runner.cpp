@@ -1,0 +1,64 @@
+#include "graph_runner.h"
+
+#include "backend_registry.h"
+#include "error.h"
+
+namespace sd {
+
+void GraphInputs::add(ggml_tensor * tensor, const void * data, size_t bytes) {
+    if (bytes != ggml_nbytes(tensor)) {
+        throw Error("ERR_INTERNAL", std::string("Input ") + ggml_get_name(tensor) + " has " + std::to_string(bytes) +
+                                        " bytes for a tensor of " + std::to_string(ggml_nbytes(tensor)));
+    }
+    ggml_set_input(tensor);
+    entries_.push_back({tensor, data, bytes});
+}
+
+ggml_tensor * GraphInputs::add_f32(ggml_context * ctx, const char * name, const float * data, std::vector<int64_t> ne) {
+    ggml_tensor * t = ggml_new_tensor(ctx, GGML_TYPE_F32, static_cast<int>(ne.size()), ne.data());
+    ggml_set_name(t, name);
+    add(t, data, ggml_nbytes(t));
+    return t;
+}
+
+GraphRunner::GraphRunner(ggml_backend_t backend, int threads, size_t max_nodes)
+    : backend_(backend), max_nodes_(max_nodes),
+      allocator_(ggml_gallocr_new(ggml_backend_get_default_buffer_type(backend))) {
+    ggml_backend_dev_t device = ggml_backend_get_device(backend);
+    ggml_backend_reg_t reg = device ? ggml_backend_dev_backend_reg(device) : nullptr;
+    auto set_threads = reg ? reinterpret_cast<ggml_backend_set_n_threads_t>(
+                                 ggml_backend_reg_get_proc_address(reg, "ggml_backend_set_n_threads"))
+                           : nullptr;
+    if (set_threads != nullptr) set_threads(backend, threads > 0 ? threads : default_thread_count());
+}
+
+HostTensor GraphRunner::run(const BuildFn & build, int rank) {
+    ggml_init_params params = {ggml_tensor_overhead() * max_nodes_ + ggml_graph_overhead_custom(max_nodes_, false),
+                               nullptr, /*no_alloc =*/true};
+    GgmlContextPtr ctx(ggml_init(params));
+    if (!ctx) throw Error("ERR_OUT_OF_MEMORY", "Could not create a graph context");
+    GraphInputs inputs;
+    ggml_tensor * out = build(ctx.get(), inputs);
+    ggml_set_output(out);
+    ggml_cgraph * graph = ggml_new_graph_custom(ctx.get(), max_nodes_, false);
+    ggml_build_forward_expand(graph, out);
+
+    if (!ggml_gallocr_alloc_graph(allocator_.get(), graph)) {
+        throw Error("ERR_OUT_OF_MEMORY", "Could not allocate memory for the computation");
+    }
+    for (const GraphInputs::Entry & e : inputs.entries_) ggml_backend_tensor_set(e.tensor, e.data, 0, e.bytes);
+    if (ggml_backend_graph_compute(backend_, graph) != GGML_STATUS_SUCCESS) {
+        throw Error("ERR_COMPUTE", "The backend failed to compute the graph");
+    }
+
+    if (out->type != GGML_TYPE_F32) throw Error("ERR_INTERNAL", "Graph outputs must be float32");
+    std::vector<int64_t> shape;
+    for (int d = rank - 1; d >= 0; --d) shape.push_back(out->ne[d]);
+    HostTensor result(shape);
+    ggml_backend_tensor_get(out, result.data.data(), 0, ggml_nbytes(out));
+    return result;
+}
+
+size_t GraphRunner::compute_buffer_bytes() const { return ggml_gallocr_get_buffer_size(allocator_.get(), 0); }
+
+} // namespace sd

@@ -1,0 +1,52 @@
+#pragma once
+// Runs ggml graphs on one backend. A network's forward pass is written as a build function that
+// declares its inputs and returns its output; the runner allocates the intermediate tensors with
+// an allocator it keeps between calls (so steps of a sampling loop reuse the same memory),
+// uploads the inputs, computes and downloads the output.
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "ggml_handles.h"
+#include "tensor.h"
+
+namespace sd {
+
+class GraphInputs {
+public:
+    // `data` must stay valid until the graph has run; `bytes` must equal ggml_nbytes(tensor).
+    void add(ggml_tensor * tensor, const void * data, size_t bytes);
+    // Convenience for a float32 input of the given ggml shape (innermost first).
+    ggml_tensor * add_f32(ggml_context * ctx, const char * name, const float * data, std::vector<int64_t> ne);
+
+private:
+    friend class GraphRunner;
+    struct Entry {
+        ggml_tensor * tensor;
+        const void * data;
+        size_t bytes;
+    };
+    std::vector<Entry> entries_;
+};
+
+class GraphRunner {
+public:
+    using BuildFn = std::function<ggml_tensor *(ggml_context *, GraphInputs &)>;
+
+    // `backend` must outlive the runner. `threads` applies to CPU backends (0 = default).
+    GraphRunner(ggml_backend_t backend, int threads, size_t max_nodes = 16384);
+
+    // Builds, allocates and runs the graph; returns the output as a host tensor in PyTorch order
+    // with `rank` dimensions (ggml cannot tell a trailing size-1 dimension from an absent one).
+    HostTensor run(const BuildFn & build, int rank);
+
+    // Bytes held by the compute allocator (peak over the calls so far).
+    size_t compute_buffer_bytes() const;
+
+private:
+    ggml_backend_t backend_;
+    size_t max_nodes_;
+    GallocrPtr allocator_;
+};
+
+} // namespace sd

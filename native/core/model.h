@@ -1,0 +1,59 @@
+#pragma once
+// A loaded model: what detection concluded about it and its three networks' weights on one
+// device. Loading maps the files, checks every tensor the networks need, converts each weight to
+// its storage type (weight_types.h) and uploads it once; the file maps are released afterwards.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ggml_handles.h"
+#include "model_config.h"
+#include "model_weights.h"
+
+namespace sd {
+
+struct ModelLoadOptions {
+    std::string backend = "auto";             // "auto", "cpu", "vulkan", "cuda"
+    ggml_type weight_type = GGML_TYPE_COUNT;  // GGML_TYPE_COUNT: keep each file's own types
+    DetectOptions detect;                     // e.g. an explicit prediction type
+    std::string vae_path;                     // a separate VAE file replacing the model's own
+    int threads = 0;                          // CPU threads, 0 = default
+};
+
+// The canonical tensors a model is made of, with a replacement VAE applied: what both loading and
+// conversion start from. Throws like map_model / check_model.
+OpenedModel open_model_with_vae(const std::string & path, const DetectOptions & detect, const std::string & vae_path);
+
+class Model {
+public:
+    static std::unique_ptr<Model> load(const std::string & path, const ModelLoadOptions & options);
+
+    const ModelConfig & config() const { return config_; }
+    const std::string & path() const { return path_; }
+    ModelLayout layout() const { return layout_; }
+    FileFormat format() const { return format_; }
+    ggml_backend_dev_t device() const { return device_; }
+    ggml_backend_t backend() const { return backend_.get(); }
+    int threads() const { return threads_; }
+
+    const ModelWeights & text_encoder() const { return *text_encoder_; }
+    const ModelWeights & unet() const { return *unet_; }
+    const ModelWeights & vae() const { return *vae_; }
+
+    // A weight by canonical name ("unet.conv_in.weight"), or nullptr.
+    ggml_tensor * find_weight(const std::string & canonical_name) const;
+
+private:
+    Model() = default;
+
+    std::string path_;
+    ModelLayout layout_ = ModelLayout::ldm;
+    FileFormat format_ = FileFormat::safetensors;
+    ModelConfig config_;
+    ggml_backend_dev_t device_ = nullptr;
+    int threads_ = 0;
+    BackendPtr backend_;
+    std::unique_ptr<ModelWeights> text_encoder_, unet_, vae_;
+};
+
+} // namespace sd

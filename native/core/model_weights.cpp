@@ -1,0 +1,92 @@
+#include "model_weights.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "error.h"
+#include "weight_types.h"
+
+namespace sd {
+
+namespace {
+
+// ggml lists dimensions innermost first; files list them outermost first.
+ggml_tensor * new_tensor(ggml_context * ctx, ggml_type type, const std::vector<int64_t> & shape) {
+    int64_t ne[GGML_MAX_DIMS] = {1, 1, 1, 1};
+    const size_t n = shape.size();
+    for (size_t i = 0; i < n; ++i) ne[i] = shape[n - 1 - i];
+    return ggml_new_tensor(ctx, type, static_cast<int>(std::max<size_t>(n, 1)), ne);
+}
+
+bool starts_with(const std::string & text, const std::string & prefix) {
+    return text.size() >= prefix.size() && text.compare(0, prefix.size(), prefix) == 0;
+}
+
+} // namespace
+
+ModelWeights::ModelWeights(const std::vector<TensorRecord> & records, const std::string & prefix,
+                           ggml_backend_t backend, ggml_type requested) {
+    std::vector<const TensorRecord *> taken;
+    for (const TensorRecord & r : records) {
+        if (starts_with(r.name, prefix)) taken.push_back(&r);
+    }
+    for (const TensorRecord * r : taken) {
+        if (r->shape.size() > GGML_MAX_DIMS) {
+            throw Error("ERR_MODEL_FORMAT", "Tensor " + r->name + " has more than 4 dimensions", r->file ? r->file->path() : "");
+        }
+    }
+
+    ggml_init_params params = {ggml_tensor_overhead() * (taken.size() + 1), nullptr, true};
+    ctx_.reset(ggml_init(params));
+    std::vector<std::pair<const TensorRecord *, ggml_tensor *>> pending;
+    for (const TensorRecord * r : taken) {
+        const std::string name = r->name.substr(prefix.size());
+        ggml_type type = requested == GGML_TYPE_COUNT ? r->type : storage_type_for(name, r->shape, requested);
+        ggml_tensor * t = new_tensor(ctx_.get(), type, r->shape);
+        ggml_set_name(t, name.substr(0, GGML_MAX_NAME - 1).c_str());
+        tensors_[name] = t;
+        pending.emplace_back(r, t);
+    }
+    if (pending.empty()) return;
+
+    buffer_.reset(ggml_backend_alloc_ctx_tensors(ctx_.get(), backend));
+    if (!buffer_) throw Error("ERR_OUT_OF_MEMORY", "Could not allocate memory for the " + prefix + " weights");
+    ggml_backend_buffer_set_usage(buffer_.get(), GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
+
+    std::vector<float> values;
+    std::vector<uint8_t> converted;
+    for (auto & [record, tensor] : pending) {
+        if (record->type == tensor->type) {
+            ggml_backend_tensor_set(tensor, record->data(), 0, ggml_nbytes(tensor));
+            continue;
+        }
+        values.resize(static_cast<size_t>(record->element_count()));
+        read_tensor_f32(*record, values.data());
+        converted.resize(ggml_nbytes(tensor));
+        // Handles f32/f16/bf16 too; storage_type_for only picks block types for whole-block rows.
+        ggml_quantize_chunk(tensor->type, values.data(), converted.data(), 0, ggml_nrows(tensor), tensor->ne[0], nullptr);
+        ggml_backend_tensor_set(tensor, converted.data(), 0, converted.size());
+    }
+}
+
+ggml_tensor * ModelWeights::find(const std::string & name) const {
+    auto it = tensors_.find(name);
+    return it == tensors_.end() ? nullptr : it->second;
+}
+
+ggml_tensor * ModelWeights::get(const std::string & name) const {
+    ggml_tensor * t = find(name);
+    if (t == nullptr) throw Error("ERR_MODEL_INCOMPLETE", "The model has no tensor " + name);
+    return t;
+}
+
+size_t ModelWeights::bytes() const { return buffer_ ? ggml_backend_buffer_get_size(buffer_.get()) : 0; }
+
+std::vector<std::string> ModelWeights::names() const {
+    std::vector<std::string> result;
+    for (const auto & entry : tensors_) result.push_back(entry.first);
+    std::sort(result.begin(), result.end());
+    return result;
+}
+
+} // namespace sd
