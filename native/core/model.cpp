@@ -17,32 +17,23 @@ bool starts_with(const std::string & text, const char * prefix) { return text.rf
 OpenedModel open_model_with_vae(const std::string & path, const DetectOptions & detect, const std::string & vae_path) {
     if (vae_path.empty()) return open_model(path, detect);
 
-    OpenedModel opened{map_model(path), {}, {}};
+    CanonicalModel model = map_model(path);
     CanonicalModel vae = map_vae_file(vae_path);
-    std::vector<TensorRecord> tensors;
-    std::vector<std::string> source_names;
-    for (size_t i = 0; i < opened.model.tensors.size(); ++i) {
-        if (starts_with(opened.model.tensors[i].name, "vae.")) continue;
-        tensors.push_back(opened.model.tensors[i]);
-        source_names.push_back(opened.model.source_names[i]);
-    }
-    for (size_t i = 0; i < vae.tensors.size(); ++i) {
-        tensors.push_back(vae.tensors[i]);
-        source_names.push_back(vae.source_names[i]);
-    }
-    opened.model.tensors = std::move(tensors);
-    opened.model.source_names = std::move(source_names);
-    opened.model.by_name.clear();
-    for (size_t i = 0; i < opened.model.tensors.size(); ++i) opened.model.by_name[opened.model.tensors[i].name] = i;
-
-    opened.config = detect_model_config(opened.model, detect);
-    check_model(opened.model, opened.config);
-    std::set<std::string> expected;
-    for (const ExpectedTensor & t : expected_tensors(opened.config)) expected.insert(t.name);
-    for (const TensorRecord & t : opened.model.tensors) {
-        if (!expected.count(t.name)) opened.unused.push_back(t.name);
-    }
-    return opened;
+    CanonicalModel merged = model;
+    merged.tensors.clear();
+    merged.source_names.clear();
+    merged.by_name.clear();
+    auto take = [&merged](const CanonicalModel & from, bool vae_tensors) {
+        for (size_t i = 0; i < from.tensors.size(); ++i) {
+            if (starts_with(from.tensors[i].name, "vae.") != vae_tensors) continue;
+            merged.by_name[from.tensors[i].name] = merged.tensors.size();
+            merged.tensors.push_back(from.tensors[i]);
+            merged.source_names.push_back(from.source_names[i]);
+        }
+    };
+    take(model, false);
+    take(vae, true);
+    return open_mapped_model(std::move(merged), detect);
 }
 
 std::unique_ptr<Model> Model::load(const std::string & path, const ModelLoadOptions & options) {

@@ -616,8 +616,8 @@ std::map<std::string, std::string> config_metadata(const ModelConfig & config) {
     return m;
 }
 
-OpenedModel open_model(const std::string & path, const DetectOptions & options) {
-    OpenedModel opened{map_model(path), {}, {}};
+OpenedModel open_mapped_model(CanonicalModel model, const DetectOptions & options) {
+    OpenedModel opened{std::move(model), {}, {}};
     opened.config = detect_model_config(opened.model, options);
     check_model(opened.model, opened.config);
     std::set<std::string> expected;
@@ -625,10 +625,15 @@ OpenedModel open_model(const std::string & path, const DetectOptions & options) 
     for (const TensorRecord & t : opened.model.tensors) {
         if (!expected.count(t.name)) opened.unused.push_back(t.name);
     }
-    log(LogLevel::debug, "%s: %s %s, %s (%s), %s layout, %zu tensors", path.c_str(), family_name(opened.config.family),
-        variant_name(opened.config.variant), prediction_type_name(opened.config.prediction_type),
-        opened.config.prediction_source.c_str(), layout_name(opened.model.layout), opened.model.tensors.size());
+    log(LogLevel::debug, "%s: %s %s, %s (%s), %s layout, %zu tensors", opened.model.path.c_str(),
+        family_name(opened.config.family), variant_name(opened.config.variant),
+        prediction_type_name(opened.config.prediction_type), opened.config.prediction_source.c_str(),
+        layout_name(opened.model.layout), opened.model.tensors.size());
     return opened;
+}
+
+OpenedModel open_model(const std::string & path, const DetectOptions & options) {
+    return open_mapped_model(map_model(path), options);
 }
 
 } // namespace sd

@@ -122,7 +122,10 @@ struct OpenedModel {
     std::vector<std::string> unused;       // canonical tensors the networks do not read (SD2's last text layer)
 };
 
-// map_model + detect_model_config + check_model.
+// detect_model_config + check_model on an already mapped model (e.g. one whose VAE was replaced).
+OpenedModel open_mapped_model(CanonicalModel model, const DetectOptions & options = {});
+
+// map_model + open_mapped_model.
 OpenedModel open_model(const std::string & path, const DetectOptions & options = {});
 
 } // namespace sd
