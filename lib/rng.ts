@@ -1,0 +1,144 @@
+// Random tensors as PyTorch's CPU generator gives them, over native/core/rng_torch.h:
+// randn(shape, seed) equals torch.randn(shape, generator=torch.Generator().manual_seed(seed))
+// bit for bit, and a TorchGenerator's successive draws equal successive torch.randn calls on
+// one torch.Generator (diffusers draws latents, then noise, from one generator).
+//
+// Draws run on a native worker thread and return Promises; a generator's draws run one after
+// another in the order they were asked for, whatever order their promises are awaited in.
+import { native, type NativeAddon } from './native.js';
+import { Tensor, type TensorLike } from './tensor.js';
+import { describe, expectObject, expectOneOf } from './validate.js';
+
+/**
+ * Which of torch's float32 kernels to reproduce for draws of 16 or more values.
+ * `avx2` (default): torch on x86-64 CPUs with AVX2 or AVX-512, i.e. what diffusers gives on a
+ * PC or server CPU. `scalar`: torch without AVX2 (its "default" CPU capability, as on ARM);
+ * it uses the C library's logf/sinf/cosf, so it matches torch where the C library is the same.
+ * Draws of fewer than 16 values are the same for both.
+ */
+export const TORCH_KERNELS = ['avx2', 'scalar'] as const;
+export type TorchKernel = (typeof TORCH_KERNELS)[number];
+
+export interface RandnOptions {
+  /** Default `avx2`. */
+  kernel?: TorchKernel;
+}
+
+/** A seed: an integer from 0 to 2^64 − 1, as a bigint or a safe-integer number. */
+export type Seed = number | bigint;
+
+export const MAX_SEED = 18446744073709551615n;
+/** The most values one draw may give (2^30: 4 GiB of float32). */
+export const MAX_RANDN_SIZE = 1073741824;
+const MAX_DIMENSION = 1e9; // as Tensor allows
+
+interface NativeTorchGenerator {
+  randn(shape: number[]): Promise<TensorLike>;
+  manualSeed(seed: bigint): void;
+  initialSeed(): bigint;
+  kernel(): TorchKernel;
+}
+
+interface RngAddon {
+  torchRandn(shape: number[], seed: bigint, kernel: TorchKernel): Promise<TensorLike>;
+  TorchGenerator: new (seed: bigint, kernel: TorchKernel) => NativeTorchGenerator;
+}
+
+function addon(): NativeAddon & RngAddon {
+  return native() as NativeAddon & RngAddon;
+}
+
+/** Checks a seed and returns it as a bigint. */
+export function toSeed(seed: unknown, name = 'seed'): bigint {
+  const expected = `Expected integer ${name} between 0 and ${MAX_SEED}`;
+  if (typeof seed === 'bigint') {
+    if (seed < 0n || seed > MAX_SEED) throw new RangeError(`${expected} but received ${seed}`);
+    return seed;
+  }
+  if (typeof seed !== 'number' || Number.isNaN(seed)) throw new TypeError(`${expected} but received ${describe(seed)}`);
+  if (!Number.isInteger(seed) || seed < 0) throw new RangeError(`${expected} but received ${seed}`);
+  if (!Number.isSafeInteger(seed)) {
+    throw new RangeError(`${expected} but received ${seed}, which is above 2^53 − 1: pass a larger seed as a bigint`);
+  }
+  return BigInt(seed);
+}
+
+/** Checks a shape: an array of positive integers (possibly empty: one value) of at most MAX_RANDN_SIZE values. */
+export function toShape(shape: unknown, name = 'shape'): number[] {
+  if (!Array.isArray(shape)) throw new TypeError(`Expected ${name} to be an array of integers but received ${describe(shape)}`);
+  let size = 1;
+  const dims = shape.map((d: unknown, i: number) => {
+    if (typeof d !== 'number') throw new TypeError(`Expected ${name}[${i}] to be an integer but received ${describe(d)}`);
+    if (!Number.isInteger(d) || d < 1 || d > MAX_DIMENSION) {
+      throw new RangeError(`Expected ${name}[${i}] to be an integer between 1 and ${MAX_DIMENSION} but received ${d}`);
+    }
+    size *= d;
+    return d;
+  });
+  if (size > MAX_RANDN_SIZE) {
+    throw new RangeError(`Expected ${name} to hold at most ${MAX_RANDN_SIZE} values but [${dims.join(', ')}] holds ${size}`);
+  }
+  return dims;
+}
+
+function toKernel(options: unknown): TorchKernel {
+  if (options === undefined) return 'avx2';
+  const o = expectObject(options, 'options');
+  return o.kernel === undefined ? 'avx2' : expectOneOf(o.kernel, 'options.kernel', TORCH_KERNELS);
+}
+
+function toTensor(value: TensorLike): Tensor {
+  return new Tensor(value.shape, value.data);
+}
+
+/**
+ * `torch.randn(shape, generator=torch.Generator().manual_seed(seed))` on a CPU, bit for bit.
+ * Torch uses only the low 32 bits of the seed: seeds s and s + 2^32 give the same values.
+ */
+export async function randn(shape: readonly number[], seed: Seed, options?: RandnOptions): Promise<Tensor> {
+  const dims = toShape(shape);
+  const s = toSeed(seed);
+  const kernel = toKernel(options);
+  return toTensor(await addon().torchRandn(dims, s, kernel));
+}
+
+/**
+ * A torch CPU generator (`torch.Generator().manual_seed(seed)`): each `randn(shape)` gives
+ * what the next `torch.randn(shape, generator=g)` gives, including the normal value torch
+ * keeps between draws of fewer than 16 values.
+ */
+export class TorchGenerator {
+  readonly #native: NativeTorchGenerator;
+  #seed: bigint;
+  #queue: Promise<unknown> = Promise.resolve();
+
+  constructor(seed: Seed, options?: RandnOptions) {
+    this.#seed = toSeed(seed);
+    this.#native = new (addon().TorchGenerator)(this.#seed, toKernel(options));
+  }
+
+  /** The seed last given (torch's `initial_seed()`), as a bigint. */
+  get initialSeed(): bigint {
+    return this.#seed;
+  }
+
+  get kernel(): TorchKernel {
+    return this.#native.kernel();
+  }
+
+  /** The next `torch.randn(shape, generator=g)`. Draws run one at a time, in call order. */
+  randn(shape: readonly number[]): Promise<Tensor> {
+    const dims = toShape(shape);
+    const result = this.#queue.then(() => this.#native.randn(dims)).then(toTensor);
+    this.#queue = result.catch(() => undefined);
+    return result;
+  }
+
+  /** As `g.manual_seed(seed)`: restarts the generator for the draws asked for after this call. */
+  manualSeed(seed: Seed): this {
+    const s = toSeed(seed);
+    this.#seed = s;
+    this.#queue = this.#queue.then(() => this.#native.manualSeed(s));
+    return this;
+  }
+}

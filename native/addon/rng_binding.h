@@ -1,0 +1,10 @@
+#pragma once
+#include <napi.h>
+
+namespace sdnode {
+
+// torchRandn(shape, seed, kernel) → Promise<tensor> and the TorchGenerator class (successive
+// draws from one torch CPU generator), over sd::TorchCpuGenerator (native/core/rng_torch.h).
+void register_rng_binding(Napi::Env env, Napi::Object exports);
+
+} // namespace sdnode
