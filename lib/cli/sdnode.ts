@@ -1,74 +1,171 @@
 #!/usr/bin/env node
-// sdnode: the command-line front end. Subcommands so far: system, devices.
+// sdnode: the command-line front end. Each subcommand parses its own options; errors print one
+// line (a stack trace only with --verbose) and exit non-zero.
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+
+import { inspectModel } from '../model.js';
+import { convertModel, PREDICTION_TYPES, WEIGHT_TYPES, type PredictionType, type WeightType } from '../stable-diffusion.js';
 import { listDevices, systemInfo } from '../system.js';
 
 const HELP = `Usage: sdnode <command> [options]
 
 Commands:
-  system     Print the package and ggml versions, backends and CPU features
-  devices    List the devices ggml can use, with their memory
+  info <model>          What a model is (family, variant, prediction type, size, layout, shapes)
+  convert <model> -o <out.gguf> [--weight-type f16]
+                        Convert any readable model to GGUF (${WEIGHT_TYPES.join(', ')})
+  system                Package and ggml versions, backends and CPU features
+  devices               Devices ggml can use, with their memory
 
 Options:
-  --json     Machine-readable output
-  --help     Show this help
-  --version  Print the package version`;
+  --json      Machine-readable output
+  --verbose   Stack traces on errors
+  --help      Help for a command (sdnode <command> --help)
+  --version   Print the package version`;
+
+const COMMAND_HELP: Record<string, string> = {
+  info: `Usage: sdnode info <model> [--prediction-type epsilon|v_prediction] [--json]
+
+Prints what detection finds in a .safetensors/.ckpt/.gguf file or a diffusers folder.`,
+  convert: `Usage: sdnode convert <model> -o <out.gguf> [--weight-type TYPE] [--vae FILE]
+                      [--prediction-type epsilon|v_prediction] [--json]
+
+Writes a GGUF in canonical names with the detected configuration as metadata.
+--weight-type: ${WEIGHT_TYPES.join(', ')} (default f16). Norms and biases stay f32; quantized
+types apply to linear weights, convolutions and embeddings become f16.`,
+  system: 'Usage: sdnode system [--json]',
+  devices: 'Usage: sdnode devices [--json]',
+};
+
+class UsageError extends Error {}
+
+const COMMON = {
+  json: { type: 'boolean' },
+  verbose: { type: 'boolean' },
+  help: { type: 'boolean' },
+} as const satisfies ParseArgsConfig['options'];
+
+function parse<O extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: O) {
+  try {
+    return parseArgs({ args, options: { ...COMMON, ...options }, allowPositionals: true, strict: true });
+  } catch (error) {
+    // parseArgs' messages name the flag; keep them on one line.
+    throw new UsageError(error instanceof Error ? error.message.split('\n')[0]! : String(error));
+  }
+}
+
+function oneOf<T extends string>(value: string | undefined, flag: string, allowed: readonly T[]): T | undefined {
+  if (value === undefined) return undefined;
+  if (!(allowed as readonly string[]).includes(value)) {
+    throw new UsageError(`--${flag} must be one of ${allowed.join(', ')} (got "${value}")`);
+  }
+  return value as T;
+}
 
 function gib(bytes: number): string {
   return `${(bytes / 1024 ** 3).toFixed(1)} GiB`;
 }
 
-function main(argv: string[]): number {
-  const json = argv.includes('--json');
-  const positional = argv.filter((a) => !a.startsWith('--'));
-  const unknown = argv.filter((a) => a.startsWith('--') && !['--json', '--help', '--version'].includes(a));
-  if (argv.includes('--help')) {
-    console.log(HELP);
-    return 0;
+async function info(args: string[]): Promise<void> {
+  const { values, positionals } = parse(args, { 'prediction-type': { type: 'string' } });
+  if (positionals.length !== 1) throw new UsageError('info takes one model path (see sdnode info --help)');
+  const predictionType = oneOf(values['prediction-type'], 'prediction-type', PREDICTION_TYPES);
+  const { info: details, tensors } = await inspectModel(positionals[0]!, predictionType ? { predictionType } : {});
+  if (values.json) {
+    console.log(JSON.stringify({ ...details, tensorCount: tensors.length }, null, 2));
+    return;
   }
-  if (argv.includes('--version')) {
-    console.log(systemInfo().version);
-    return 0;
-  }
-  if (unknown.length > 0) {
-    console.error(`sdnode: unknown option ${unknown[0]} (see sdnode --help)`);
-    return 2;
-  }
-  switch (positional[0]) {
-    case 'system': {
-      const info = systemInfo();
-      if (json) console.log(JSON.stringify(info, null, 2));
-      else {
-        console.log(`stable-diffusion-node ${info.version}`);
-        console.log(`ggml ${info.ggml.version} (${info.ggml.commit})`);
-        console.log(`backends: ${info.backends.join(', ')}`);
-        console.log(`CPU features: ${info.cpuFeatures.join(' ')}`);
-        console.log(`default threads: ${info.defaultThreads}`);
-      }
-      return 0;
-    }
-    case 'devices': {
-      const devices = listDevices();
-      if (json) console.log(JSON.stringify(devices, null, 2));
-      else {
-        for (const d of devices) {
-          console.log(`${d.name}  ${d.type}  ${d.description}  ${gib(d.memoryFree)} free of ${gib(d.memoryTotal)}`);
-        }
-      }
-      return 0;
-    }
-    case undefined:
-      console.log(HELP);
-      return 2;
-    default:
-      console.error(`sdnode: unknown command "${positional[0]}" (see sdnode --help)`);
-      return 2;
+  const u = details.unet;
+  const t = details.textEncoder;
+  console.log(`${details.path}`);
+  console.log(`  ${details.family} ${details.variant}, ${details.predictionType} (${details.predictionTypeSource}), ${details.imageSize}×${details.imageSize}`);
+  console.log(`  ${details.layout} layout, ${details.format}, ${tensors.length} tensors`);
+  console.log(`  UNet: ${u.inChannels} input channels, blocks ${u.blockChannels.join('/')}, heads ${u.heads.join('/')}, context ${u.contextDim}`);
+  console.log(`  text encoder: ${t.layersUsed} of ${t.layers} layers, ${t.hidden} wide, ${t.activation}, pad ${JSON.stringify(t.padToken)}`);
+  console.log(`  VAE: blocks ${details.vae.blockChannels.join('/')}, scaling factor ${details.vae.scalingFactor}`);
+}
+
+async function convert(args: string[]): Promise<void> {
+  const { values, positionals } = parse(args, {
+    output: { type: 'string', short: 'o' },
+    'weight-type': { type: 'string' },
+    'prediction-type': { type: 'string' },
+    vae: { type: 'string' },
+  });
+  if (positionals.length !== 1) throw new UsageError('convert takes one model path (see sdnode convert --help)');
+  if (values.output === undefined) throw new UsageError('convert needs -o <out.gguf>');
+  const weightType: WeightType = oneOf(values['weight-type'], 'weight-type', WEIGHT_TYPES) ?? 'f16';
+  const predictionType: PredictionType | undefined = oneOf(values['prediction-type'], 'prediction-type', PREDICTION_TYPES);
+  const started = Date.now();
+  if (!values.json && process.stderr.isTTY) process.stderr.write(`converting ${positionals[0]} to ${weightType}…\n`);
+  const result = await convertModel(positionals[0]!, values.output, {
+    weightType,
+    ...(predictionType && { predictionType }),
+    ...(values.vae !== undefined && { vae: values.vae }),
+  });
+  const seconds = (Date.now() - started) / 1000;
+  if (values.json) {
+    console.log(JSON.stringify({ output: values.output, weightType, tensors: result.tensors, bytes: result.bytes, seconds }, null, 2));
+  } else {
+    console.log(`wrote ${values.output}: ${result.info.family} ${result.info.variant}, ${weightType}, ${result.tensors} tensors, ${(result.bytes / 1e6).toFixed(1)} MB in ${seconds.toFixed(1)} s`);
   }
 }
 
-try {
-  process.exitCode = main(process.argv.slice(2));
-} catch (error) {
-  const verbose = process.argv.includes('--verbose');
-  console.error(`sdnode: ${verbose && error instanceof Error ? error.stack : error instanceof Error ? error.message : String(error)}`);
-  process.exitCode = 1;
+function system(args: string[]): void {
+  const { values, positionals } = parse(args, {});
+  if (positionals.length > 0) throw new UsageError('system takes no arguments');
+  const i = systemInfo();
+  if (values.json) {
+    console.log(JSON.stringify(i, null, 2));
+    return;
+  }
+  console.log(`stable-diffusion-node ${i.version}`);
+  console.log(`ggml ${i.ggml.version} (${i.ggml.commit})`);
+  console.log(`backends: ${i.backends.join(', ')}`);
+  console.log(`CPU features: ${i.cpuFeatures.join(' ')}`);
+  console.log(`default threads: ${i.defaultThreads}`);
 }
+
+function devices(args: string[]): void {
+  const { values, positionals } = parse(args, {});
+  if (positionals.length > 0) throw new UsageError('devices takes no arguments');
+  const list = listDevices();
+  if (values.json) {
+    console.log(JSON.stringify(list, null, 2));
+    return;
+  }
+  for (const d of list) console.log(`${d.name}  ${d.type}  ${d.description}  ${gib(d.memoryFree)} free of ${gib(d.memoryTotal)}`);
+}
+
+const COMMANDS: Record<string, (args: string[]) => void | Promise<void>> = { info, convert, system, devices };
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === '--help' || command === '-h') {
+    console.log(HELP);
+    return command === undefined ? 2 : 0;
+  }
+  if (command === '--version') {
+    console.log(systemInfo().version);
+    return 0;
+  }
+  const run = COMMANDS[command];
+  if (run === undefined) throw new UsageError(`unknown command "${command}" (see sdnode --help)`);
+  if (rest.includes('--help') || rest.includes('-h')) {
+    console.log(COMMAND_HELP[command]);
+    return 0;
+  }
+  await run(rest);
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    const verbose = process.argv.includes('--verbose');
+    const message = error instanceof Error ? error.message : String(error);
+    console.error(`sdnode: ${verbose && error instanceof Error && !(error instanceof UsageError) ? error.stack : message}`);
+    process.exitCode = error instanceof UsageError ? 2 : 1;
+  },
+);
