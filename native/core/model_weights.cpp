@@ -41,7 +41,11 @@ ModelWeights::ModelWeights(const std::vector<TensorRecord> & records, const std:
     std::vector<std::pair<const TensorRecord *, ggml_tensor *>> pending;
     for (const TensorRecord * r : taken) {
         const std::string name = r->name.substr(prefix.size());
-        ggml_type type = requested == GGML_TYPE_COUNT ? r->type : storage_type_for(name, r->shape, requested);
+        // Without a requested type each weight keeps its file type, except 1-D tensors (norm weights,
+        // biases), which are always F32: ggml's CPU add/mul cannot take an F16 operand.
+        ggml_type type = requested != GGML_TYPE_COUNT ? storage_type_for(name, r->shape, requested)
+                         : r->shape.size() == 1                 ? GGML_TYPE_F32
+                                                                : r->type;
         ggml_tensor * t = new_tensor(ctx_.get(), type, r->shape);
         ggml_set_name(t, name.substr(0, GGML_MAX_NAME - 1).c_str());
         tensors_[name] = t;
