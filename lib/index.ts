@@ -12,5 +12,7 @@ export { inspectModel, readCanonicalTensor, readCanonicalTensors } from './model
 export type { ModelLayout, ModelDetails, ModelInspection, InspectModelOptions, CanonicalTensorInfo, UNetDetails, VaeDetails, TextEncoderDetails } from './model.js';
 export { StableDiffusionError } from './errors.js';
 export type { ErrorCode } from './errors.js';
+export { createScheduler, Scheduler, SCHEDULER_NAMES, A1111_SCHEDULER_NAMES, TIMESTEP_SPACINGS } from './scheduler.js';
+export type { SchedulerName, SchedulerOverrides, TimestepSpacing, NoiseFunction } from './scheduler.js';
 export { randn, TorchGenerator, TORCH_KERNELS, MAX_SEED, MAX_RANDN_SIZE } from './rng.js';
 export type { RandnOptions, Seed, TorchKernel } from './rng.js';

@@ -4,6 +4,7 @@
 #include "model_binding.h"
 #include "model_file_binding.h"
 #include "rng_binding.h"
+#include "scheduler_binding.h"
 #include "sd_model_binding.h"
 #include "system_binding.h"
 #include "tokenizer_binding.h"
@@ -15,6 +16,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
     sdnode::register_sd_model_binding(env, exports);
     sdnode::register_tokenizer_binding(env, exports);
     sdnode::register_rng_binding(env, exports);
+    sdnode::register_scheduler_binding(env, exports);
     return exports;
 }
 

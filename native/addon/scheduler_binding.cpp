@@ -1,0 +1,267 @@
+// Scheduler: sd::Scheduler for JS. Everything here is synchronous: a step is element-wise maths
+// over one latent (16 384 floats for 512×512), microseconds to a millisecond, far less than the
+// cost of crossing to a worker thread and back.
+//
+// new Scheduler(name, { timestepSpacing, predictionType, useKarrasSigmas, stepsOffset, eta })
+//   .setTimesteps(n), .setBeginIndex(i), .timesteps (number[]), .sigmas (Float32Array | null), .initNoiseSigma,
+//   .scaleModelInput(x, t) → tensor, .step(output, t, sample, noise?) → { prevSample } where noise
+//   is a tensor or a function (shape) → tensor called when the scheduler draws,
+//   .addNoise(original, noise, t | t[]) → tensor, .name, .stochastic
+// lib/scheduler.ts checks the arguments first; the checks here keep a bad call from crashing.
+#include "scheduler_binding.h"
+
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "error.h"
+#include "js_errors.h"
+#include "js_tensor.h"
+#include "scheduler.h"
+
+namespace sdnode {
+
+namespace {
+
+template <typename Body>
+Napi::Value guarded(Napi::Env env, Body body) {
+    try {
+        return body();
+    } catch (const Napi::Error &) {
+        throw;
+    } catch (...) {
+        throw to_js_error(env, std::current_exception());
+    }
+}
+
+double number_arg(const Napi::CallbackInfo & info, size_t index, const char * name) {
+    if (info.Length() <= index || !info[index].IsNumber()) {
+        throw Napi::TypeError::New(info.Env(), std::string("Expected ") + name + " to be a number");
+    }
+    double value = info[index].As<Napi::Number>().DoubleValue();
+    if (!std::isfinite(value)) throw Napi::RangeError::New(info.Env(), std::string("Expected ") + name + " to be finite");
+    return value;
+}
+
+sd::SchedulerConfig config_from(Napi::Env env, const Napi::Value & value) {
+    sd::SchedulerConfig config;
+    if (value.IsUndefined() || value.IsNull()) return config;
+    if (!value.IsObject()) throw Napi::TypeError::New(env, "Expected overrides to be an object");
+    Napi::Object object = value.As<Napi::Object>();
+    Napi::Value spacing = object.Get("timestepSpacing");
+    if (!spacing.IsUndefined()) {
+        std::string s = spacing.IsString() ? spacing.As<Napi::String>().Utf8Value() : "";
+        if (s == "leading") config.timestep_spacing = sd::TimestepSpacing::leading;
+        else if (s == "linspace") config.timestep_spacing = sd::TimestepSpacing::linspace;
+        else if (s == "trailing") config.timestep_spacing = sd::TimestepSpacing::trailing;
+        else throw Napi::RangeError::New(env, "Expected timestepSpacing to be one of leading, linspace, trailing");
+    }
+    Napi::Value prediction = object.Get("predictionType");
+    if (!prediction.IsUndefined()) {
+        std::string s = prediction.IsString() ? prediction.As<Napi::String>().Utf8Value() : "";
+        if (s == "epsilon") config.prediction_type = sd::PredictionType::epsilon;
+        else if (s == "v_prediction") config.prediction_type = sd::PredictionType::v_prediction;
+        else throw Napi::RangeError::New(env, "Expected predictionType to be one of epsilon, v_prediction");
+    }
+    Napi::Value karras = object.Get("useKarrasSigmas");
+    if (!karras.IsUndefined()) {
+        if (!karras.IsBoolean()) throw Napi::TypeError::New(env, "Expected useKarrasSigmas to be a boolean");
+        config.use_karras_sigmas = karras.As<Napi::Boolean>().Value();
+    }
+    Napi::Value offset = object.Get("stepsOffset");
+    if (!offset.IsUndefined()) {
+        double d = offset.IsNumber() ? offset.As<Napi::Number>().DoubleValue() : NAN;
+        if (!(d >= 0 && d <= 999 && std::floor(d) == d)) throw Napi::RangeError::New(env, "Expected integer stepsOffset between 0 and 999");
+        config.steps_offset = static_cast<int>(d);
+    }
+    Napi::Value eta = object.Get("eta");
+    if (!eta.IsUndefined()) {
+        double d = eta.IsNumber() ? eta.As<Napi::Number>().DoubleValue() : NAN;
+        if (!(d >= 0 && d <= 1)) throw Napi::RangeError::New(env, "Expected number eta between 0 and 1");
+        config.eta = d;
+    }
+    return config;
+}
+
+class SchedulerWrap : public Napi::ObjectWrap<SchedulerWrap> {
+public:
+    static Napi::Function Define(Napi::Env env) {
+        return DefineClass(env, "Scheduler",
+                           {
+                               InstanceMethod<&SchedulerWrap::SetTimesteps>("setTimesteps"),
+                               InstanceMethod<&SchedulerWrap::SetBeginIndex>("setBeginIndex"),
+                               InstanceMethod<&SchedulerWrap::ScaleModelInput>("scaleModelInput"),
+                               InstanceMethod<&SchedulerWrap::Step>("step"),
+                               InstanceMethod<&SchedulerWrap::AddNoise>("addNoise"),
+                               InstanceAccessor<&SchedulerWrap::Timesteps>("timesteps"),
+                               InstanceAccessor<&SchedulerWrap::Sigmas>("sigmas"),
+                               InstanceAccessor<&SchedulerWrap::InitNoiseSigma>("initNoiseSigma"),
+                               InstanceAccessor<&SchedulerWrap::Name>("name"),
+                               InstanceAccessor<&SchedulerWrap::Stochastic>("stochastic"),
+                           });
+    }
+
+    explicit SchedulerWrap(const Napi::CallbackInfo & info) : Napi::ObjectWrap<SchedulerWrap>(info) {
+        Napi::Env env = info.Env();
+        if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "Expected the scheduler name to be a string");
+        std::string name = info[0].As<Napi::String>().Utf8Value();
+        sd::SchedulerConfig config = config_from(env, info.Length() > 1 ? info[1] : env.Undefined());
+        guarded(env, [&] {
+            scheduler_ = sd::make_scheduler(name, config);
+            return env.Undefined();
+        });
+    }
+
+private:
+    Napi::Value SetTimesteps(const Napi::CallbackInfo & info) {
+        double steps = number_arg(info, 0, "steps");
+        const int train = scheduler_->config().num_train_timesteps;
+        if (std::floor(steps) != steps || steps < 1 || steps > train) {
+            throw Napi::RangeError::New(info.Env(), "Expected integer steps between 1 and " + std::to_string(train) +
+                                                        " but received " + info[0].ToString().Utf8Value());
+        }
+        return guarded(info.Env(), [&] {
+            scheduler_->set_timesteps(static_cast<int>(steps));
+            return info.Env().Undefined();
+        });
+    }
+
+    Napi::Value SetBeginIndex(const Napi::CallbackInfo & info) {
+        double index = number_arg(info, 0, "index");
+        if (std::floor(index) != index || index < 0 || index > 1e6) {
+            throw Napi::RangeError::New(info.Env(), "Expected the begin index to be a non-negative integer");
+        }
+        return guarded(info.Env(), [&] {
+            scheduler_->set_begin_index(static_cast<int>(index));
+            return info.Env().Undefined();
+        });
+    }
+
+    Napi::Value Timesteps(const Napi::CallbackInfo & info) {
+        const std::vector<float> & ts = scheduler_->timesteps();
+        Napi::Array array = Napi::Array::New(info.Env(), ts.size());
+        for (size_t i = 0; i < ts.size(); ++i) array.Set(static_cast<uint32_t>(i), static_cast<double>(ts[i]));
+        return array;
+    }
+
+    Napi::Value Sigmas(const Napi::CallbackInfo & info) {
+        if (!scheduler_->has_sigmas()) return info.Env().Null();
+        const std::vector<float> & s = scheduler_->sigmas();
+        Napi::Float32Array array = Napi::Float32Array::New(info.Env(), s.size());
+        std::memcpy(array.Data(), s.data(), s.size() * sizeof(float));
+        return array;
+    }
+
+    Napi::Value InitNoiseSigma(const Napi::CallbackInfo & info) {
+        return guarded(info.Env(), [&]() -> Napi::Value {
+            return Napi::Number::New(info.Env(), static_cast<double>(scheduler_->init_noise_sigma()));
+        });
+    }
+
+    Napi::Value Name(const Napi::CallbackInfo & info) { return Napi::String::New(info.Env(), scheduler_->name()); }
+
+    Napi::Value Stochastic(const Napi::CallbackInfo & info) { return Napi::Boolean::New(info.Env(), scheduler_->stochastic()); }
+
+    Napi::Value ScaleModelInput(const Napi::CallbackInfo & info) {
+        JsTensorInput sample(info[0], "sample");
+        double t = number_arg(info, 1, "timestep");
+        return guarded(info.Env(), [&]() -> Napi::Value {
+            sd::HostTensor out(sample.view().shape);
+            scheduler_->scale_model_input(sample.view().data, out.data.data(), sample.view().size(), t);
+            return make_js_tensor(info.Env(), std::move(out));
+        });
+    }
+
+    Napi::Value Step(const Napi::CallbackInfo & info) {
+        Napi::Env env = info.Env();
+        JsTensorInput output(info[0], "modelOutput");
+        double t = number_arg(info, 1, "timestep");
+        JsTensorInput sample(info.Length() > 2 ? info[2] : env.Undefined(), "sample");
+        if (output.view().shape != sample.view().shape) {
+            throw Napi::RangeError::New(env, "Expected modelOutput and sample to have the same shape");
+        }
+        const int64_t count = sample.view().size();
+        // noise: a tensor (used for the one draw a step makes) or a function returning one,
+        // called only when the scheduler draws (DDPM, for one, draws nothing at t = 0).
+        std::unique_ptr<JsTensorInput> noise;
+        Napi::Function noise_fn;
+        Napi::Value noise_arg = info.Length() > 3 ? info[3] : env.Undefined();
+        if (noise_arg.IsFunction()) {
+            noise_fn = noise_arg.As<Napi::Function>();
+        } else if (!noise_arg.IsUndefined() && !noise_arg.IsNull()) {
+            noise = std::make_unique<JsTensorInput>(noise_arg, "noise");
+            if (noise->view().size() != count) throw Napi::RangeError::New(env, "Expected noise to have the shape of sample");
+        }
+        Napi::Array shape = Napi::Array::New(env, sample.view().shape.size());
+        for (size_t i = 0; i < sample.view().shape.size(); ++i) shape.Set(static_cast<uint32_t>(i), static_cast<double>(sample.view().shape[i]));
+        return guarded(env, [&]() -> Napi::Value {
+            int draws = 0;
+            sd::NoiseSource source;
+            if (noise) {
+                source = [&](float * out, int64_t n) {
+                    if (draws++ > 0 || n != count) throw sd::RangeError("The scheduler asked for more noise than was given");
+                    std::memcpy(out, noise->view().data, static_cast<size_t>(n) * sizeof(float));
+                };
+            } else if (!noise_fn.IsEmpty()) {
+                source = [&](float * out, int64_t n) {
+                    Napi::Value drawn = noise_fn.Call({shape});
+                    Napi::Value data = drawn.IsObject() && !drawn.IsTypedArray() ? drawn.As<Napi::Object>().Get("data") : drawn;
+                    if (!data.IsTypedArray() || data.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array ||
+                        static_cast<int64_t>(data.As<Napi::Float32Array>().ElementLength()) != n) {
+                        throw Napi::TypeError::New(env, "Expected the noise function to return a Tensor or Float32Array of " +
+                                                            std::to_string(n) + " values");
+                    }
+                    std::memcpy(out, data.As<Napi::Float32Array>().Data(), static_cast<size_t>(n) * sizeof(float));
+                };
+            } else if (scheduler_->stochastic()) {
+                throw sd::RangeError("The " + scheduler_->name() + " scheduler is stochastic: pass noise to step()");
+            }
+            sd::HostTensor prev(sample.view().shape);
+            scheduler_->step(output.view().data, t, sample.view().data, prev.data.data(), count, source);
+            Napi::Object result = Napi::Object::New(env);
+            result.Set("prevSample", make_js_tensor(env, std::move(prev)));
+            return result;
+        });
+    }
+
+    Napi::Value AddNoise(const Napi::CallbackInfo & info) {
+        Napi::Env env = info.Env();
+        JsTensorInput original(info[0], "original");
+        JsTensorInput noise(info.Length() > 1 ? info[1] : env.Undefined(), "noise");
+        if (original.view().shape != noise.view().shape) throw Napi::RangeError::New(env, "Expected noise to have the shape of original");
+        std::vector<double> ts;
+        Napi::Value t = info.Length() > 2 ? info[2] : env.Undefined();
+        if (t.IsNumber()) {
+            ts.push_back(t.As<Napi::Number>().DoubleValue());
+        } else if (t.IsArray()) {
+            Napi::Array array = t.As<Napi::Array>();
+            for (uint32_t i = 0; i < array.Length(); ++i) {
+                Napi::Value v = array.Get(i);
+                if (!v.IsNumber()) throw Napi::TypeError::New(env, "Expected timesteps to be numbers");
+                ts.push_back(v.As<Napi::Number>().DoubleValue());
+            }
+        } else {
+            throw Napi::TypeError::New(env, "Expected timesteps to be a number or an array of numbers");
+        }
+        const int64_t batch = original.view().shape.empty() ? 1 : original.view().shape[0];
+        if (ts.size() == 1 && batch > 1) ts.assign(static_cast<size_t>(batch), ts[0]);
+        if (static_cast<int64_t>(ts.size()) != batch) throw Napi::RangeError::New(env, "Expected one timestep per batch item");
+        return guarded(env, [&]() -> Napi::Value {
+            sd::HostTensor out(original.view().shape);
+            scheduler_->add_noise(original.view().data, noise.view().data, out.data.data(), original.view().size(), ts);
+            return make_js_tensor(env, std::move(out));
+        });
+    }
+
+    std::unique_ptr<sd::Scheduler> scheduler_;
+};
+
+} // namespace
+
+void register_scheduler_binding(Napi::Env env, Napi::Object exports) {
+    exports.Set("Scheduler", SchedulerWrap::Define(env));
+}
+
+} // namespace sdnode

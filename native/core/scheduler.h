@@ -1,0 +1,205 @@
+#pragma once
+// Noise schedulers, computing what diffusers' schedulers compute when they are built from
+// Stable Diffusion's scheduler config (SD 1.5: 1000 training steps, scaled_linear betas from
+// 0.00085 to 0.012, steps_offset 1, set_alpha_to_one false, PNDM with skip_prk_steps).
+//
+// Precision follows diffusers: timesteps and sigmas are built in float64 (numpy) and then cast to
+// float32 where diffusers casts them; the per-element maths of scale_model_input, step and
+// add_noise is float32, as torch does it on float32 tensors.
+//
+// A scheduler is stateful in the same way as diffusers' (multistep history, step index): call
+// set_timesteps(n), then step() once per entry of timesteps(), in order.
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace sd {
+
+enum class TimestepSpacing { leading, linspace, trailing };
+enum class PredictionType { epsilon, v_prediction };
+
+// Unset optionals take the scheduler's own default, as diffusers' from_config does for keys that
+// the config does not name (timestep_spacing: "leading" for DDIM/PNDM/DDPM, "linspace" for the
+// others; LCM ignores spacing and steps_offset; use_karras_sigmas applies to euler, lms, heun,
+// dpmpp_2m and unipc, and dpmpp_2m_karras defaults it to true).
+struct SchedulerConfig {
+    int num_train_timesteps = 1000;
+    double beta_start = 0.00085;
+    double beta_end = 0.012;
+    bool scaled_linear = true;                 // false: linear betas
+    int steps_offset = 1;
+    bool set_alpha_to_one = false;
+    PredictionType prediction_type = PredictionType::epsilon;
+    std::optional<TimestepSpacing> timestep_spacing;
+    std::optional<bool> use_karras_sigmas;
+    double eta = 0.0;                          // DDIM's step(eta=…)
+};
+
+// Fills `count` floats with standard normal noise (the caller's generator).
+using NoiseSource = std::function<void(float * out, int64_t count)>;
+
+class Scheduler {
+public:
+    virtual ~Scheduler() = default;
+
+    // Canonical name ("euler", "dpmpp_2m_karras", …).
+    const std::string & name() const { return name_; }
+    const SchedulerConfig & config() const { return config_; }
+
+    // Prepares `steps` inference steps and clears all history (multistep outputs, step and begin
+    // index). Throws sd::RangeError for a step count the scheduler cannot do.
+    void set_timesteps(int steps);
+
+    // The timesteps to visit, in order (as float32 values; integer ones for DDIM, PNDM, …).
+    const std::vector<float> & timesteps() const { return timesteps_; }
+    // The noise levels (float32), one more than the timesteps for sigma schedulers; empty for
+    // schedulers that have none.
+    const std::vector<float> & sigmas() const { return sigmas_; }
+    bool has_sigmas() const { return !sigmas_.empty(); }
+    virtual float init_noise_sigma() const { return 1.0f; }
+    bool stochastic() const { return stochastic_; }
+    int steps() const { return steps_; }
+
+    // Where the loop starts (diffusers' set_begin_index, which its img2img and inpaint pipelines
+    // call after set_timesteps): the first step then uses this index instead of looking its
+    // timestep up, and add_noise uses it too. Only the schedulers that track a step index have
+    // it (all but ddim, pndm and ddpm); set_timesteps clears it.
+    bool has_begin_index() const { return tracks_step_index_; }
+    void set_begin_index(int index);
+
+    // out = the model input for timestep t (may equal `sample`).
+    virtual void scale_model_input(const float * sample, float * out, int64_t count, double t);
+    // prev = one step back from `sample` given the model's output at t. `noise` is called only by
+    // stochastic schedulers (and must then be set). Every step after set_timesteps must have the
+    // same element count (the history is kept per element).
+    void step(const float * model_output, double t, const float * sample, float * prev, int64_t count,
+              const NoiseSource & noise);
+    // out = `original` noised to timestep t[b] for batch item b (`count` elements, `batch` items).
+    virtual void add_noise(const float * original, const float * noise, float * out, int64_t count,
+                           const std::vector<double> & t) const;
+
+protected:
+    Scheduler(std::string name, const SchedulerConfig & config);
+
+    virtual void do_set_timesteps(int steps) = 0;
+    virtual void do_step(const float * model_output, double t, const float * sample, float * prev, int64_t count,
+                         const NoiseSource & noise) = 0;
+
+    // Throws sd::RangeError unless set_timesteps ran.
+    void require_timesteps() const;
+    // diffusers' index_for_timestep: the position of t in timesteps() (the second one if t occurs
+    // twice, as after a restart), throwing if t is not one of them.
+    int index_for_timestep(double t) const;
+    // The step index (step_index in diffusers), set from the begin index or else the first t seen
+    // after set_timesteps.
+    int current_index(double t);
+    // The index add_noise uses for timestep t: diffusers looks t up unless a begin index is set.
+    int noise_index(double t) const;
+
+    std::string name_;
+    SchedulerConfig config_;
+    std::vector<float> betas_;
+    std::vector<float> alphas_cumprod_;
+    std::vector<float> timesteps_;
+    std::vector<float> sigmas_;
+    bool stochastic_ = false;
+    int steps_ = 0;
+    std::optional<int> step_index_;
+    std::optional<int> begin_index_;
+    bool tracks_step_index_ = false;
+
+private:
+    int64_t step_count_ = 0;  // the element count of this run's steps (0 before the first)
+};
+
+// The schedulers over noise levels σ(t) = √((1 − ᾱ_t)/ᾱ_t) (Euler, Euler ancestral, LMS, Heun):
+// timesteps by spacing, σ by linear interpolation at them (or Karras's σ, with timesteps mapped
+// back by log-σ interpolation), a final σ = 0; the model input is x/√(σ²+1), add_noise x + σ·z.
+class SigmaScheduler : public Scheduler {
+public:
+    float init_noise_sigma() const override;
+    void scale_model_input(const float * sample, float * out, int64_t count, double t) override;
+    void add_noise(const float * original, const float * noise, float * out, int64_t count,
+                   const std::vector<double> & t) const override;
+
+protected:
+    SigmaScheduler(std::string name, const SchedulerConfig & config);
+    // Fills timesteps_ and sigmas_ as diffusers' EulerDiscreteScheduler does.
+    void build_sigma_schedule(int steps);
+    // The training schedule's σ (float32, as torch computes them) and their logs.
+    std::vector<float> train_sigmas_;
+    std::vector<float> log_sigmas_;
+};
+
+// The exponential-integrator schedulers over λ = log(α/σ) (DPM-Solver++, UniPC), as diffusers'
+// DPMSolverMultistepScheduler and UniPCMultistepScheduler build them: n of n + 1 spaced
+// timesteps (or Karras's σ with timesteps rounded from log-σ interpolation), a final σ = 0; the
+// model input is x itself, add_noise α·x + s·z with α = 1/√(σ²+1), s = σ·α.
+class MultistepScheduler : public Scheduler {
+public:
+    void add_noise(const float * original, const float * noise, float * out, int64_t count,
+                   const std::vector<double> & t) const override;
+
+protected:
+    struct NoiseLevel {
+        float alpha, sigma, lambda;
+    };
+    MultistepScheduler(std::string name, const SchedulerConfig & config, bool karras_default);
+    void build_multistep_schedule(int steps);
+    // α, s and λ of noise level σ, in float32 as torch computes them.
+    static NoiseLevel level(float sigma);
+    // diffusers' lookup for these schedulers: a timestep it does not have means the last step.
+    int multistep_index_for_timestep(double t) const;
+    std::vector<float> train_sigmas_;
+    std::vector<float> log_sigmas_;
+};
+
+// Names: pndm, ddim, lms, euler, euler_a, heun, dpmpp_2m, dpmpp_2m_karras, unipc, ddpm, lcm and
+// A1111's "Euler a", "DPM++ 2M Karras", "DDIM", "PLMS", "LMS", "Heun", "Euler", "DPM++ 2M",
+// "UniPC", "LCM" (case-insensitive). Throws sd::RangeError for others (listing ours).
+std::unique_ptr<Scheduler> make_scheduler(const std::string & name, const SchedulerConfig & config);
+
+// The canonical name for `name` (see make_scheduler), or "" if it is not one.
+std::string canonical_scheduler_name(const std::string & name);
+// The canonical names make_scheduler builds.
+std::vector<std::string> scheduler_names();
+
+// ---- helpers shared by the scheduler files (scheduler_common.cpp) ----
+namespace scheduling {
+
+// torch.linspace(a, b, n, dtype=float32), value for value.
+std::vector<float> torch_linspace_f32(double start, double end, int n);
+// betas and their cumulative product (float32, as diffusers builds them with torch).
+void make_betas(const SchedulerConfig & config, std::vector<float> & betas, std::vector<float> & alphas_cumprod);
+// numpy.linspace(start, end, n) in float64.
+std::vector<double> np_linspace(double start, double end, int n);
+// Round half to even, as numpy's round.
+double np_round(double x);
+// The integer timesteps of DDIM/PNDM/DDPM/LCM-style spacing, in descending order (before any
+// scheduler-specific reordering); `spacing` must be resolved.
+std::vector<int64_t> integer_timesteps(TimestepSpacing spacing, int steps, int train_steps, int steps_offset);
+// numpy.interp over xp = 0, 1, …, fp.size()-1, in float64.
+double np_interp(double x, const std::vector<double> & fp);
+// Karras et al. (2022) sigmas between sigma_min and sigma_max, rho 7, float64.
+std::vector<double> karras_sigmas(double sigma_min, double sigma_max, int steps);
+// diffusers' _sigma_to_t: the fractional timestep of sigma by interpolation in log-sigma.
+double sigma_to_t(double sigma, const std::vector<float> & log_sigmas);
+
+} // namespace scheduling
+
+// One factory per file.
+std::unique_ptr<Scheduler> make_euler_scheduler(const SchedulerConfig & config);
+std::unique_ptr<Scheduler> make_ddim_scheduler(const SchedulerConfig & config);
+std::unique_ptr<Scheduler> make_pndm_scheduler(const SchedulerConfig & config);
+std::unique_ptr<Scheduler> make_euler_ancestral_scheduler(const SchedulerConfig & config);
+std::unique_ptr<Scheduler> make_dpmpp_2m_scheduler(const SchedulerConfig & config, bool karras);
+std::unique_ptr<Scheduler> make_lms_scheduler(const SchedulerConfig & config);
+std::unique_ptr<Scheduler> make_heun_scheduler(const SchedulerConfig & config);
+std::unique_ptr<Scheduler> make_unipc_scheduler(const SchedulerConfig & config);
+std::unique_ptr<Scheduler> make_ddpm_scheduler(const SchedulerConfig & config);
+std::unique_ptr<Scheduler> make_lcm_scheduler(const SchedulerConfig & config);
+
+} // namespace sd
