@@ -16,3 +16,8 @@ export { createScheduler, Scheduler, SCHEDULER_NAMES, A1111_SCHEDULER_NAMES, TIM
 export type { SchedulerName, SchedulerOverrides, TimestepSpacing, NoiseFunction } from './scheduler.js';
 export { randn, TorchGenerator, TORCH_KERNELS, MAX_SEED, MAX_RANDN_SIZE } from './rng.js';
 export type { RandnOptions, Seed, TorchKernel } from './rng.js';
+export { Vae } from './vae.js';
+export type { LatentDistribution } from './vae.js';
+export { UNet } from './unet.js';
+export { ClipTextEncoder, MAX_CLIP_SKIP } from './text-encoder.js';
+export type { TextEncodeOptions, EncodePromptOptions, PromptEmbeddings } from './text-encoder.js';

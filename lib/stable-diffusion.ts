@@ -3,6 +3,9 @@ import type { ModelDetails } from './model.js';
 import { native, type NativeAddon } from './native.js';
 import { Tensor, type TensorLike } from './tensor.js';
 import { Tokenizer } from './tokenizer.js';
+import { ClipTextEncoder, encodePrompt, type EncodePromptOptions, type PromptEmbeddings, type TextEncoderNative } from './text-encoder.js';
+import { UNet, type UNetNative } from './unet.js';
+import { Vae, type VaeNative } from './vae.js';
 import { expectBoolean, expectInteger, expectObject, expectOneOf, expectPath, expectString } from './validate.js';
 
 export const BACKENDS = ['auto', 'cpu', 'vulkan', 'cuda'] as const;
@@ -73,7 +76,7 @@ export interface ModelMemory {
   vae: number;
 }
 
-interface NativeModel {
+interface NativeModel extends VaeNative, UNetNative, TextEncoderNative {
   info(): LoadedModelInfo;
   weights(): WeightInfo[];
   readWeight(name: string): Promise<TensorLike>;
@@ -101,13 +104,22 @@ export class StableDiffusion {
   readonly tokenizer: Tokenizer;
   /** The device the weights live on, e.g. `{ name: 'CPU', … }`. */
   readonly device: { name: string; description: string; threads: number };
+  /** The VAE: `encode(image)` → latents, `decode(latents)` → image, `scalingFactor` (lib/vae.ts). */
+  readonly vae: Vae;
+  /** The denoising UNet: `predict(sample, timestep, context)` → noise or v prediction (lib/unet.ts). */
+  readonly unet: UNet;
+  /** The CLIP text encoder: `encode(ids, { clipSkip })` → [1, n, hidden] (lib/text-encoder.ts). */
+  readonly textEncoder: ClipTextEncoder;
   #native: NativeModel | undefined;
 
-  private constructor(model: NativeModel) {
+  private constructor(model: NativeModel, flashAttention: boolean) {
     this.#native = model;
     this.info = model.info();
     this.device = model.device();
     this.tokenizer = Tokenizer.clip({ padId: padIdFor(this.info.textEncoder.padToken) });
+    this.textEncoder = new ClipTextEncoder(() => this.#model(), this.info.textEncoder);
+    this.unet = new UNet(() => this.#model(), this.info.unet, flashAttention);
+    this.vae = new Vae(() => this.#model(), this.info.vae);
   }
 
   /**
@@ -117,7 +129,7 @@ export class StableDiffusion {
    */
   static async load(options: LoadOptions): Promise<StableDiffusion> {
     const o = checkLoadOptions(options);
-    for (const key of ['flashAttention', 'vaeTiling', 'offload'] as const) {
+    for (const key of ['vaeTiling', 'offload'] as const) {
       if (o[key]) {
         throw new StableDiffusionError('ERR_NOT_IMPLEMENTED', `options.${key} is not implemented yet in this version`);
       }
@@ -130,7 +142,16 @@ export class StableDiffusion {
       ...(o.vae !== undefined && { vae: o.vae }),
       ...(o.threads !== undefined && { threads: o.threads }),
     });
-    return new StableDiffusion(model);
+    return new StableDiffusion(model, o.flashAttention ?? false);
+  }
+
+  /**
+   * A prompt and a negative prompt → `{ cond, uncond }`, each [1, 77 · chunks, hidden], as A1111
+   * encodes them (attention weights, 77-token chunks, the shorter padded with empty-prompt chunks).
+   * With `promptWeighting: false` and at most 75 tokens this equals diffusers' `encode_prompt`.
+   */
+  async encodePrompt(prompt: string, options: EncodePromptOptions = {}): Promise<PromptEmbeddings> {
+    return encodePrompt(this.#model(), this.textEncoder, this.tokenizer, prompt, options);
   }
 
   /** Every loaded weight with its storage type and shape. */

@@ -13,6 +13,9 @@
 #include "model_binding.h"
 #include "model_convert.h"
 #include "promise_worker.h"
+#include "text_encoder_binding.h"
+#include "unet.h"
+#include "vae.h"
 #include "weight_types.h"
 
 namespace sdnode {
@@ -68,6 +71,11 @@ public:
                            {InstanceMethod<&ModelWrap::Info>("info"), InstanceMethod<&ModelWrap::Weights>("weights"),
                             InstanceMethod<&ModelWrap::ReadWeight>("readWeight"),
                             InstanceMethod<&ModelWrap::Memory>("memory"), InstanceMethod<&ModelWrap::Device>("device"),
+                            InstanceMethod<&ModelWrap::VaeDecode>("vaeDecode"),
+                            InstanceMethod<&ModelWrap::VaeEncode>("vaeEncode"),
+                            InstanceMethod<&ModelWrap::UnetPredict>("unetPredict"),
+                            InstanceMethod<&ModelWrap::EncodeText>("encodeText"),
+                            InstanceMethod<&ModelWrap::EncodePrompt>("encodePrompt"),
                             InstanceMethod<&ModelWrap::Dispose>("dispose")});
     }
 
@@ -166,12 +174,93 @@ private:
         return result;
     }
 
+    // vaeDecode(latents [B,4,h,w]) → Promise<Tensor [B,3,8h,8w]>; vaeEncode(image [B,3,H,W]) →
+    // Promise<Tensor moments [B,8,H/8,W/8]> (mean then log-variance). Shapes are checked here,
+    // before anything is queued (RangeError), and again by the engine.
+    Napi::Value VaeDecode(const Napi::CallbackInfo & info) { return RunVae(info, "latents", true); }
+    Napi::Value VaeEncode(const Napi::CallbackInfo & info) { return RunVae(info, "image", false); }
+
+    Napi::Value RunVae(const Napi::CallbackInfo & info, const char * argument, bool decode) {
+        Napi::Env env = info.Env();
+        std::shared_ptr<sd::Model> m = model(env);
+        if (!vae_) vae_ = std::make_shared<sd::Vae>(m);
+        auto input = std::make_shared<JsTensorInput>(info[0], argument);
+        try {
+            if (decode) vae_->check_decode_input(input->view().shape);
+            else vae_->check_encode_input(input->view().shape);
+        } catch (const sd::RangeError & e) {
+            throw Napi::RangeError::New(env, e.what());
+        }
+        std::shared_ptr<sd::Vae> vae = vae_;
+        return PromiseWorker<sd::HostTensor>::Start(
+            env,
+            [vae, input, decode] { return decode ? vae->decode(input->view()) : vae->encode(input->view()); },
+            [](Napi::Env env, sd::HostTensor && result) -> Napi::Value { return make_js_tensor(env, std::move(result)); });
+    }
+
+    // unetPredict(sample [B,C,h,w], timestep: number | number[], context [B,n,dim], { flashAttention }?)
+    // → Promise<Tensor [B,4,h,w]>. Everything is checked here, before the work is queued (RangeError/TypeError).
+    Napi::Value UnetPredict(const Napi::CallbackInfo & info) {
+        Napi::Env env = info.Env();
+        std::shared_ptr<sd::Model> m = model(env);
+        auto sample = std::make_shared<JsTensorInput>(info[0], "sample");
+        std::vector<float> timesteps;
+        if (info[1].IsNumber()) {
+            timesteps.push_back(info[1].As<Napi::Number>().FloatValue());
+        } else if (info[1].IsArray()) {
+            Napi::Array list = info[1].As<Napi::Array>();
+            for (uint32_t i = 0; i < list.Length(); ++i) {
+                Napi::Value t = list.Get(i);
+                if (!t.IsNumber()) throw Napi::TypeError::New(env, "Expected timestep to be a number or an array of numbers");
+                timesteps.push_back(t.As<Napi::Number>().FloatValue());
+            }
+        } else {
+            throw Napi::TypeError::New(env, "Expected timestep to be a number or an array of numbers");
+        }
+        auto context = std::make_shared<JsTensorInput>(info[2], "context");
+        // Optional 4th argument { flashAttention: boolean } (ggml_flash_attn_ext, K/V in F16).
+        bool flash = false;
+        if (info.Length() > 3 && !info[3].IsUndefined()) {
+            if (!info[3].IsObject()) throw Napi::TypeError::New(env, "Expected options to be an object");
+            Napi::Value f = info[3].As<Napi::Object>().Get("flashAttention");
+            if (!f.IsUndefined() && !f.IsBoolean()) throw Napi::TypeError::New(env, "Expected options.flashAttention to be a boolean");
+            flash = f.IsBoolean() && f.As<Napi::Boolean>().Value();
+        }
+        std::shared_ptr<sd::UNet> & slot = flash ? unet_flash_ : unet_;
+        if (!slot) slot = std::make_shared<sd::UNet>(m, sd::UNetOptions{flash});
+        try {
+            slot->validate(sample->view(), timesteps, context->view());
+        } catch (const sd::RangeError & e) {
+            throw Napi::RangeError::New(env, e.what());
+        }
+        std::shared_ptr<sd::UNet> unet = slot;
+        return PromiseWorker<sd::HostTensor>::Start(
+            env, [unet, sample, timesteps, context] { return unet->predict(sample->view(), timesteps, context->view()); },
+            [](Napi::Env env, sd::HostTensor && result) -> Napi::Value { return make_js_tensor(env, std::move(result)); });
+    }
+
+    // encodeText / encodePrompt: see text_encoder_binding.h.
+    Napi::Value EncodeText(const Napi::CallbackInfo & info) { return encode_text(info, text_encoder(info.Env())); }
+    Napi::Value EncodePrompt(const Napi::CallbackInfo & info) { return encode_prompt(info, text_encoder(info.Env())); }
+
+    const std::shared_ptr<TextEncoderHandle> & text_encoder(Napi::Env env) {
+        if (!text_encoder_) text_encoder_ = std::make_shared<TextEncoderHandle>(model(env));
+        return text_encoder_;
+    }
+
     Napi::Value Dispose(const Napi::CallbackInfo & info) {
+        text_encoder_.reset();
+        vae_.reset();
+        unet_.reset();
+        unet_flash_.reset();
         model_.reset();
         return info.Env().Undefined();
     }
 
     std::shared_ptr<sd::Model> model_;
+    std::shared_ptr<TextEncoderHandle> text_encoder_;  // created on first use
+    std::shared_ptr<sd::UNet> unet_, unet_flash_;  // created on first use; hold the UNet's graph allocator
+    std::shared_ptr<sd::Vae> vae_;  // created on first use; holds the VAE's graph allocator
 };
 
 // loadModel(path, { backend, weightType, predictionType, vae, threads }) → Promise<NativeModel>

@@ -1,9 +1,29 @@
 #include "graph_runner.h"
 
+#include <map>
+#include <memory>
+#include <mutex>
+
 #include "backend_registry.h"
 #include "error.h"
 
 namespace sd {
+
+namespace {
+
+// One lock per backend: a backend computes one graph at a time (the CPU backend keeps a single
+// work buffer in its context), while runners of different networks of one model share it and
+// may be called from different worker threads at once.
+std::mutex & compute_lock(ggml_backend_t backend) {
+    static std::mutex registry_lock;
+    static std::map<ggml_backend_t, std::unique_ptr<std::mutex>> locks;
+    std::lock_guard<std::mutex> guard(registry_lock);
+    std::unique_ptr<std::mutex> & m = locks[backend];
+    if (!m) m = std::make_unique<std::mutex>();
+    return *m;
+}
+
+} // namespace
 
 void GraphInputs::add(ggml_tensor * tensor, const void * data, size_t bytes) {
     if (bytes != ggml_nbytes(tensor)) {
@@ -47,6 +67,7 @@ HostTensor GraphRunner::run(const BuildFn & build, int rank) {
         throw Error("ERR_OUT_OF_MEMORY", "Could not allocate memory for the computation");
     }
     for (const GraphInputs::Entry & e : inputs.entries_) ggml_backend_tensor_set(e.tensor, e.data, 0, e.bytes);
+    std::lock_guard<std::mutex> compute_guard(compute_lock(backend_));
     if (ggml_backend_graph_compute(backend_, graph) != GGML_STATUS_SUCCESS) {
         throw Error("ERR_COMPUTE", "The backend failed to compute the graph");
     }

@@ -1,0 +1,129 @@
+// The CLIP text encoder (`sd.textEncoder`) and prompt encoding (`sd.encodePrompt`), over
+// native/addon/text_encoder_binding.h and native/core/clip_text_encoder.h.
+import type { TextEncoderDetails } from './model.js';
+import { Tensor, type TensorLike } from './tensor.js';
+import { PROMPT_MODES, type PromptChunk, type PromptMode, type TokenIds, type Tokenizer } from './tokenizer.js';
+import { describe, expectBoolean, expectInteger, expectObject, expectOneOf, expectString } from './validate.js';
+
+/** The native model's text-encoder methods (see native/addon/text_encoder_binding.h). */
+export interface TextEncoderNative {
+  encodeText(ids: Int32Array, batch: number, clipSkip: number): Promise<TensorLike>;
+  encodePrompt(
+    cond: PromptChunk[],
+    uncond: PromptChunk[],
+    options: { clipSkip: number; weighting: boolean; padId: number },
+  ): Promise<{ cond: TensorLike; uncond: TensorLike }>;
+}
+
+/** The largest `clipSkip` accepted by the API (SD 1.x's CLIP has 12 layers). */
+export const MAX_CLIP_SKIP = 12;
+
+export interface TextEncodeOptions {
+  /**
+   * A1111's "Clip skip": 1 (default) takes the last layer SD uses, 2 the one before, …; the final
+   * layer norm is applied to whichever layer is taken. diffusers' `clip_skip = k` is `clipSkip = k + 1`.
+   */
+  clipSkip?: number;
+}
+
+export interface EncodePromptOptions extends TextEncodeOptions {
+  /** Default: the empty prompt (as diffusers and A1111 use without one). */
+  negativePrompt?: string;
+  /**
+   * A1111's attention syntax `(word)`, `(word:1.3)`, `[word]`, `BREAK` (default true). false takes
+   * both prompts literally, as diffusers does.
+   */
+  promptWeighting?: boolean;
+  /**
+   * `chunks` (default, A1111): prompts longer than 75 tokens become several 77-token chunks,
+   * encoded one by one and concatenated along the sequence. `truncate` (diffusers): one chunk,
+   * tokens after the 75th are dropped.
+   */
+  longPrompts?: PromptMode;
+}
+
+/** Conditioning for classifier-free guidance: both [1, 77 · chunks, hidden], the same length. */
+export interface PromptEmbeddings {
+  cond: Tensor;
+  uncond: Tensor;
+}
+
+function clipSkipOption(value: unknown, layersUsed: number): number {
+  if (value === undefined) return 1;
+  const skip = expectInteger(value, 'clipSkip', 1, MAX_CLIP_SKIP);
+  if (skip > layersUsed) {
+    throw new RangeError(`Expected integer clipSkip between 1 and ${layersUsed} (the layers this model's text encoder runs) but received ${skip}`);
+  }
+  return skip;
+}
+
+/**
+ * SD's CLIP text transformer (`sd.textEncoder`): CLIP ViT-L/14 for SD 1.x, OpenCLIP ViT-H/14 for
+ * SD 2.x. Runs on a worker thread.
+ */
+export class ClipTextEncoder {
+  /** Width of the embeddings (768 SD 1.x, 1024 SD 2.x). */
+  readonly hidden: number;
+  /** The longest id sequence (77). */
+  readonly maxPositions: number;
+  readonly vocabSize: number;
+  /** Transformer layers SD runs (12 SD 1.x, 23 SD 2.x); `clipSkip` counts back from the last. */
+  readonly layersUsed: number;
+  readonly #native: () => TextEncoderNative;
+
+  /** @internal Created by StableDiffusion. */
+  constructor(native: () => TextEncoderNative, details: TextEncoderDetails) {
+    this.#native = native;
+    this.hidden = details.hidden;
+    this.maxPositions = details.maxPositions;
+    this.vocabSize = details.vocabSize;
+    this.layersUsed = details.layersUsed;
+  }
+
+  /**
+   * Token ids (bos … eos, optionally padded; at most 77) → last_hidden_state [1, n, hidden], as
+   * transformers' CLIPTextModel gives it (with `clipSkip`, that layer's output after the final
+   * layer norm).
+   */
+  async encode(ids: TokenIds, options: TextEncodeOptions = {}): Promise<Tensor> {
+    const list = this.#ids(ids);
+    const opts = expectObject(options, 'options');
+    const clipSkip = clipSkipOption(opts.clipSkip, this.layersUsed);
+    return Tensor.of(await this.#native().encodeText(list, 1, clipSkip));
+  }
+
+  #ids(ids: unknown): Int32Array {
+    const isTyped = ids instanceof Int32Array || ids instanceof Uint32Array || ids instanceof Uint16Array;
+    if (!isTyped && !Array.isArray(ids)) {
+      throw new TypeError(`Expected ids to be an array of integers or an Int32Array but received ${describe(ids)}`);
+    }
+    const source = ids as ArrayLike<unknown>;
+    if (source.length < 1 || source.length > this.maxPositions) {
+      throw new RangeError(`Expected between 1 and ${this.maxPositions} ids but received ${source.length}`);
+    }
+    const out = new Int32Array(source.length);
+    for (let i = 0; i < source.length; i++) out[i] = expectInteger(source[i], `ids[${i}]`, 0, this.vocabSize - 1);
+    return out;
+  }
+}
+
+/** @internal `sd.encodePrompt`: tokenizes with `tokenizer`, then encodes natively (weighting, chunks, padding). */
+export async function encodePrompt(
+  native: TextEncoderNative,
+  encoder: ClipTextEncoder,
+  tokenizer: Tokenizer,
+  prompt: string,
+  options: EncodePromptOptions = {},
+): Promise<PromptEmbeddings> {
+  const text = expectString(prompt, 'prompt');
+  const opts = expectObject(options, 'options');
+  const negative = opts.negativePrompt === undefined ? '' : expectString(opts.negativePrompt, 'negativePrompt');
+  const clipSkip = clipSkipOption(opts.clipSkip, encoder.layersUsed);
+  const weighting = opts.promptWeighting === undefined ? true : expectBoolean(opts.promptWeighting, 'promptWeighting');
+  const mode = opts.longPrompts === undefined ? 'chunks' : expectOneOf(opts.longPrompts, 'longPrompts', PROMPT_MODES);
+  const padId = tokenizer.padId;
+  const cond = tokenizer.tokenizePrompt(text, { mode, weighting, padId }).chunks;
+  const uncond = tokenizer.tokenizePrompt(negative, { mode, weighting, padId }).chunks;
+  const result = await native.encodePrompt(cond, uncond, { clipSkip, weighting, padId });
+  return { cond: Tensor.of(result.cond), uncond: Tensor.of(result.uncond) };
+}

@@ -1,0 +1,146 @@
+#include "nn_layers.h"
+
+#include <atomic>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+
+#include "error.h"
+
+namespace sd::nn {
+
+namespace {
+
+ConvPath initial_conv_path() {
+    const char * env = std::getenv("SDNODE_CONV_PATH");
+    return env != nullptr && std::strcmp(env, "direct") == 0 ? ConvPath::direct : ConvPath::im2col;
+}
+
+std::atomic<ConvPath> g_conv_path{initial_conv_path()};
+
+// Norm weights and biases as F32: a model loaded with its files' own types may hold them as F16
+// (or BF16), and ggml's CPU add/mul take only F32 for the second operand.
+ggml_tensor * as_f32(ggml_context * ctx, ggml_tensor * t) {
+    return t->type == GGML_TYPE_F32 ? t : ggml_cast(ctx, t, GGML_TYPE_F32);
+}
+
+// A per-channel vector (C) as ne = (1, 1, C, 1) F32, so that it broadcasts over (W, H, C, N).
+ggml_tensor * channel_vector(ggml_context * ctx, ggml_tensor * v) {
+    return ggml_reshape_4d(ctx, as_f32(ctx, v), 1, 1, v->ne[0], 1);
+}
+
+} // namespace
+
+ConvPath default_conv_path() { return g_conv_path.load(); }
+void set_default_conv_path(ConvPath path) { g_conv_path.store(path); }
+
+ggml_tensor * linear(ggml_context * ctx, const ModelWeights & w, const std::string & prefix, ggml_tensor * x) {
+    ggml_tensor * weight = w.get(prefix + ".weight");
+    if (weight->ne[0] != x->ne[0]) {
+        throw Error("ERR_INTERNAL", prefix + ": input has " + std::to_string(x->ne[0]) + " features, the weight takes " +
+                                        std::to_string(weight->ne[0]));
+    }
+    ggml_tensor * y = ggml_mul_mat(ctx, weight, x);
+    if (ggml_tensor * bias = w.find(prefix + ".bias")) y = ggml_add(ctx, y, as_f32(ctx, bias));
+    return y;
+}
+
+ggml_tensor * conv2d(ggml_context * ctx, const ModelWeights & w, const std::string & prefix, ggml_tensor * x,
+                     int stride, int padding) {
+    return conv2d(ctx, w, prefix, x, stride, padding, default_conv_path());
+}
+
+ggml_tensor * conv2d(ggml_context * ctx, const ModelWeights & w, const std::string & prefix, ggml_tensor * x,
+                     int stride, int padding, ConvPath path) {
+    ggml_tensor * kernel = w.get(prefix + ".weight");
+    if (kernel->ne[2] != x->ne[2]) {
+        throw Error("ERR_INTERNAL", prefix + ": input has " + std::to_string(x->ne[2]) + " channels, the kernel takes " +
+                                        std::to_string(kernel->ne[2]));
+    }
+    // Kernels are F16 or F32 (weight_types.h); a file's own BF16 is converted per graph.
+    if (kernel->type != GGML_TYPE_F16 && kernel->type != GGML_TYPE_F32) kernel = ggml_cast(ctx, kernel, GGML_TYPE_F32);
+    ggml_tensor * y;
+    if (path == ConvPath::direct) {
+        y = ggml_conv_2d_direct(ctx, kernel, x, stride, stride, padding, padding, 1, 1);
+    } else {
+        // im2col: ne = (IC·KH·KW, OW, OH, N), in the kernel's type.
+        ggml_tensor * cols = ggml_im2col(ctx, kernel, x, stride, stride, padding, padding, 1, 1, true, kernel->type);
+        const int64_t ow = cols->ne[1], oh = cols->ne[2], n = cols->ne[3], oc = kernel->ne[3];
+        // (OW·OH·N, OC): each output channel is a column.
+        ggml_tensor * prod = ggml_mul_mat(ctx, ggml_reshape_2d(ctx, cols, cols->ne[0], ow * oh * n),
+                                          ggml_reshape_2d(ctx, kernel, cols->ne[0], oc));
+        y = ggml_cont(ctx, ggml_permute(ctx, ggml_reshape_4d(ctx, prod, ow, oh, n, oc), 0, 1, 3, 2));
+    }
+    if (ggml_tensor * bias = w.find(prefix + ".bias")) y = ggml_add(ctx, y, channel_vector(ctx, bias));
+    return y;
+}
+
+ggml_tensor * group_norm(ggml_context * ctx, const ModelWeights & w, const std::string & prefix, ggml_tensor * x,
+                         int groups, float eps) {
+    if (groups <= 0 || x->ne[2] % groups != 0) {
+        throw Error("ERR_INTERNAL", prefix + ": " + std::to_string(x->ne[2]) + " channels do not split into " +
+                                        std::to_string(groups) + " groups");
+    }
+    ggml_tensor * y = ggml_group_norm(ctx, x, groups, eps);
+    y = ggml_mul(ctx, y, channel_vector(ctx, w.get(prefix + ".weight")));
+    return ggml_add(ctx, y, channel_vector(ctx, w.get(prefix + ".bias")));
+}
+
+ggml_tensor * layer_norm(ggml_context * ctx, const ModelWeights & w, const std::string & prefix, ggml_tensor * x,
+                         float eps) {
+    ggml_tensor * y = ggml_norm(ctx, x, eps);
+    y = ggml_mul(ctx, y, as_f32(ctx, w.get(prefix + ".weight")));
+    return ggml_add(ctx, y, as_f32(ctx, w.get(prefix + ".bias")));
+}
+
+ggml_tensor * silu(ggml_context * ctx, ggml_tensor * x) { return ggml_silu(ctx, x); }
+
+ggml_tensor * to_sequence(ggml_context * ctx, ggml_tensor * x) {
+    // (W, H, C, N) → (W·H, C, N) → (C, W·H, N)
+    ggml_tensor * flat = ggml_reshape_3d(ctx, x, x->ne[0] * x->ne[1], x->ne[2], x->ne[3]);
+    return ggml_cont(ctx, ggml_permute(ctx, flat, 1, 0, 2, 3));
+}
+
+ggml_tensor * from_sequence(ggml_context * ctx, ggml_tensor * x, int64_t width, int64_t height) {
+    // (C, W·H, N) → (W·H, C, N) → (W, H, C, N)
+    ggml_tensor * t = ggml_cont(ctx, ggml_permute(ctx, x, 1, 0, 2, 3));
+    return ggml_reshape_4d(ctx, t, width, height, x->ne[0], x->ne[2]);
+}
+
+ggml_tensor * attention(ggml_context * ctx, ggml_tensor * q, ggml_tensor * k, ggml_tensor * v, int heads, bool flash,
+                        ggml_tensor * mask) {
+    const int64_t dim = q->ne[0], tq = q->ne[1], n = q->ne[2];
+    const int64_t tk = k->ne[1], dim_v = v->ne[0];
+    if (heads <= 0 || dim % heads != 0 || dim_v % heads != 0 || k->ne[0] != dim || v->ne[1] != tk ||
+        k->ne[2] != n || v->ne[2] != n) {
+        throw Error("ERR_INTERNAL", "attention: q, k, v shapes do not match " + std::to_string(heads) + " heads");
+    }
+    const int64_t d = dim / heads, dv = dim_v / heads;
+    const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+
+    // Split heads: (dim, T, N) → (d, heads, T, N) → (d, T, heads, N).
+    ggml_tensor * qh = ggml_permute(ctx, ggml_reshape_4d(ctx, q, d, heads, tq, n), 0, 2, 1, 3);
+    ggml_tensor * kh = ggml_permute(ctx, ggml_reshape_4d(ctx, k, d, heads, tk, n), 0, 2, 1, 3);
+
+    if (flash && mask == nullptr) {
+        ggml_tensor * vh = ggml_permute(ctx, ggml_reshape_4d(ctx, v, dv, heads, tk, n), 0, 2, 1, 3);
+        kh = ggml_cast(ctx, kh, GGML_TYPE_F16);
+        vh = ggml_cast(ctx, vh, GGML_TYPE_F16);
+        ggml_tensor * out = ggml_flash_attn_ext(ctx, qh, kh, vh, nullptr, scale, 0.0f, 0.0f);
+        ggml_flash_attn_ext_set_prec(out, GGML_PREC_F32);
+        // out ne = (dv, heads, Tq, N): already heads-inside-tokens.
+        return ggml_reshape_3d(ctx, out, dv * heads, tq, n);
+    }
+
+    // Scores (Tk, Tq, heads, N) = k·qᵀ per head; softmax over Tk.
+    ggml_tensor * scores = ggml_mul_mat(ctx, kh, qh);
+    ggml_mul_mat_set_prec(scores, GGML_PREC_F32);
+    scores = ggml_soft_max_ext(ctx, scores, mask, scale, 0.0f);
+    // vᵀ per head: (Tk, dv, heads, N), contiguous.
+    ggml_tensor * vt = ggml_cont(ctx, ggml_permute(ctx, ggml_reshape_4d(ctx, v, dv, heads, tk, n), 1, 2, 0, 3));
+    ggml_tensor * out = ggml_mul_mat(ctx, vt, scores);  // (dv, Tq, heads, N)
+    out = ggml_cont(ctx, ggml_permute(ctx, out, 0, 2, 1, 3));  // (dv, heads, Tq, N)
+    return ggml_reshape_3d(ctx, out, dv * heads, tq, n);
+}
+
+} // namespace sd::nn

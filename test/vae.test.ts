@@ -1,0 +1,184 @@
+// sd.vae.decode / encode against diffusers' AutoencoderKL on the tiny fixtures
+// (goldens: tools/goldens/make_vae_goldens.py → test/fixtures/goldens/vae/).
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+
+import { StableDiffusion, Tensor } from '../lib/index.js';
+import { native, packageRoot } from '../lib/native.js';
+
+const tiny = join(packageRoot, 'test', 'fixtures', 'tiny');
+const goldenDir = join(packageRoot, 'test', 'fixtures', 'goldens', 'vae');
+
+interface Slice {
+  offset: number;
+  shape: number[];
+}
+interface GoldenCase {
+  model: string;
+  op: 'decode' | 'encode';
+  seed: number;
+  file: string;
+  input: Slice;
+  output: Slice;
+}
+
+const index = JSON.parse(readFileSync(join(goldenDir, 'index.json'), 'utf8')) as { cases: GoldenCase[] };
+const files = new Map<string, Float32Array>();
+
+function slice(file: string, s: Slice): Tensor {
+  let all = files.get(file);
+  if (!all) {
+    const bytes = readFileSync(join(goldenDir, file));
+    all = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+    files.set(file, all);
+  }
+  const size = s.shape.reduce((a, b) => a * b, 1);
+  return new Tensor(s.shape, all.slice(s.offset, s.offset + size));
+}
+
+/** max |ours − golden| / max |golden| */
+function relativeError(ours: Tensor, golden: Tensor): number {
+  assert.deepEqual([...ours.shape], [...golden.shape]);
+  let diff = 0;
+  let scale = 0;
+  for (let i = 0; i < golden.data.length; i++) {
+    diff = Math.max(diff, Math.abs(ours.data[i]! - golden.data[i]!));
+    scale = Math.max(scale, Math.abs(golden.data[i]!));
+  }
+  return diff / scale;
+}
+
+// q8_0 quantizes only the mid-block attention's linear weights; convolution kernels stay f16.
+const BOUNDS = { f32: 1e-4, f16: 2e-3, q8_0: 3e-2 } as const;
+
+for (const weightType of ['f32', 'f16', 'q8_0'] as const) {
+  for (const model of ['sd1-diffusers', 'sd2-v-diffusers']) {
+    describe(`VAE ${model} (${weightType === 'f16' ? 'f16 as stored' : weightType})`, () => {
+      let sd: StableDiffusion;
+      before(async () => {
+        sd = await StableDiffusion.load({ model: join(tiny, model), ...(weightType !== 'f16' && { weightType }) });
+      });
+      after(() => sd.dispose());
+
+      for (const c of index.cases.filter((c) => c.model === model)) {
+        test(`${c.op} [${c.input.shape.join(', ')}] within ${BOUNDS[weightType]}`, async () => {
+          const input = slice(c.file, c.input);
+          const golden = slice(c.file, c.output);
+          let ours: Tensor;
+          if (c.op === 'decode') {
+            ours = await sd.vae.decode(input);
+          } else {
+            const dist = await sd.vae.encodeDistribution(input);
+            ours = dist.moments;
+            const mean = await sd.vae.encode(input);
+            const [b, ch, h, w] = golden.shape as [number, number, number, number];
+            assert.deepEqual([...mean.shape], [b, ch / 2, h, w]);
+            assert.deepEqual(mean.data, dist.mean.data);
+            const half = (ch / 2) * h * w;
+            for (let i = 0; i < b; i++) {
+              assert.equal(dist.mean.data[i * half], ours.data[2 * i * half]);
+              assert.equal(dist.logvar.data[i * half], Math.min(20, Math.max(-30, ours.data[(2 * i + 1) * half]!)));
+            }
+          }
+          const error = relativeError(ours, golden);
+          console.log(`# ${model} ${weightType} ${c.op} [${c.input.shape.join(', ')}]: error ${error.toExponential(2)}`);
+          assert.ok(error <= BOUNDS[weightType], `error ${error} > ${BOUNDS[weightType]}`);
+        });
+      }
+    });
+  }
+}
+
+// The same SD1 weights in the original single-file layouts (the VAE's 1×1-conv attention
+// projections read as linear weights) give diffusers' results too.
+for (const file of ['sd1-ldm.safetensors', 'sd1-ldm.gguf']) {
+  test(`VAE from ${file} equals the diffusers-folder goldens`, async () => {
+    const sd = await StableDiffusion.load({ model: join(tiny, file), weightType: 'f32' });
+    try {
+      for (const c of index.cases.filter((c) => c.model === 'sd1-diffusers').slice(0, 3)) {
+        const input = slice(c.file, c.input);
+        const ours = c.op === 'decode' ? await sd.vae.decode(input) : (await sd.vae.encodeDistribution(input)).moments;
+        const error = relativeError(ours, slice(c.file, c.output));
+        assert.ok(error <= 1e-4, `${c.op}: error ${error}`);
+      }
+    } finally {
+      await sd.dispose();
+    }
+  });
+}
+
+describe('VAE argument checks', () => {
+  let sd: StableDiffusion;
+  before(async () => {
+    sd = await StableDiffusion.load({ model: join(tiny, 'sd1-diffusers') });
+  });
+  after(() => sd.dispose());
+
+  test('scalingFactor and factors', () => {
+    assert.equal(sd.vae.scalingFactor, 0.18215);
+    assert.equal(sd.vae.latentChannels, 4);
+    assert.equal(sd.vae.downscaleFactor, 8);
+  });
+
+  test('wrong types → TypeError', async () => {
+    for (const bad of [undefined, null, 42, 'x', { shape: [1, 4, 8, 8] }, { shape: [1, 4, 8, 8], data: new Float64Array(256) }, { shape: 'abc', data: new Float32Array(1) }]) {
+      await assert.rejects(sd.vae.decode(bad as never), TypeError);
+      await assert.rejects(sd.vae.encode(bad as never), TypeError);
+    }
+  });
+
+  test('wrong shapes → RangeError', async () => {
+    const bad = (shape: number[]) => ({ shape, data: new Float32Array(shape.reduce((a, b) => a * b, 1)) });
+    for (const shape of [[4, 8, 8], [1, 3, 8, 8], [1, 8, 8, 8], [1, 1, 4, 8, 8], [65, 4, 1, 1], [1, 4, 1025, 1]]) {
+      await assert.rejects(sd.vae.decode(bad(shape)), RangeError, `decode ${shape}`);
+    }
+    for (const shape of [[3, 64, 64], [1, 4, 64, 64], [1, 1, 64, 64], [1, 3, 60, 64], [1, 3, 64, 7], [1, 3, 4, 4]]) {
+      await assert.rejects(sd.vae.encode(bad(shape)), RangeError, `encode ${shape}`);
+    }
+    await assert.rejects(sd.vae.decode({ shape: [1, 4, 8, 8], data: new Float32Array(10) }), RangeError);
+    await assert.rejects(sd.vae.decode({ shape: [1, 4, 0, 8], data: new Float32Array(0) }), RangeError);
+  });
+
+  test('the native methods check shapes too (no abort)', async () => {
+    // Bypass the TypeScript checks: the addon must reject on its own.
+    const addon = native() as unknown as {
+      loadModel(path: string, options: { backend: string }): Promise<{
+        vaeDecode(t: unknown): Promise<unknown>;
+        vaeEncode(t: unknown): Promise<unknown>;
+        dispose(): void;
+      }>;
+    };
+    const m = await addon.loadModel(join(tiny, 'sd1-diffusers'), { backend: 'cpu' });
+    const bad = (shape: number[]) => ({ shape, data: new Float32Array(shape.reduce((a, b) => a * b, 1)) });
+    assert.throws(() => m.vaeDecode(bad([1, 3, 8, 8])), RangeError);
+    assert.throws(() => m.vaeDecode(bad([4, 8, 8])), RangeError);
+    assert.throws(() => m.vaeEncode(bad([1, 3, 60, 64])), RangeError);
+    assert.throws(() => m.vaeEncode(bad([1, 3, 0, 64])), RangeError);
+    assert.throws(() => m.vaeDecode({ shape: [1, 4, 8, 8], data: [1, 2] }), TypeError);
+    assert.throws(() => m.vaeEncode(undefined), TypeError);
+    const out = (await m.vaeDecode(bad([1, 4, 1, 1]))) as { shape: number[] };
+    assert.deepEqual(out.shape, [1, 3, 8, 8]);
+    m.dispose();
+  });
+
+  test('the model stays usable after rejected calls', async () => {
+    const out = await sd.vae.decode(new Tensor([1, 4, 2, 3]));
+    assert.deepEqual([...out.shape], [1, 3, 16, 24]);
+    assert.ok(out.data.every(Number.isFinite));
+    const latents = await sd.vae.encode(new Tensor([1, 3, 16, 8]));
+    assert.deepEqual([...latents.shape], [1, 4, 2, 1]);
+  });
+
+  test('concurrent calls', async () => {
+    const results = await Promise.all([sd.vae.decode(new Tensor([1, 4, 2, 2])), sd.vae.encode(new Tensor([1, 3, 16, 16])), sd.vae.decode(new Tensor([2, 4, 1, 1]))]);
+    assert.deepEqual(results.map((r) => [...r.shape]), [[1, 3, 16, 16], [1, 4, 2, 2], [2, 3, 8, 8]]);
+  });
+
+  test('after dispose → ERR_DISPOSED', async () => {
+    const other = await StableDiffusion.load({ model: join(tiny, 'sd1-diffusers') });
+    await other.dispose();
+    await assert.rejects(other.vae.decode(new Tensor([1, 4, 2, 2])), { code: 'ERR_DISPOSED' });
+  });
+});

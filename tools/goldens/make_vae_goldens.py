@@ -1,0 +1,80 @@
+"""VAE goldens: diffusers' AutoencoderKL (float32, CPU) on the tiny fixture models.
+
+For each model folder in MODELS this loads <folder>/vae with AutoencoderKL.from_pretrained and
+runs, on seeded inputs,
+  decode: latents (torch.randn, seed) → vae.decode(latents).sample     (unscaled latents, no clamp)
+  encode: image (torch.rand·2−1, seed) → vae.encode(image).latent_dist.parameters
+          (the moments: quant_conv's output, mean then log-variance on channels, before
+          DiagonalGaussianDistribution clamps the log-variance)
+
+Run: PYTHONPATH=/work/refs/diffusers/src /work/pyenv/bin/python tools/goldens/make_vae_goldens.py
+Writes test/fixtures/goldens/vae/<model>.bin (little-endian float32 arrays, back to back) and
+test/fixtures/goldens/vae/index.json listing each case: model, op, input and output as
+{ offset (in floats), shape }. Inputs are stored too, so the tests need no random generator.
+"""
+
+import json
+import os
+
+import numpy as np
+import torch
+
+from diffusers import AutoencoderKL
+
+ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", ".."))
+TINY = os.path.join(ROOT, "test", "fixtures", "tiny")
+OUT = os.path.join(ROOT, "test", "fixtures", "goldens", "vae")
+
+# model folder → cases (op, input shape, seed)
+MODELS = {
+    "sd1-diffusers": [
+        ("decode", (1, 4, 8, 8), 1),
+        ("decode", (2, 4, 8, 12), 2),
+        ("encode", (1, 3, 64, 64), 3),
+        ("encode", (2, 3, 32, 48), 4),
+    ],
+    "sd2-v-diffusers": [
+        ("decode", (1, 4, 8, 8), 5),
+        ("encode", (1, 3, 64, 64), 6),
+    ],
+}
+
+
+def main():
+    torch.set_grad_enabled(False)
+    os.makedirs(OUT, exist_ok=True)
+    index = {"format": "float32 little-endian; offsets and sizes in floats", "cases": []}
+    for model, cases in MODELS.items():
+        vae = AutoencoderKL.from_pretrained(os.path.join(TINY, model, "vae"), torch_dtype=torch.float32).eval()
+        arrays = []
+        offset = 0
+
+        def put(t):
+            nonlocal offset
+            a = t.detach().to(torch.float32).contiguous().numpy().astype("<f4")
+            arrays.append(a.ravel())
+            entry = {"offset": offset, "shape": list(a.shape)}
+            offset += a.size
+            return entry
+
+        for op, shape, seed in cases:
+            g = torch.Generator().manual_seed(seed)
+            if op == "decode":
+                x = torch.randn(shape, generator=g, dtype=torch.float32)
+                y = vae.decode(x).sample
+            else:
+                x = torch.rand(shape, generator=g, dtype=torch.float32) * 2 - 1
+                dist = vae.encode(x).latent_dist
+                y = dist.parameters
+                assert torch.equal(y, vae.quant_conv(vae.encoder(x)))
+            index["cases"].append({"model": model, "op": op, "seed": seed, "file": f"{model}.bin",
+                                   "input": put(x), "output": put(y)})
+            print(f"{model} {op} {list(shape)} → {list(y.shape)}  max|y| {y.abs().max().item():.4g}")
+        np.concatenate(arrays).tofile(os.path.join(OUT, f"{model}.bin"))
+    with open(os.path.join(OUT, "index.json"), "w") as f:
+        json.dump(index, f, indent=1)
+        f.write("\n")
+
+
+if __name__ == "__main__":
+    main()
