@@ -1,0 +1,81 @@
+// One benchmark configuration in its own process, so that peak RSS belongs to it alone:
+//   node --import tsx bench/measure.ts <model> <weightType> <size> <steps> <threads>
+// Prints one JSON line. Networks not built yet are reported as null.
+import { StableDiffusion, Tensor } from '../lib/index.js';
+
+const [model, weightType, sizeText, stepsText, threadsText] = process.argv.slice(2);
+const size = Number(sizeText);
+const steps = Number(stepsText);
+const threads = Number(threadsText);
+
+function seconds(start: bigint): number {
+  return Number(process.hrtime.bigint() - start) / 1e9;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+function filled(shape: number[], seed: number): Tensor {
+  const t = new Tensor(shape);
+  let x = seed;
+  for (let i = 0; i < t.size; i++) {
+    x = (x * 1103515245 + 12345) % 2147483648;
+    t.data[i] = x / 1073741824 - 1;
+  }
+  return t;
+}
+
+type Networks = {
+  textEncoder?: { encode(ids: number[], options?: object): Promise<Tensor> };
+  unet?: { predict(sample: Tensor, timestep: number, context: Tensor): Promise<Tensor> };
+  vae?: { decode(latents: Tensor): Promise<Tensor> };
+};
+
+const result: Record<string, number | string | null> = { weightType: weightType!, size, threads };
+let start = process.hrtime.bigint();
+const sd = await StableDiffusion.load({ model: model!, weightType: weightType as never, threads, backend: 'cpu' });
+result.loadSeconds = seconds(start);
+result.weightBytes = Object.values(sd.memory()).reduce((a, b) => a + b, 0);
+const nets = sd as unknown as Networks;
+
+result.textEncodeSeconds = null;
+if (nets.textEncoder) {
+  const ids = sd.tokenizer.tokenizePrompt('a photograph of an astronaut riding a horse').chunks[0]!.ids;
+  start = process.hrtime.bigint();
+  await nets.textEncoder.encode(ids);
+  result.textEncodeSeconds = seconds(start);
+}
+
+result.unetStepSeconds = null;
+result.unetFirstStepSeconds = null;
+if (nets.unet) {
+  const latent = size / 8;
+  // Guidance on: a step is a UNet batch of 2 (unconditional and conditional).
+  const sample = filled([2, 4, latent, latent], 1);
+  const context = filled([2, 77, sd.info.contextDim], 2);
+  // The first call also builds and allocates the graph: reported on its own.
+  start = process.hrtime.bigint();
+  await nets.unet.predict(sample, 999, context);
+  result.unetFirstStepSeconds = seconds(start);
+  const times: number[] = [];
+  for (let i = 1; i <= steps; i++) {
+    start = process.hrtime.bigint();
+    await nets.unet.predict(sample, 999 - i * 20, context);
+    times.push(seconds(start));
+  }
+  result.unetStepSeconds = times.length > 0 ? median(times) : null;
+}
+
+result.vaeDecodeSeconds = null;
+if (nets.vae) {
+  start = process.hrtime.bigint();
+  await nets.vae.decode(filled([1, 4, size / 8, size / 8], 3));
+  result.vaeDecodeSeconds = seconds(start);
+}
+
+await sd.dispose();
+result.peakRssBytes = process.resourceUsage().maxRSS * 1024;
+console.log(JSON.stringify(result));
