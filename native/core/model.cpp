@@ -5,14 +5,9 @@
 #include "backend_registry.h"
 #include "log.h"
 #include "name_mapping.h"
+#include "string_util.h"
 
 namespace sd {
-
-namespace {
-
-bool starts_with(const std::string & text, const char * prefix) { return text.rfind(prefix, 0) == 0; }
-
-} // namespace
 
 OpenedModel open_model_with_vae(const std::string & path, const DetectOptions & detect, const std::string & vae_path) {
     if (vae_path.empty()) return open_model(path, detect);

@@ -7,6 +7,7 @@
 
 #include "error.h"
 #include "log.h"
+#include "string_util.h"
 
 namespace sd {
 
@@ -36,10 +37,6 @@ std::optional<PredictionType> parse_prediction_type(const std::string & text) {
 }
 
 namespace {
-
-bool starts_with(const std::string & s, const char * prefix) {
-    return s.compare(0, std::strlen(prefix), prefix) == 0;
-}
 
 std::string level_name(const char * prefix, int i, const char * suffix) {
     return std::string(prefix) + std::to_string(i) + suffix;

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "error.h"
+#include "string_util.h"
 #include "weight_types.h"
 
 namespace sd {
@@ -16,10 +17,6 @@ ggml_tensor * new_tensor(ggml_context * ctx, ggml_type type, const std::vector<i
     const size_t n = shape.size();
     for (size_t i = 0; i < n; ++i) ne[i] = shape[n - 1 - i];
     return ggml_new_tensor(ctx, type, static_cast<int>(std::max<size_t>(n, 1)), ne);
-}
-
-bool starts_with(const std::string & text, const std::string & prefix) {
-    return text.size() >= prefix.size() && text.compare(0, prefix.size(), prefix) == 0;
 }
 
 } // namespace

@@ -7,6 +7,7 @@
 
 #include "error.h"
 #include "log.h"
+#include "string_util.h"
 
 namespace sd {
 
@@ -32,15 +33,6 @@ std::string CanonicalModel::file_of(const std::string & name) const {
 namespace {
 
 namespace fs = std::filesystem;
-
-bool starts_with(const std::string & s, const char * prefix) {
-    return s.compare(0, std::strlen(prefix), prefix) == 0;
-}
-
-bool ends_with(const std::string & s, const char * suffix) {
-    const size_t n = std::strlen(suffix);
-    return s.size() >= n && s.compare(s.size() - n, n, suffix) == 0;
-}
 
 // Reads "<digits>." at `pos`: sets `value` and moves `pos` past the dot.
 bool read_index(const std::string & s, size_t & pos, int & value) {

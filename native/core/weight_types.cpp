@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "error.h"
+#include "string_util.h"
 
 namespace sd {
 
@@ -21,11 +22,6 @@ const NamedType k_weight_types[] = {
 
 bool is_float_type(ggml_type type) {
     return type == GGML_TYPE_F32 || type == GGML_TYPE_F16 || type == GGML_TYPE_BF16;
-}
-
-bool ends_with(const std::string & text, const char * suffix) {
-    const size_t n = std::strlen(suffix);
-    return text.size() >= n && text.compare(text.size() - n, n, suffix) == 0;
 }
 
 } // namespace
