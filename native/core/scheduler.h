@@ -90,6 +90,9 @@ protected:
 
     // Throws sd::RangeError unless set_timesteps ran.
     void require_timesteps() const;
+    // The plain integer timesteps of the configured spacing (DDIM, DDPM): checks `steps` and sets
+    // timesteps_ and steps_.
+    void set_spaced_timesteps(int steps);
     // diffusers' index_for_timestep: the position of t in timesteps() (the second one if t occurs
     // twice, as after a restart), throwing if t is not one of them.
     int index_for_timestep(double t) const;

@@ -167,6 +167,16 @@ void Scheduler::require_timesteps() const {
     if (steps_ == 0) throw RangeError("Call setTimesteps(steps) before using the " + name_ + " scheduler");
 }
 
+void Scheduler::set_spaced_timesteps(int steps) {
+    const int train = config_.num_train_timesteps;
+    if (steps < 1 || steps > train) throw RangeError("Expected integer steps between 1 and " + std::to_string(train));
+    timesteps_.clear();
+    for (int64_t v : scheduling::integer_timesteps(*config_.timestep_spacing, steps, train, config_.steps_offset)) {
+        timesteps_.push_back(static_cast<float>(v));
+    }
+    steps_ = steps;
+}
+
 int Scheduler::index_for_timestep(double t) const {
     require_timesteps();
     std::vector<int> found;

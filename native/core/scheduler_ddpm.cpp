@@ -22,15 +22,7 @@ public:
         stochastic_ = true;
     }
 
-    void do_set_timesteps(int steps) override {
-        const int train = config_.num_train_timesteps;
-        if (steps < 1 || steps > train) throw RangeError("Expected integer steps between 1 and " + std::to_string(train));
-        timesteps_.clear();
-        for (int64_t v : scheduling::integer_timesteps(*config_.timestep_spacing, steps, train, config_.steps_offset)) {
-            timesteps_.push_back(static_cast<float>(v));
-        }
-        steps_ = steps;
-    }
+    void do_set_timesteps(int steps) override { set_spaced_timesteps(steps); }
 
     void do_step(const float * model_output, double t, const float * sample, float * prev, int64_t count,
                  const NoiseSource & noise) override {
