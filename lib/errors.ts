@@ -29,3 +29,11 @@ export class StableDiffusionError extends Error {
     if (options.path !== undefined) this.path = options.path;
   }
 }
+
+/** A generation stopped by its `signal` or by `onStep` returning false: `name` 'AbortError', `code` 'ABORT_ERR'. */
+export class AbortError extends StableDiffusionError {
+  constructor(message = 'The operation was aborted', options: { cause?: unknown } = {}) {
+    super('ABORT_ERR', message, options);
+    this.name = 'AbortError';
+  }
+}

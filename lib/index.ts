@@ -10,7 +10,7 @@ export { Tokenizer, parsePromptAttention, PROMPT_MODES, CLIP_VOCAB_PATH } from '
 export type { TokenizerOptions, DecodeOptions, TokenizePromptOptions, PromptMode, PromptChunk, TokenizedPrompt, WeightedText, TokenIds } from './tokenizer.js';
 export { inspectModel, readCanonicalTensor, readCanonicalTensors } from './model.js';
 export type { ModelLayout, ModelDetails, ModelInspection, InspectModelOptions, CanonicalTensorInfo, UNetDetails, VaeDetails, TextEncoderDetails } from './model.js';
-export { StableDiffusionError } from './errors.js';
+export { StableDiffusionError, AbortError } from './errors.js';
 export type { ErrorCode } from './errors.js';
 export { createScheduler, Scheduler, SCHEDULER_NAMES, A1111_SCHEDULER_NAMES, TIMESTEP_SPACINGS } from './scheduler.js';
 export type { SchedulerName, SchedulerOverrides, TimestepSpacing, NoiseFunction } from './scheduler.js';
@@ -21,3 +21,5 @@ export type { LatentDistribution } from './vae.js';
 export { UNet } from './unet.js';
 export { ClipTextEncoder, MAX_CLIP_SKIP } from './text-encoder.js';
 export type { TextEncodeOptions, EncodePromptOptions, PromptEmbeddings } from './text-encoder.js';
+export { txt2img, OUTPUT_TYPES } from './pipelines.js';
+export type { Txt2ImgOptions, Txt2ImgResult, GenerationParameters, StepInfo, StepCallback, OutputType, PipelineModel } from './pipelines.js';

@@ -1,6 +1,8 @@
 import { StableDiffusionError } from './errors.js';
 import type { ModelDetails } from './model.js';
 import { native, type NativeAddon } from './native.js';
+import { txt2img, type Txt2ImgOptions, type Txt2ImgResult } from './pipelines.js';
+import { createScheduler, type Scheduler, type SchedulerOverrides } from './scheduler.js';
 import { Tensor, type TensorLike } from './tensor.js';
 import { Tokenizer } from './tokenizer.js';
 import { ClipTextEncoder, encodePrompt, type EncodePromptOptions, type PromptEmbeddings, type TextEncoderNative } from './text-encoder.js';
@@ -94,8 +96,8 @@ interface LoadAddon {
 
 /**
  * A loaded Stable Diffusion 1.x/2.x model: its detected configuration (`info`), its tokenizer and
- * its weights on one device. The networks and pipelines (`textEncoder`, `unet`, `vae`,
- * `txt2img`, …) are not built yet; see the README's status table.
+ * its weights on one device, the networks (`textEncoder`, `unet`, `vae`) and the pipelines
+ * (`txt2img`; img2img, inpaint and depth2img are not built yet, see the README's status table).
  */
 export class StableDiffusion {
   /** What detection concluded: family, variant, prediction type, image size, network shapes. */
@@ -152,6 +154,26 @@ export class StableDiffusion {
    */
   async encodePrompt(prompt: string, options: EncodePromptOptions = {}): Promise<PromptEmbeddings> {
     return encodePrompt(this.#model(), this.textEncoder, this.tokenizer, prompt, options);
+  }
+
+  /**
+   * A scheduler by name (ours or A1111's) with SD's config plus `overrides`; `predictionType`
+   * defaults to this model's (`info.predictionType`).
+   */
+  createScheduler(name: string, overrides?: SchedulerOverrides): Scheduler {
+    const given = overrides === undefined ? {} : expectObject(overrides, 'overrides');
+    return createScheduler(name, { predictionType: this.info.predictionType, ...given });
+  }
+
+  /**
+   * Text to image as diffusers' StableDiffusionPipeline computes it on CPU (same seed, same
+   * latents): classifier-free guidance with the negative prompt, the scheduler's loop, the VAE.
+   * Rejects with an AbortError (code ABORT_ERR) when `signal` aborts or `onStep` returns false;
+   * the model stays usable.
+   */
+  async txt2img(options: Txt2ImgOptions): Promise<Txt2ImgResult> {
+    this.#model();
+    return txt2img(this, options);
   }
 
   /** Every loaded weight with its storage type and shape. */
