@@ -90,8 +90,8 @@ protected:
 
     // Throws sd::RangeError unless set_timesteps ran.
     void require_timesteps() const;
-    // The plain integer timesteps of the configured spacing (DDIM, DDPM): checks `steps` and sets
-    // timesteps_ and steps_.
+    // The plain integer timesteps of the configured spacing (DDIM, DDPM): sets timesteps_ and
+    // steps_ (set_timesteps has checked `steps`).
     void set_spaced_timesteps(int steps);
     // diffusers' index_for_timestep: the position of t in timesteps() (the second one if t occurs
     // twice, as after a restart), throwing if t is not one of them.
@@ -184,6 +184,8 @@ double np_round(double x);
 // The integer timesteps of DDIM/PNDM/DDPM/LCM-style spacing, in descending order (before any
 // scheduler-specific reordering); `spacing` must be resolved.
 std::vector<int64_t> integer_timesteps(TimestepSpacing spacing, int steps, int train_steps, int steps_offset);
+// The training schedule's σ = ((1 − ᾱ)/ᾱ)^½ and log σ, per training timestep (float32).
+void training_sigmas(const std::vector<float> & alphas_cumprod, std::vector<float> & sigmas, std::vector<float> & log_sigmas);
 // numpy.interp over xp = 0, 1, …, fp.size()-1, in float64.
 double np_interp(double x, const std::vector<double> & fp);
 // Karras et al. (2022) sigmas between sigma_min and sigma_max, rho 7, float64.

@@ -73,6 +73,17 @@ static std::vector<double> np_arange(double start, double stop, double step) {
     return out;
 }
 
+void training_sigmas(const std::vector<float> & alphas_cumprod, std::vector<float> & sigmas, std::vector<float> & log_sigmas) {
+    // ((1 − ᾱ)/ᾱ)^½ in float32 tensors; numpy's log of the float32 array.
+    sigmas.resize(alphas_cumprod.size());
+    log_sigmas.resize(alphas_cumprod.size());
+    for (size_t i = 0; i < alphas_cumprod.size(); ++i) {
+        const float a = alphas_cumprod[i];
+        sigmas[i] = std::sqrt((1.0f - a) / a);
+        log_sigmas[i] = static_cast<float>(std::log(static_cast<double>(sigmas[i])));
+    }
+}
+
 std::vector<int64_t> integer_timesteps(TimestepSpacing spacing, int steps, int train_steps, int steps_offset) {
     std::vector<int64_t> out;
     switch (spacing) {
@@ -144,6 +155,8 @@ Scheduler::Scheduler(std::string name, const SchedulerConfig & config) : name_(s
 }
 
 void Scheduler::set_timesteps(int steps) {
+    const int train = config_.num_train_timesteps;
+    if (steps < 1 || steps > train) throw RangeError("Expected integer steps between 1 and " + std::to_string(train));
     do_set_timesteps(steps);
     step_index_.reset();
     begin_index_.reset();
@@ -169,7 +182,6 @@ void Scheduler::require_timesteps() const {
 
 void Scheduler::set_spaced_timesteps(int steps) {
     const int train = config_.num_train_timesteps;
-    if (steps < 1 || steps > train) throw RangeError("Expected integer steps between 1 and " + std::to_string(train));
     timesteps_.clear();
     for (int64_t v : scheduling::integer_timesteps(*config_.timestep_spacing, steps, train, config_.steps_offset)) {
         timesteps_.push_back(static_cast<float>(v));
@@ -238,20 +250,11 @@ SigmaScheduler::SigmaScheduler(std::string name, const SchedulerConfig & config)
     tracks_step_index_ = true;
     if (!config_.timestep_spacing) config_.timestep_spacing = TimestepSpacing::linspace;
     if (!config_.use_karras_sigmas) config_.use_karras_sigmas = false;
-    // ((1 − ᾱ)/ᾱ)^½ in float32 tensors; numpy's log of the float32 array.
-    train_sigmas_.resize(alphas_cumprod_.size());
-    log_sigmas_.resize(alphas_cumprod_.size());
-    for (size_t i = 0; i < alphas_cumprod_.size(); ++i) {
-        const float a = alphas_cumprod_[i];
-        train_sigmas_[i] = std::sqrt((1.0f - a) / a);
-        log_sigmas_[i] = static_cast<float>(std::log(static_cast<double>(train_sigmas_[i])));
-    }
+    scheduling::training_sigmas(alphas_cumprod_, train_sigmas_, log_sigmas_);
 }
 
 void SigmaScheduler::build_sigma_schedule(int steps) {
     const int train = config_.num_train_timesteps;
-    if (steps < 1 || steps > train) throw RangeError("Expected integer steps between 1 and " + std::to_string(train));
-
     // Timesteps as float32 (numpy builds them in float64 and casts).
     std::vector<float> ts;
     if (*config_.timestep_spacing == TimestepSpacing::linspace) {
@@ -317,18 +320,11 @@ MultistepScheduler::MultistepScheduler(std::string name, const SchedulerConfig &
     tracks_step_index_ = true;
     if (!config_.timestep_spacing) config_.timestep_spacing = TimestepSpacing::linspace;
     if (!config_.use_karras_sigmas) config_.use_karras_sigmas = karras_default;
-    train_sigmas_.resize(alphas_cumprod_.size());
-    log_sigmas_.resize(alphas_cumprod_.size());
-    for (size_t i = 0; i < alphas_cumprod_.size(); ++i) {
-        const float a = alphas_cumprod_[i];
-        train_sigmas_[i] = std::sqrt((1.0f - a) / a);
-        log_sigmas_[i] = static_cast<float>(std::log(static_cast<double>(train_sigmas_[i])));
-    }
+    scheduling::training_sigmas(alphas_cumprod_, train_sigmas_, log_sigmas_);
 }
 
 void MultistepScheduler::build_multistep_schedule(int steps) {
     const int train = config_.num_train_timesteps;
-    if (steps < 1 || steps > train) throw RangeError("Expected integer steps between 1 and " + std::to_string(train));
     std::vector<double> ts;
     switch (*config_.timestep_spacing) {
     case TimestepSpacing::linspace: {

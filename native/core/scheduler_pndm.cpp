@@ -27,7 +27,6 @@ public:
 
     void do_set_timesteps(int steps) override {
         const int train = config_.num_train_timesteps;
-        if (steps < 1 || steps > train) throw RangeError("Expected integer steps between 1 and " + std::to_string(train));
         // Ascending spaced timesteps, then diffusers' PLMS order: all but the last, the
         // second-to-last again, the last; reversed.
         std::vector<int64_t> ts = scheduling::integer_timesteps(*config_.timestep_spacing, steps, train, config_.steps_offset);
