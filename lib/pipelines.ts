@@ -97,19 +97,11 @@ export interface PipelineModel {
 const MAX_SIZE = 8192;
 const MAX_BATCH = 32; // the UNet takes 64 with guidance's doubled batch
 
-interface CheckedTxt2Img {
-  prompt: string;
-  negativePrompt: string;
-  width: number;
-  height: number;
-  steps: number;
-  guidanceScale: number;
+// The options once checked: the recorded parameters with the scheduler as an object, plus what
+// is not recorded.
+interface CheckedTxt2Img extends Omit<GenerationParameters, 'scheduler'> {
   scheduler: Scheduler;
-  seed: Seed;
-  batchSize: number;
   latents: Tensor | undefined;
-  clipSkip: number | undefined;
-  promptWeighting: boolean;
   onStep: StepCallback | undefined;
   signal: AbortSignal | undefined;
   outputType: OutputType;
