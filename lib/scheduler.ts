@@ -7,7 +7,8 @@ import { describe, expectBoolean, expectInteger, expectNumber, expectObject, exp
 
 /** Our scheduler names. */
 export const SCHEDULER_NAMES = [
-  'pndm', 'ddim', 'lms', 'euler', 'euler_a', 'heun', 'dpmpp_2m', 'dpmpp_2m_karras', 'unipc', 'ddpm', 'lcm',
+  'pndm', 'ddim', 'lms', 'euler', 'euler_a', 'heun', 'dpmpp_2m', 'dpmpp_2m_karras', 'dpmpp_2m_sde', 'dpmpp_2m_sde_karras',
+  'unipc', 'ddpm', 'lcm',
 ] as const;
 export type SchedulerName = (typeof SCHEDULER_NAMES)[number];
 
@@ -21,6 +22,9 @@ export const A1111_SCHEDULER_NAMES: Readonly<Record<string, SchedulerName>> = Ob
   Heun: 'heun',
   Euler: 'euler',
   'DPM++ 2M': 'dpmpp_2m',
+  // diffusers' sde-dpmsolver++ (noise from the pipeline's generator), not k-diffusion's Brownian tree.
+  'DPM++ 2M SDE': 'dpmpp_2m_sde',
+  'DPM++ 2M SDE Karras': 'dpmpp_2m_sde_karras',
   UniPC: 'unipc',
   LCM: 'lcm',
 });
@@ -33,7 +37,7 @@ export const SCHEDULER_PREDICTION_TYPES = ['epsilon', 'v_prediction'] as const;
 export interface SchedulerOverrides {
   /** Default: diffusers' default for the scheduler ('leading' for pndm, ddim, ddpm, lcm; 'linspace' otherwise). */
   timestepSpacing?: TimestepSpacing;
-  /** Karras et al. noise levels: euler, lms, heun, dpmpp_2m, unipc (dpmpp_2m_karras sets it); true elsewhere is a RangeError. */
+  /** Karras et al. noise levels: euler, lms, heun, dpmpp_2m, dpmpp_2m_sde, unipc (the *_karras names set it); true elsewhere is a RangeError. */
   useKarrasSigmas?: boolean;
   predictionType?: 'epsilon' | 'v_prediction';
   /** Added to 'leading' timesteps (SD: 1). */
@@ -141,6 +145,14 @@ export class Scheduler {
     const n = this.#native.timesteps.length;
     if (n === 0) throw new RangeError('Call setTimesteps(steps) before setBeginIndex()');
     this.#native.setBeginIndex(expectInteger(index, 'begin index', 0, n - 1));
+  }
+
+  /**
+   * Whether `setBeginIndex` applies: every scheduler with a step index. diffusers' PNDM, DDIM and
+   * DDPM have none (their step looks at the timestep only), so its pipelines skip them.
+   */
+  get hasBeginIndex(): boolean {
+    return !['pndm', 'ddim', 'ddpm'].includes(this.#native.name);
   }
 
   /** How many model calls one step takes (2 for heun, whose timesteps repeat; 1 otherwise). */

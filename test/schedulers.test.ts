@@ -85,6 +85,10 @@ function fakeModel(x: Tensor, t: number): Tensor {
   return new Tensor(x.shape, out);
 }
 
+test('every scheduler has goldens', () => {
+  assert.deepEqual(SCHEDULER_NAMES.filter((n) => !existsSync(`${DIR}/${n}.json`)), []);
+});
+
 const goldens = SCHEDULER_NAMES.filter((n) => existsSync(`${DIR}/${n}.json`)).map(
   (n) => JSON.parse(readFileSync(`${DIR}/${n}.json`, 'utf8')) as Golden,
 );
@@ -197,11 +201,13 @@ test('A1111 names and any case are accepted', () => {
   assert.equal(createScheduler('Heun').name, 'heun');
   assert.equal(createScheduler('UniPC').name, 'unipc');
   assert.equal(createScheduler('LCM').name, 'lcm');
+  assert.equal(createScheduler('DPM++ 2M SDE').name, 'dpmpp_2m_sde');
+  assert.equal(createScheduler('dpm++ 2m sde karras').name, 'dpmpp_2m_sde_karras');
   assert.equal(createScheduler('ddpm').name, 'ddpm');
   for (const name of SCHEDULER_NAMES) assert.equal(createScheduler(name).name, name);
   assert.deepEqual(
     SCHEDULER_NAMES.map((n) => createScheduler(n).stochastic),
-    [false, false, false, false, true, false, false, false, false, true, true],
+    [false, false, false, false, true, false, false, false, true, true, false, true, true],
   );
 });
 

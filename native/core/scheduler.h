@@ -160,8 +160,9 @@ protected:
     std::vector<float> log_sigmas_;
 };
 
-// Names: pndm, ddim, lms, euler, euler_a, heun, dpmpp_2m, dpmpp_2m_karras, unipc, ddpm, lcm and
-// A1111's "Euler a", "DPM++ 2M Karras", "DDIM", "PLMS", "LMS", "Heun", "Euler", "DPM++ 2M",
+// Names: pndm, ddim, lms, euler, euler_a, heun, dpmpp_2m, dpmpp_2m_karras, dpmpp_2m_sde,
+// dpmpp_2m_sde_karras, unipc, ddpm, lcm and A1111's "Euler a", "DPM++ 2M Karras", "DDIM", "PLMS",
+// "LMS", "Heun", "Euler", "DPM++ 2M", "DPM++ 2M SDE", "DPM++ 2M SDE Karras",
 // "UniPC", "LCM" (case-insensitive). Throws sd::RangeError for others (listing ours).
 std::unique_ptr<Scheduler> make_scheduler(const std::string & name, const SchedulerConfig & config);
 
@@ -200,7 +201,7 @@ std::unique_ptr<Scheduler> make_euler_scheduler(const SchedulerConfig & config);
 std::unique_ptr<Scheduler> make_ddim_scheduler(const SchedulerConfig & config);
 std::unique_ptr<Scheduler> make_pndm_scheduler(const SchedulerConfig & config);
 std::unique_ptr<Scheduler> make_euler_ancestral_scheduler(const SchedulerConfig & config);
-std::unique_ptr<Scheduler> make_dpmpp_2m_scheduler(const SchedulerConfig & config, bool karras);
+std::unique_ptr<Scheduler> make_dpmpp_2m_scheduler(const SchedulerConfig & config, bool karras, bool sde);
 std::unique_ptr<Scheduler> make_lms_scheduler(const SchedulerConfig & config);
 std::unique_ptr<Scheduler> make_heun_scheduler(const SchedulerConfig & config);
 std::unique_ptr<Scheduler> make_unipc_scheduler(const SchedulerConfig & config);

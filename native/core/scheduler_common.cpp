@@ -402,14 +402,16 @@ static std::string lower(std::string s) {
 }
 
 std::vector<std::string> scheduler_names() {
-    return {"pndm", "ddim", "lms", "euler", "euler_a", "heun", "dpmpp_2m", "dpmpp_2m_karras", "unipc", "ddpm", "lcm"};
+    return {"pndm",         "ddim",    "lms",  "euler", "euler_a", "heun", "dpmpp_2m", "dpmpp_2m_karras", "dpmpp_2m_sde",
+            "dpmpp_2m_sde_karras", "unipc", "ddpm", "lcm"};
 }
 
 std::string canonical_scheduler_name(const std::string & name) {
     static const std::map<std::string, std::string> a1111 = {
         {"euler a", "euler_a"}, {"dpm++ 2m karras", "dpmpp_2m_karras"}, {"ddim", "ddim"}, {"plms", "pndm"},
         {"lms", "lms"},         {"heun", "heun"},                       {"euler", "euler"}, {"dpm++ 2m", "dpmpp_2m"},
-        {"unipc", "unipc"},     {"lcm", "lcm"},
+        {"unipc", "unipc"},     {"lcm", "lcm"},                         {"dpm++ 2m sde", "dpmpp_2m_sde"},
+        {"dpm++ 2m sde karras", "dpmpp_2m_sde_karras"},
     };
     const std::string key = lower(name);
     for (const std::string & ours : scheduler_names()) {
@@ -422,9 +424,10 @@ std::string canonical_scheduler_name(const std::string & name) {
 std::unique_ptr<Scheduler> make_scheduler(const std::string & name, const SchedulerConfig & config) {
     const std::string canonical = canonical_scheduler_name(name);
     const bool karras_capable = canonical == "euler" || canonical == "lms" || canonical == "heun" ||
-                                canonical == "dpmpp_2m" || canonical == "dpmpp_2m_karras" || canonical == "unipc";
+                                canonical == "dpmpp_2m" || canonical == "dpmpp_2m_karras" || canonical == "dpmpp_2m_sde" ||
+                                canonical == "dpmpp_2m_sde_karras" || canonical == "unipc";
     if (!canonical.empty() && !karras_capable && config.use_karras_sigmas.value_or(false)) {
-        throw RangeError("The " + canonical + " scheduler has no Karras sigmas (useKarrasSigmas applies to euler, lms, heun, dpmpp_2m, unipc)");
+        throw RangeError("The " + canonical + " scheduler has no Karras sigmas (useKarrasSigmas applies to euler, lms, heun, dpmpp_2m, dpmpp_2m_sde, unipc)");
     }
     if (canonical == "euler") return make_euler_scheduler(config);
     if (canonical == "ddim") return make_ddim_scheduler(config);
@@ -435,8 +438,10 @@ std::unique_ptr<Scheduler> make_scheduler(const std::string & name, const Schedu
     if (canonical == "unipc") return make_unipc_scheduler(config);
     if (canonical == "ddpm") return make_ddpm_scheduler(config);
     if (canonical == "lcm") return make_lcm_scheduler(config);
-    if (canonical == "dpmpp_2m") return make_dpmpp_2m_scheduler(config, false);
-    if (canonical == "dpmpp_2m_karras") return make_dpmpp_2m_scheduler(config, true);
+    if (canonical == "dpmpp_2m") return make_dpmpp_2m_scheduler(config, false, false);
+    if (canonical == "dpmpp_2m_karras") return make_dpmpp_2m_scheduler(config, true, false);
+    if (canonical == "dpmpp_2m_sde") return make_dpmpp_2m_scheduler(config, false, true);
+    if (canonical == "dpmpp_2m_sde_karras") return make_dpmpp_2m_scheduler(config, true, true);
     if (canonical.empty()) {
         std::string list;
         for (const std::string & n : scheduler_names()) list += (list.empty() ? "" : ", ") + n;
