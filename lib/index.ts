@@ -21,5 +21,13 @@ export type { LatentDistribution } from './vae.js';
 export { UNet } from './unet.js';
 export { ClipTextEncoder, MAX_CLIP_SKIP } from './text-encoder.js';
 export type { TextEncodeOptions, EncodePromptOptions, PromptEmbeddings } from './text-encoder.js';
-export { txt2img, OUTPUT_TYPES } from './pipelines.js';
-export type { Txt2ImgOptions, Txt2ImgResult, GenerationParameters, StepInfo, StepCallback, OutputType, PipelineModel } from './pipelines.js';
+export { txt2img, img2img, inpaint, depth2img, OUTPUT_TYPES, PREVIEW_METHODS } from './pipelines.js';
+export type {
+  GenerationOptions, Txt2ImgOptions, Img2ImgOptions, InpaintOptions, Depth2ImgOptions, GenerationResult, Txt2ImgResult,
+  GenerationParameters, PipelineName, StepInfo, StepCallback, OutputType, PreviewMethod, PipelineModel,
+} from './pipelines.js';
+export { latentPreview } from './latent-preview.js';
+export { readImage, readMask, readDepthMap, resizeImage, encodeImage, saveImage, toRgbBytes, formatForPath, IMAGE_FORMATS } from './image.js';
+export type { ImageInput, RawImage, ImageFormat, EncodeImageOptions } from './image.js';
+export { formatParameters, parseParameters, toInfotext, readPngText, setPngText, samplerLabel, A1111_SAMPLER_NAMES } from './png-parameters.js';
+export type { InfotextParameters, ParsedParameters } from './png-parameters.js';

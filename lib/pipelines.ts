@@ -1,39 +1,65 @@
 // The denoising pipelines in TypeScript over the component API (text encoder, UNet, VAE,
-// schedulers, torch generator). txt2img follows diffusers' StableDiffusionPipeline on CPU step
-// for step: the same random draws from one generator, the same classifier-free guidance, the
-// same scheduler calls, so a seed gives diffusers' latents.
+// schedulers, torch generator). Each follows its diffusers pipeline on CPU step for step: the
+// same random draws from one generator in the same order, the same classifier-free guidance,
+// the same scheduler calls, so a seed gives diffusers' latents.
+//   txt2img   StableDiffusionPipeline
+//   img2img   StableDiffusionImg2ImgPipeline
+//   inpaint   StableDiffusionInpaintPipeline (9-channel inpainting UNets, or latent blending
+//             on ordinary 4-channel ones)
+//   depth2img StableDiffusionDepth2ImgPipeline with a given depth map
 import { AbortError } from './errors.js';
+import { readDepthMap, readImage, readMask, resizeImage, type ImageInput } from './image.js';
+import { latentPreview } from './latent-preview.js';
 import { TorchGenerator, toSeed, type Seed } from './rng.js';
 import { createScheduler, Scheduler, type SchedulerOverrides } from './scheduler.js';
 import { Tensor, type TensorLike } from './tensor.js';
+import {
+  binarize, blendMasked, concatBatch, concatChannels, guide, maskOut, normalizePerItem, repeatBatch, resizeBicubic,
+  resizeNearest, scale, toBatch, toSignedRange, toUnitRange,
+} from './tensor-ops.js';
 import type { EncodePromptOptions, PromptEmbeddings } from './text-encoder.js';
 import type { UNet } from './unet.js';
 import type { Vae } from './vae.js';
-import { describe, expectBoolean, expectInteger, expectNumber, expectObject, expectOneOf, expectString } from './validate.js';
+import {
+  describe, expectBoolean, expectInteger, expectNumber, expectObject, expectOneOf, expectString,
+} from './validate.js';
 
 export const OUTPUT_TYPES = ['tensor', 'latent'] as const;
 export type OutputType = (typeof OUTPUT_TYPES)[number];
+
+export const PREVIEW_METHODS = ['latent', 'vae'] as const;
+/** 'latent': a linear latent → RGB map at 1/8 size (free); 'vae': the VAE decoder at full size (a decode each time). */
+export type PreviewMethod = (typeof PREVIEW_METHODS)[number];
+
+export type PipelineName = 'txt2img' | 'img2img' | 'inpaint' | 'depth2img';
 
 /** What `onStep` receives after each denoising step. */
 export interface StepInfo {
   /** 1-based: 1 after the first step, `steps` after the last. */
   step: number;
-  /** UNet evaluations in this run: `scheduler.timesteps.length` (PNDM takes one more than asked, Heun 2·n − 1). */
+  /** UNet evaluations in this run: the timesteps visited (PNDM takes one more than asked, Heun 2·n − 1; img2img fewer, by strength). */
   steps: number;
   /** The timestep just denoised. */
   timestep: number;
   /** Milliseconds since the generation started. */
   elapsedMs: number;
+  /** With `preview`: the current latents as RGB in [0, 1], [B, 3, h, w] (every `previewEvery` steps and at the last). */
+  preview?: Tensor;
 }
 
 /** Return `false` (or a promise of it) to stop the generation with an AbortError. */
 export type StepCallback = (info: StepInfo) => boolean | void | Promise<boolean | void>;
 
-export interface Txt2ImgOptions {
+/** Options every pipeline takes. */
+export interface GenerationOptions {
   prompt: string;
   /** Default '' (diffusers' unconditional embedding). */
   negativePrompt?: string;
-  /** Default: the model's image size (`sd.info.imageSize`); multiples of 8. */
+  /**
+   * Multiples of 8. txt2img default: the model's image size (`sd.info.imageSize`); the image
+   * pipelines default to the input image's size rounded down to a multiple of 8 and resize the
+   * image when it differs.
+   */
   width?: number;
   height?: number;
   /** Default 50. */
@@ -51,22 +77,59 @@ export interface Txt2ImgOptions {
   seed?: Seed;
   /** Images per prompt, default 1. */
   batchSize?: number;
-  /** Initial latents [batchSize, 4, height/8, width/8] instead of random ones (multiplied by initNoiseSigma, as diffusers does). */
-  latents?: TensorLike;
   clipSkip?: number;
   /** A1111's attention syntax, default true; false takes the prompt literally, as diffusers does. */
   promptWeighting?: boolean;
   onStep?: StepCallback;
+  /** Previews passed to `onStep` (needs `onStep`). */
+  preview?: PreviewMethod;
+  /** Preview every N steps (default 1 for 'latent', 5 for 'vae'); the last step always has one. */
+  previewEvery?: number;
   signal?: AbortSignal;
   /** 'tensor' (default): images [B, 3, H, W] in [0, 1]. 'latent': no VAE decode, `images` is null. */
   outputType?: OutputType;
 }
 
+export interface Txt2ImgOptions extends GenerationOptions {
+  /** Initial latents [batchSize, 4, height/8, width/8] instead of random ones (multiplied by initNoiseSigma, as diffusers does). */
+  latents?: TensorLike;
+}
+
+export interface Img2ImgOptions extends GenerationOptions {
+  /** The starting image: a path, an encoded image Buffer, a sharp instance, raw pixels or a tensor [B, 3, H, W] in [0, 1] (lib/image.ts). */
+  image: ImageInput;
+  /** How much to change the image, 0–1 (default 0.8): the share of the steps that run, from noise level `strength`. */
+  strength?: number;
+}
+
+export interface InpaintOptions extends GenerationOptions {
+  image: ImageInput;
+  /** White (≥ 0.5) = repaint, black = keep; the image's size. From alpha when not opaque, else luminance. */
+  mask: ImageInput;
+  /** Default 1: the masked area starts from pure noise. Below 1 it starts from the noised image. */
+  strength?: number;
+}
+
+export interface Depth2ImgOptions extends GenerationOptions {
+  image: ImageInput;
+  /**
+   * Depth (larger = nearer, as MiDaS gives it), any size and scale: a tensor [H, W], [B, H, W] or
+   * [B, 1, H, W], or a grayscale image (16-bit PNGs keep their precision). Resized bicubically
+   * to the latents and mapped to [-1, 1] per image, as diffusers does. Required: a built-in
+   * depth estimator is not part of this version.
+   */
+  depthMap: ImageInput;
+  /** Default 0.8, as img2img. */
+  strength?: number;
+}
+
 export interface GenerationParameters {
+  pipeline: PipelineName;
   prompt: string;
   negativePrompt: string;
   width: number;
   height: number;
+  /** The steps asked for (img2img-style pipelines run about strength · steps of them). */
   steps: number;
   guidanceScale: number;
   scheduler: string;
@@ -74,9 +137,11 @@ export interface GenerationParameters {
   batchSize: number;
   clipSkip: number | undefined;
   promptWeighting: boolean;
+  /** img2img, inpaint and depth2img. */
+  strength?: number;
 }
 
-export interface Txt2ImgResult {
+export interface GenerationResult {
   /** [B, 3, H, W] in [0, 1] (diffusers' output_type 'pt'), or null with outputType 'latent'. */
   images: Tensor | null;
   /** The final latents [B, 4, H/8, W/8], before 1/scalingFactor (diffusers' output_type 'latent'). */
@@ -85,6 +150,8 @@ export interface Txt2ImgResult {
   seeds: Seed[];
   parameters: GenerationParameters;
 }
+
+export type Txt2ImgResult = GenerationResult;
 
 /** What the pipelines need of a loaded model. */
 export interface PipelineModel {
@@ -98,28 +165,31 @@ const MAX_SIZE = 8192;
 const MAX_BATCH = 32; // the UNet takes 64 with guidance's doubled batch
 
 // The options once checked: the recorded parameters with the scheduler as an object, plus what
-// is not recorded.
-interface CheckedTxt2Img extends Omit<GenerationParameters, 'scheduler'> {
+// is not recorded. Width and height stay undefined when not given (the image pipelines default
+// them from the image).
+interface CheckedOptions extends Omit<GenerationParameters, 'scheduler' | 'width' | 'height' | 'pipeline' | 'strength'> {
+  width: number | undefined;
+  height: number | undefined;
   scheduler: Scheduler;
-  latents: Tensor | undefined;
   onStep: StepCallback | undefined;
+  preview: PreviewMethod | undefined;
+  previewEvery: number;
   signal: AbortSignal | undefined;
   outputType: OutputType;
 }
 
-function checkSide(value: unknown, name: string, fallback: number): number {
-  if (value === undefined) return fallback;
+function checkSide(value: unknown, name: string): number | undefined {
+  if (value === undefined) return undefined;
   const side = expectInteger(value, name, 8, MAX_SIZE);
   if (side % 8 !== 0) throw new RangeError(`Expected ${name} to be a multiple of 8 but received ${side}`);
   return side;
 }
 
-function checkTxt2ImgOptions(model: PipelineModel, options: unknown): CheckedTxt2Img {
-  const o = expectObject(options, 'options');
+function checkOptions(model: PipelineModel, o: Record<string, unknown>): CheckedOptions {
   const prompt = expectString(o.prompt, 'options.prompt');
   const negativePrompt = o.negativePrompt === undefined ? '' : expectString(o.negativePrompt, 'options.negativePrompt');
-  const width = checkSide(o.width, 'width', model.info.imageSize);
-  const height = checkSide(o.height, 'height', model.info.imageSize);
+  const width = checkSide(o.width, 'width');
+  const height = checkSide(o.height, 'height');
   const steps = o.steps === undefined ? 50 : expectInteger(o.steps, 'steps', 1, 1000);
   const guidanceScale = o.guidanceScale === undefined ? 7.5 : expectNumber(o.guidanceScale, 'guidanceScale', 0, 100);
   const batchSize = o.batchSize === undefined ? 1 : expectInteger(o.batchSize, 'batchSize', 1, MAX_BATCH);
@@ -134,46 +204,36 @@ function checkTxt2ImgOptions(model: PipelineModel, options: unknown): CheckedTxt
     throw new TypeError(`Expected options.scheduler to be a scheduler name or a Scheduler but received ${describe(o.scheduler)}`);
   }
   const seed: Seed = o.seed === undefined ? Math.floor(Math.random() * 2 ** 32) : (toSeed(o.seed, 'seed'), o.seed as Seed);
-  let latents: Tensor | undefined;
-  if (o.latents !== undefined) {
-    const l = o.latents as { shape?: unknown; data?: unknown } | null;
-    if (typeof l !== 'object' || l === null || !Array.isArray(l.shape) || !(l.data instanceof Float32Array)) {
-      throw new TypeError(`Expected options.latents to be a Tensor but received ${describe(o.latents)}`);
-    }
-    latents = Tensor.of(l as TensorLike);
-    const want = [batchSize, model.unet.outChannels, height / 8, width / 8];
-    if (latents.rank !== 4 || latents.shape.some((d, i) => d !== want[i])) {
-      throw new RangeError(`Expected options.latents of shape [${want.join(', ')}] but received [${latents.shape.join(', ')}]`);
-    }
-  }
   const clipSkip = o.clipSkip === undefined ? undefined : expectInteger(o.clipSkip, 'clipSkip', 1, 1000);
   const promptWeighting = o.promptWeighting === undefined ? true : expectBoolean(o.promptWeighting, 'promptWeighting');
   if (o.onStep !== undefined && typeof o.onStep !== 'function') {
     throw new TypeError(`Expected options.onStep to be a function but received ${describe(o.onStep)}`);
   }
+  const preview = o.preview === undefined ? undefined : expectOneOf(o.preview, 'options.preview', PREVIEW_METHODS);
+  if (preview !== undefined && o.onStep === undefined) throw new TypeError('options.preview needs options.onStep to receive the previews');
+  const previewEvery = o.previewEvery === undefined ? (preview === 'vae' ? 5 : 1) : expectInteger(o.previewEvery, 'previewEvery', 1, 1000);
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) {
     throw new TypeError(`Expected options.signal to be an AbortSignal but received ${describe(o.signal)}`);
   }
   const outputType = o.outputType === undefined ? 'tensor' : expectOneOf(o.outputType, 'options.outputType', OUTPUT_TYPES);
   return {
-    prompt, negativePrompt, width, height, steps, guidanceScale, scheduler, seed, batchSize, latents, clipSkip,
-    promptWeighting, onStep: o.onStep as StepCallback | undefined, signal: o.signal as AbortSignal | undefined, outputType,
+    prompt, negativePrompt, width, height, steps, guidanceScale, scheduler, seed, batchSize, clipSkip, promptWeighting,
+    onStep: o.onStep as StepCallback | undefined, preview, previewEvery, signal: o.signal as AbortSignal | undefined, outputType,
   };
 }
 
-/** `t` [1, ...] repeated `times` along the batch. */
-function repeatBatch(t: Tensor, times: number): Tensor {
-  if (times === 1) return t;
-  const out = new Float32Array(t.size * times);
-  for (let i = 0; i < times; i++) out.set(t.data, i * t.size);
-  return new Tensor([t.shape[0]! * times, ...t.shape.slice(1)], out);
+function checkStrength(value: unknown, fallback: number): number {
+  return value === undefined ? fallback : expectNumber(value, 'strength', 0, 1);
 }
 
-function concatBatch(a: Tensor, b: Tensor): Tensor {
-  const out = new Float32Array(a.size + b.size);
-  out.set(a.data, 0);
-  out.set(b.data, a.size);
-  return new Tensor([a.shape[0]! + b.shape[0]!, ...a.shape.slice(1)], out);
+function requireInput(o: Record<string, unknown>, key: string, pipeline: PipelineName): void {
+  if (o[key] === undefined || o[key] === null) throw new TypeError(`${pipeline} needs options.${key}`);
+}
+
+function requireUNet(model: PipelineModel, pipeline: PipelineName, allowed: number[], what: string): void {
+  if (!allowed.includes(model.unet.inChannels)) {
+    throw new RangeError(`${pipeline} needs ${what}; this UNet takes ${model.unet.inChannels} input channels`);
+  }
 }
 
 function throwIfAborted(signal: AbortSignal | undefined): void {
@@ -204,104 +264,284 @@ class StepNoise {
   };
 }
 
-/** diffusers' StableDiffusionPipeline.__call__ (text to image) on the component API. */
-export async function txt2img(model: PipelineModel, options: Txt2ImgOptions): Promise<Txt2ImgResult> {
-  const o = checkTxt2ImgOptions(model, options);
-  if (model.unet.inChannels !== model.unet.outChannels) {
-    throw new RangeError(`txt2img needs a base model; this UNet takes ${model.unet.inChannels} input channels (an inpainting or depth model)`);
-  }
+/** One generation in progress: its options, the text conditioning and the random source. */
+interface Run {
+  o: CheckedOptions;
+  width: number;
+  height: number;
+  guided: boolean;
+  /** [uncond × B; cond × B] when guided, else [cond × B]. */
+  context: Tensor;
+  generator: TorchGenerator;
+  started: number;
+}
+
+async function startRun(model: PipelineModel, o: CheckedOptions, width: number, height: number): Promise<Run> {
   const started = performance.now();
   throwIfAborted(o.signal);
   const guided = o.guidanceScale > 1;
-  const batch = o.batchSize;
-
   const embeddings = await model.encodePrompt(o.prompt, {
     negativePrompt: o.negativePrompt,
     promptWeighting: o.promptWeighting,
     ...(o.clipSkip !== undefined && { clipSkip: o.clipSkip }),
   });
-  const cond = repeatBatch(embeddings.cond, batch);
-  const context = guided ? concatBatch(repeatBatch(embeddings.uncond, batch), cond) : cond;
+  const cond = repeatBatch(embeddings.cond, o.batchSize);
+  const context = guided ? concatBatch(repeatBatch(embeddings.uncond, o.batchSize), cond) : cond;
   throwIfAborted(o.signal);
+  return { o, width, height, guided, context, generator: new TorchGenerator(o.seed), started };
+}
 
+/** What the loop adds to the plain sampler: UNet input channels, or masked blending. */
+interface LoopExtras {
+  /** Concatenated after the scaled latents on every UNet call ([2B or B, c, h, w], already doubled when guided). */
+  conditioning?: Tensor;
+  /** Latent blending for 4-channel inpainting: keep `imageLatents` (noised to the next timestep) where `mask` is 0. */
+  blend?: { imageLatents: Tensor; noise: Tensor; mask: Tensor };
+}
+
+/** The denoising loop shared by every pipeline: scheduler steps over `timesteps` from `latents`. */
+async function denoise(model: PipelineModel, run: Run, latents: Tensor, timesteps: number[], extras: LoopExtras = {}): Promise<Tensor> {
+  const { o, guided } = run;
   const scheduler = o.scheduler;
-  const generator = new TorchGenerator(o.seed);
-  const shape = [batch, model.unet.outChannels, o.height / 8, o.width / 8];
-  scheduler.setTimesteps(o.steps); // before initNoiseSigma, which depends on the sigmas
-  const initial = o.latents ?? (await generator.randn(shape));
-  let latents = scale(initial, scheduler.initNoiseSigma);
-  const timesteps = scheduler.timesteps;
-  const noise = new StepNoise(generator);
-
+  const noise = new StepNoise(run.generator);
   for (let i = 0; i < timesteps.length; i++) {
     throwIfAborted(o.signal);
     const t = timesteps[i]!;
-    const input = scheduler.scaleModelInput(latents, t);
-    const prediction = await model.unet.predict(guided ? concatBatch(input, input) : input, t, context);
+    const scaled = scheduler.scaleModelInput(latents, t);
+    let input = guided ? concatBatch(scaled, scaled) : scaled;
+    if (extras.conditioning) input = concatChannels(input, extras.conditioning);
+    const prediction = await model.unet.predict(input, t, run.context);
     const guidedPrediction = guided ? guide(prediction, o.guidanceScale) : prediction;
     if (scheduler.stochastic) await noise.prepare(latents.shape);
     throwIfAborted(o.signal);
     latents = scheduler.step(guidedPrediction, t, latents, scheduler.stochastic ? noise.take : undefined).prevSample;
+    if (extras.blend) {
+      const { imageLatents, noise: imageNoise, mask } = extras.blend;
+      const kept = i < timesteps.length - 1 ? scheduler.addNoise(imageLatents, imageNoise, [timesteps[i + 1]!]) : imageLatents;
+      latents = blendMasked(kept, latents, mask);
+    }
     if (o.onStep) {
-      const more = await o.onStep({ step: i + 1, steps: timesteps.length, timestep: t, elapsedMs: performance.now() - started });
+      const info: StepInfo = { step: i + 1, steps: timesteps.length, timestep: t, elapsedMs: performance.now() - run.started };
+      if (o.preview && ((i + 1) % o.previewEvery === 0 || i === timesteps.length - 1)) {
+        info.preview = o.preview === 'latent' ? latentPreview(latents) : await decodeImages(model, latents);
+      }
+      const more = await o.onStep(info);
       if (more === false) throw new AbortError('The generation was stopped by onStep');
     }
   }
-  throwIfAborted(o.signal);
+  throwIfAborted(run.o.signal);
+  return latents;
+}
 
+async function decodeImages(model: PipelineModel, latents: Tensor): Promise<Tensor> {
+  return toUnitRange(await model.vae.decode(scale(latents, 1 / model.vae.scalingFactor)));
+}
+
+async function finish(
+  model: PipelineModel, run: Run, latents: Tensor, pipeline: PipelineName, strength?: number,
+): Promise<GenerationResult> {
+  const { o } = run;
   let images: Tensor | null = null;
   if (o.outputType === 'tensor') {
-    const decoded = await model.vae.decode(scale(latents, 1 / model.vae.scalingFactor));
-    images = toUnitRange(decoded);
+    images = await decodeImages(model, latents);
     throwIfAborted(o.signal);
   }
   return {
     images,
     latents,
-    seeds: Array.from({ length: batch }, () => o.seed),
+    seeds: Array.from({ length: o.batchSize }, () => o.seed),
     parameters: {
+      pipeline,
       prompt: o.prompt,
       negativePrompt: o.negativePrompt,
-      width: o.width,
-      height: o.height,
+      width: run.width,
+      height: run.height,
       steps: o.steps,
       guidanceScale: o.guidanceScale,
-      scheduler: scheduler.name,
+      scheduler: o.scheduler.name,
       seed: o.seed,
-      batchSize: batch,
+      batchSize: o.batchSize,
       clipSkip: o.clipSkip,
       promptWeighting: o.promptWeighting,
+      ...(strength !== undefined && { strength }),
     },
   };
 }
 
-function scale(t: Tensor, factor: number): Tensor {
-  const out = new Float32Array(t.size);
-  const f = Math.fround(factor);
-  for (let i = 0; i < t.size; i++) out[i] = t.data[i]! * f;
-  return new Tensor(t.shape, out);
+/** diffusers' StableDiffusionPipeline.__call__ (text to image) on the component API. */
+export async function txt2img(model: PipelineModel, options: Txt2ImgOptions): Promise<GenerationResult> {
+  const raw = expectObject(options, 'options');
+  const o = checkOptions(model, raw);
+  requireUNet(model, 'txt2img', [4], 'a base model (an inpainting or depth model has more)');
+  const width = o.width ?? model.info.imageSize;
+  const height = o.height ?? model.info.imageSize;
+  const shape = [o.batchSize, model.unet.outChannels, height / 8, width / 8];
+  let injected: Tensor | undefined;
+  if (raw.latents !== undefined) {
+    const l = raw.latents as { shape?: unknown; data?: unknown } | null;
+    if (typeof l !== 'object' || l === null || !Array.isArray(l.shape) || !(l.data instanceof Float32Array)) {
+      throw new TypeError(`Expected options.latents to be a Tensor but received ${describe(raw.latents)}`);
+    }
+    injected = Tensor.of(l as TensorLike);
+    if (injected.rank !== 4 || injected.shape.some((d, i) => d !== shape[i])) {
+      throw new RangeError(`Expected options.latents of shape [${shape.join(', ')}] but received [${injected.shape.join(', ')}]`);
+    }
+  }
+  const run = await startRun(model, o, width, height);
+  const scheduler = o.scheduler;
+  scheduler.setTimesteps(o.steps); // before initNoiseSigma, which depends on the sigmas
+  const initial = injected ?? (await run.generator.randn(shape));
+  const latents = await denoise(model, run, scale(initial, scheduler.initNoiseSigma), scheduler.timesteps);
+  return finish(model, run, latents, 'txt2img');
 }
 
-/** [uncond; cond] → uncond + g · (cond − uncond), in float32 as torch computes it. */
-function guide(prediction: Tensor, g: number): Tensor {
-  const half = prediction.size / 2;
-  const out = new Float32Array(half);
-  const scaleF = Math.fround(g);
-  const d = prediction.data;
-  for (let i = 0; i < half; i++) {
-    const u = d[i]!;
-    const diff = Math.fround(d[half + i]! - u);
-    out[i] = u + Math.fround(scaleF * diff);
+/** The image at the requested size (default: its own, rounded down to a multiple of 8), batched. */
+async function prepareImage(input: unknown, o: CheckedOptions): Promise<{ image: Tensor; width: number; height: number }> {
+  let image = await readImage(input, 'options.image');
+  const width = o.width ?? Math.floor(image.shape[3]! / 8) * 8;
+  const height = o.height ?? Math.floor(image.shape[2]! / 8) * 8;
+  if (width < 8 || height < 8) {
+    throw new RangeError(`Expected an image at least 8×8 pixels but received ${image.shape[3]}×${image.shape[2]}`);
   }
-  return new Tensor([prediction.shape[0]! / 2, ...prediction.shape.slice(1)], out);
+  image = await resizeImage(image, width, height);
+  toBatch(image, o.batchSize, 'options.image'); // checks the count before any network call
+  return { image, width, height };
 }
 
-/** VAE output in [-1, 1] → (x / 2 + 0.5).clamp(0, 1). */
-function toUnitRange(t: Tensor): Tensor {
-  const out = new Float32Array(t.size);
-  for (let i = 0; i < t.size; i++) {
-    const v = Math.fround(Math.fround(t.data[i]! / 2) + 0.5);
-    out[i] = v < 0 ? 0 : v > 1 ? 1 : v;
+/**
+ * diffusers' get_timesteps: the last ⌊steps · strength⌋ steps of the schedule. Schedulers with
+ * a step index are told where the loop begins.
+ */
+function timestepsForStrength(o: CheckedOptions, strength: number): number[] {
+  const scheduler = o.scheduler;
+  scheduler.setTimesteps(o.steps);
+  const kept = Math.min(Math.floor(o.steps * strength), o.steps);
+  const start = Math.max(o.steps - kept, 0) * scheduler.order;
+  const timesteps = scheduler.timesteps.slice(start);
+  if (kept < 1 || timesteps.length === 0) {
+    throw new RangeError(
+      `Expected strength × steps to leave at least one denoising step but strength ${strength} with ${o.steps} steps leaves none`,
+    );
   }
-  return new Tensor(t.shape, out);
+  if (scheduler.hasBeginIndex) scheduler.setBeginIndex(start);
+  return timesteps;
+}
+
+/**
+ * The VAE's latent distribution sampled with the run's generator and scaled by the scaling
+ * factor (diffusers' retrieve_latents(vae.encode(image), generator) · scaling_factor).
+ */
+async function encodeSample(model: PipelineModel, run: Run, signedImage: Tensor): Promise<Tensor> {
+  const { mean, logvar } = await model.vae.encodeDistribution(signedImage);
+  const noise = await run.generator.randn(mean.shape);
+  const out = new Float32Array(mean.size);
+  const factor = Math.fround(model.vae.scalingFactor);
+  for (let i = 0; i < out.length; i++) {
+    const std = Math.fround(Math.exp(Math.fround(0.5 * logvar.data[i]!)));
+    out[i] = factor * Math.fround(mean.data[i]! + Math.fround(std * noise.data[i]!));
+  }
+  throwIfAborted(run.o.signal);
+  return new Tensor(mean.shape, out);
+}
+
+/** img2img's start: the encoded image noised to the first kept timestep. */
+async function noisedImageLatents(model: PipelineModel, run: Run, image: Tensor, firstTimestep: number): Promise<Tensor> {
+  const imageLatents = toBatch(await encodeSample(model, run, toSignedRange(image)), run.o.batchSize, 'options.image');
+  const noise = await run.generator.randn(imageLatents.shape);
+  return run.o.scheduler.addNoise(imageLatents, noise, Array.from({ length: run.o.batchSize }, () => firstTimestep));
+}
+
+/** diffusers' StableDiffusionImg2ImgPipeline.__call__: denoise a noised encoding of `image`. */
+export async function img2img(model: PipelineModel, options: Img2ImgOptions): Promise<GenerationResult> {
+  const raw = expectObject(options, 'options');
+  const o = checkOptions(model, raw);
+  const strength = checkStrength(raw.strength, 0.8);
+  requireInput(raw, 'image', 'img2img');
+  requireUNet(model, 'img2img', [4], 'a base model (use inpaint or depth2img for inpainting and depth models)');
+  const timesteps = timestepsForStrength(o, strength);
+  const { image, width, height } = await prepareImage(raw.image, o);
+  const run = await startRun(model, o, width, height);
+  const latents = await noisedImageLatents(model, run, image, timesteps[0]!);
+  return finish(model, run, await denoise(model, run, latents, timesteps), 'img2img', strength);
+}
+
+/**
+ * diffusers' StableDiffusionInpaintPipeline.__call__. A 9-channel inpainting UNet sees the
+ * binarized mask and the masked image's latents beside the latents; a 4-channel UNet denoises
+ * everything and after each step the kept area is replaced by the image's latents noised to
+ * the next timestep (latent blending).
+ */
+export async function inpaint(model: PipelineModel, options: InpaintOptions): Promise<GenerationResult> {
+  const raw = expectObject(options, 'options');
+  const o = checkOptions(model, raw);
+  const strength = checkStrength(raw.strength, 1);
+  requireInput(raw, 'image', 'inpaint');
+  requireInput(raw, 'mask', 'inpaint');
+  requireUNet(model, 'inpaint', [4, 9], 'an inpainting (9-channel) or base (4-channel) model');
+  const timesteps = timestepsForStrength(o, strength);
+  const original = await readImage(raw.image, 'options.image');
+  let mask = await readMask(raw.mask, 'options.mask');
+  if (mask.shape[2] !== original.shape[2] || mask.shape[3] !== original.shape[3]) {
+    throw new RangeError(
+      `Expected options.mask to be the image's size ${original.shape[3]}×${original.shape[2]} but received ${mask.shape[3]}×${mask.shape[2]}`,
+    );
+  }
+  if (mask.shape[0] !== 1 && mask.shape[0] !== original.shape[0]) {
+    throw new RangeError(`Expected options.mask with 1 or ${original.shape[0]} (the image's) items but received ${mask.shape[0]}`);
+  }
+  const { image, width, height } = await prepareImage(original, o);
+  mask = binarize(await resizeImage(mask, width, height));
+  toBatch(mask, o.batchSize, 'options.mask');
+  const run = await startRun(model, o, width, height);
+  const scheduler = o.scheduler;
+  const batch = o.batchSize;
+  const signedImage = toSignedRange(image);
+  const blending = model.unet.inChannels === 4;
+  const fromNoise = strength === 1;
+  const latentShape = [batch, 4, height / 8, width / 8];
+
+  // diffusers' prepare_latents, then prepare_mask_latents: the draws in their order.
+  let imageLatents: Tensor | undefined;
+  if (blending || !fromNoise) imageLatents = toBatch(await encodeSample(model, run, signedImage), batch, 'options.image');
+  const noise = await run.generator.randn(latentShape);
+  const latents = fromNoise
+    ? scale(noise, scheduler.initNoiseSigma)
+    : scheduler.addNoise(imageLatents!, noise, Array.from({ length: batch }, () => timesteps[0]!));
+  const latentMask = toBatch(resizeNearest(mask, height / 8, width / 8), batch, 'options.mask');
+  const masked = maskOut(signedImage, mask);
+  let extras: LoopExtras;
+  if (blending) {
+    // diffusers encodes the masked image here even though a 4-channel UNet never sees it; only
+    // its draw from the generator matters (to the noise of stochastic schedulers after it).
+    await run.generator.randn([masked.shape[0]!, 4, height / 8, width / 8]);
+    extras = { blend: { imageLatents: imageLatents!, noise, mask: latentMask } };
+  } else {
+    const maskedLatents = toBatch(await encodeSample(model, run, masked), batch, 'options.image');
+    const conditioning = concatChannels(latentMask, maskedLatents);
+    extras = { conditioning: run.guided ? concatBatch(conditioning, conditioning) : conditioning };
+  }
+  return finish(model, run, await denoise(model, run, latents, timesteps, extras), 'inpaint', strength);
+}
+
+/**
+ * diffusers' StableDiffusionDepth2ImgPipeline.__call__ with a given depth map: img2img on a
+ * depth model whose UNet sees the normalised depth beside the latents.
+ */
+export async function depth2img(model: PipelineModel, options: Depth2ImgOptions): Promise<GenerationResult> {
+  const raw = expectObject(options, 'options');
+  const o = checkOptions(model, raw);
+  const strength = checkStrength(raw.strength, 0.8);
+  requireInput(raw, 'image', 'depth2img');
+  if (raw.depthMap === undefined || raw.depthMap === null) {
+    throw new TypeError('depth2img needs options.depthMap: a built-in depth estimator is not part of this version');
+  }
+  requireUNet(model, 'depth2img', [5], 'a depth model (SD 2 depth)');
+  const timesteps = timestepsForStrength(o, strength);
+  const { image, width, height } = await prepareImage(raw.image, o);
+  const depth = await readDepthMap(raw.depthMap, 'options.depthMap');
+  const depthLatent = toBatch(normalizePerItem(resizeBicubic(depth, height / 8, width / 8)), o.batchSize, 'options.depthMap');
+  const run = await startRun(model, o, width, height);
+  const latents = await noisedImageLatents(model, run, image, timesteps[0]!);
+  const conditioning = run.guided ? concatBatch(depthLatent, depthLatent) : depthLatent;
+  return finish(model, run, await denoise(model, run, latents, timesteps, { conditioning }), 'depth2img', strength);
 }

@@ -1,7 +1,10 @@
 import { StableDiffusionError } from './errors.js';
 import type { ModelDetails } from './model.js';
 import { native, type NativeAddon } from './native.js';
-import { txt2img, type Txt2ImgOptions, type Txt2ImgResult } from './pipelines.js';
+import {
+  depth2img, img2img, inpaint, txt2img, type Depth2ImgOptions, type GenerationResult, type Img2ImgOptions,
+  type InpaintOptions, type Txt2ImgOptions,
+} from './pipelines.js';
 import { createScheduler, type Scheduler, type SchedulerOverrides } from './scheduler.js';
 import { Tensor, type TensorLike } from './tensor.js';
 import { Tokenizer } from './tokenizer.js';
@@ -97,7 +100,7 @@ interface LoadAddon {
 /**
  * A loaded Stable Diffusion 1.x/2.x model: its detected configuration (`info`), its tokenizer and
  * its weights on one device, the networks (`textEncoder`, `unet`, `vae`) and the pipelines
- * (`txt2img`; img2img, inpaint and depth2img are not built yet, see the README's status table).
+ * (`txt2img`, `img2img`, `inpaint`, `depth2img`).
  */
 export class StableDiffusion {
   /** What detection concluded: family, variant, prediction type, image size, network shapes. */
@@ -171,10 +174,40 @@ export class StableDiffusion {
    * Rejects with an AbortError (code ABORT_ERR) when `signal` aborts or `onStep` returns false;
    * the model stays usable.
    */
-  async txt2img(options: Txt2ImgOptions): Promise<Txt2ImgResult> {
+  async txt2img(options: Txt2ImgOptions): Promise<GenerationResult> {
     this.#model();
     return txt2img(this, options);
   }
+
+  /**
+   * Image to image as diffusers' StableDiffusionImg2ImgPipeline: `image` encoded with the VAE,
+   * noised to `strength` (default 0.8) and denoised over the last strength · steps steps.
+   * Needs a base (4-channel) model.
+   */
+  async img2img(options: Img2ImgOptions): Promise<GenerationResult> {
+    this.#model();
+    return img2img(this, options);
+  }
+
+  /**
+   * Inpainting as diffusers' StableDiffusionInpaintPipeline: repaints where `mask` is white.
+   * Inpainting models (9-channel UNet) see the mask and the masked image; base models blend the
+   * kept area back after every step.
+   */
+  async inpaint(options: InpaintOptions): Promise<GenerationResult> {
+    this.#model();
+    return inpaint(this, options);
+  }
+
+  /**
+   * Depth-guided image to image as diffusers' StableDiffusionDepth2ImgPipeline, with a given
+   * depth map (`depthMap`). Needs a depth model (SD 2 depth, 5-channel UNet).
+   */
+  async depth2img(options: Depth2ImgOptions): Promise<GenerationResult> {
+    this.#model();
+    return depth2img(this, options);
+  }
+
 
   /** Every loaded weight with its storage type and shape. */
   weights(): WeightInfo[] {
