@@ -31,3 +31,4 @@ export { readImage, readMask, readDepthMap, resizeImage, encodeImage, saveImage,
 export type { ImageInput, RawImage, ImageFormat, EncodeImageOptions } from './image.js';
 export { formatParameters, parseParameters, toInfotext, readPngText, setPngText, samplerLabel, A1111_SAMPLER_NAMES } from './png-parameters.js';
 export type { InfotextParameters, ParsedParameters } from './png-parameters.js';
+export { modelHash, modelSha256 } from './model-hash.js';

@@ -1,16 +1,20 @@
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 
-import { inspectModel } from '../lib/index.js';
+import sharp from 'sharp';
 
+import { Progress } from '../lib/cli/progress.js';
+import { inspectModel, StableDiffusion } from '../lib/index.js';
 import { packageRoot } from '../lib/native.js';
+import { readPngText } from '../lib/png-parameters.js';
 
-// The compiled bin, as npm links it (npm test compiles lib/ first).
-const bin = join(packageRoot, 'dist', 'cli', 'sdnode.js');
+// The compiled bin, as npm links it (npm test compiles lib/ first). SDNODE_TEST_CLI points the
+// tests at another build of it.
+const bin = process.env.SDNODE_TEST_CLI ?? join(packageRoot, 'dist', 'cli', 'sdnode.js');
 
 test('sdnode system --json prints real values', () => {
   const out = JSON.parse(execFileSync(process.execPath, [bin, 'system', '--json'], { encoding: 'utf8' }));
@@ -36,8 +40,11 @@ const tiny = join(packageRoot, 'test', 'fixtures', 'tiny');
 const dir = mkdtempSync(join(tmpdir(), 'sdnode-cli-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
+// Model hashes are cached under the test's folder, not the user's.
+const env = { ...process.env, SDNODE_CACHE_DIR: join(dir, 'cache') };
+
 function sdnode(...args: string[]) {
-  return spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8' });
+  return spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', env });
 }
 
 test('sdnode info describes a model, as text and as JSON', () => {
@@ -67,6 +74,9 @@ test('sdnode convert writes a GGUF that loads with the same configuration', asyn
   assert.equal(info.family, 'sd1');
   assert.ok(tensors.some((t) => t.type === 'q8_0'));
   assert.equal(tensors.length, report.tensors);
+  const sd = await StableDiffusion.load({ model: out });
+  assert.equal(sd.info.family, 'sd1');
+  await sd.dispose();
 });
 
 test('sdnode: bad flags, missing files and unreadable models give one line and a non-zero exit', () => {
@@ -88,4 +98,225 @@ test('sdnode: bad flags, missing files and unreadable models give one line and a
   const help = sdnode('convert', '--help');
   assert.equal(help.status, 0);
   assert.match(help.stdout, /Usage: sdnode convert/);
+});
+
+// Generation tests run the tiny random-weight fixtures at 32×32 with a few steps: they check the
+// plumbing (files, parameters, determinism, progress), not pictures.
+const sd1 = join(tiny, 'sd1-ldm.safetensors');
+const small = ['--width', '32', '--height', '32'];
+
+async function pixels(path: string): Promise<Buffer> {
+  return sharp(path).raw().toBuffer();
+}
+
+test('sdnode generate: PNG with A1111 parameters, info reads them, --from regenerates the same pixels', async () => {
+  const out = join(dir, 'cat.png');
+  const run = sdnode('generate', '--model', sd1, '--prompt', 'a cat, sitting', '--negative-prompt', 'blurry', ...small,
+    '--steps', '2', '--sampler', 'Euler a', '--cfg-scale', '7', '--seed', '42', '--clip-skip', '2', '--batch-size', '2', '-o', out);
+  assert.equal(run.status, 0, run.stderr);
+  // Not a terminal: one plain line per step, and the stages.
+  assert.match(run.stderr, /^encode\nstep 1\/2 +\d+\.\d\d s\/it +ETA \d+:\d\d\nstep 2\/2 .*\ndecode\n$/);
+  const files = [join(dir, 'cat-1.png'), join(dir, 'cat-2.png')];
+  assert.match(run.stdout, /wrote .*cat-1\.png \(32×32, seed 42\)\nwrote .*cat-2\.png/);
+  const text = readPngText(readFileSync(files[1]!)).parameters!;
+  assert.match(text, /^a cat, sitting\nNegative prompt: blurry\nSteps: 2, Sampler: Euler a, CFG scale: 7, Seed: 42, Size: 32x32, Model hash: [0-9a-f]{10}, Model: sd1-ldm, Clip skip: 2, Batch size: 2, Batch pos: 1$/);
+  const sha = execFileSync('sha256sum', [sd1], { encoding: 'utf8' }).slice(0, 10);
+  assert.ok(text.includes(`Model hash: ${sha}`), text);
+  assert.ok(readdirSync(join(dir, 'cache')).includes('model-hashes.json'));
+
+  const info = sdnode('info', files[1]!);
+  assert.equal(info.status, 0, info.stderr);
+  assert.equal(info.stdout, `${text}\n`);
+  const parsed = JSON.parse(sdnode('info', files[1]!, '--json').stdout);
+  assert.equal(parsed.sampler, 'euler_a');
+  assert.equal(parsed.seed, 42);
+  assert.equal(parsed.batchPosition, 1);
+
+  // The second image of the batch: the batch is made again and that image kept.
+  const again = join(dir, 'again.png');
+  const from = sdnode('generate', '--model', sd1, '--from', files[1]!, '-o', again, '--quiet');
+  assert.equal(from.status, 0, from.stderr);
+  assert.equal(from.stderr, '');
+  assert.deepEqual(await pixels(again), await pixels(files[1]!));
+  assert.notDeepEqual(await pixels(files[0]!), await pixels(files[1]!));
+  assert.equal(readPngText(readFileSync(again)).parameters, text);
+});
+
+test('sdnode generate --json, JPEG output and size rounding on the demo model', async () => {
+  const out = join(dir, 'demo.jpg');
+  const run = sdnode('generate', '--model', 'demo', '--prompt', 'a cat', '--steps', '1', '--width', '36', '--height', '32', '--seed', '3', '-o', out, '--json');
+  assert.equal(run.status, 0, run.stderr);
+  assert.match(run.stderr, /^sdnode: warning: --width 36 is not a multiple of 8; using 32$/m);
+  const result = JSON.parse(run.stdout);
+  assert.equal(result.pipeline, 'txt2img');
+  assert.deepEqual(result.outputs.map((o: { path: string; width: number }) => [o.path, o.width]), [[out, 32]]);
+  assert.match(result.outputs[0].parameters, /Model: demo-sd1-tiny/);
+  const meta = await sharp(out).metadata();
+  assert.deepEqual([meta.format, meta.width, meta.height], ['jpeg', 32, 32]);
+  // JPEG keeps the parameters in EXIF, where A1111 puts them; info reads them.
+  assert.equal(sdnode('info', out).stdout, `${result.outputs[0].parameters}\n`);
+  // Progress as JSON lines.
+  const events = run.stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+  assert.deepEqual(events.map((e) => e.event), ['stage', 'stage', 'stage', 'step', 'stage']);
+  const strict = sdnode('generate', '--model', 'demo', '--prompt', 'a cat', '--width', '36', '--strict', '-o', join(dir, 'never.png'));
+  assert.equal(strict.status, 2);
+  assert.match(strict.stderr, /^sdnode: --width 36 is not a multiple of 8 \(--strict\)\n$/);
+});
+
+test('sdnode generate: img2img, inpaint and depth2img from the CLI', async () => {
+  const source = join(dir, 'source.png');
+  await sharp({ create: { width: 40, height: 32, channels: 3, background: '#3080c0' } }).png().toFile(source);
+  const img2img = join(dir, 'img2img.webp');
+  let run = sdnode('generate', '--model', sd1, '--prompt', 'a cat', '--init-image', source, '--strength', '0.5', '--steps', '4', '--sampler', 'euler', '--seed', '1', '-o', img2img, '--json');
+  assert.equal(run.status, 0, run.stderr);
+  assert.equal(JSON.parse(run.stdout).pipeline, 'img2img');
+  assert.match(JSON.parse(run.stdout).outputs[0].parameters, /Denoising strength: 0\.5/);
+  assert.equal(run.stderr.split('\n').filter((l) => l.includes('"step"')).length, 2); // half of 4 steps
+  assert.deepEqual([(await sharp(img2img).metadata()).format, (await sharp(img2img).metadata()).width], ['webp', 40]);
+
+  const mask = join(dir, 'mask.png');
+  // Drawn at half the image's size: the CLI resizes it, with a warning.
+  await sharp({ create: { width: 20, height: 16, channels: 4, background: { r: 255, g: 255, b: 255, alpha: 0 } } })
+    .composite([{ input: { create: { width: 8, height: 8, channels: 4, background: '#ffffff' } }, left: 4, top: 4 }])
+    .png()
+    .toFile(mask);
+  const inpainted = join(dir, 'inpaint.png');
+  run = sdnode('generate', '--model', join(tiny, 'sd1-inpaint-ldm.ckpt'), '--prompt', 'a cat', '--init-image', source, '--mask', mask, '--steps', '2', '--seed', '1', '-o', inpainted, '-q');
+  assert.equal(run.status, 0, run.stderr);
+  assert.equal(run.stderr, 'sdnode: warning: --mask is 20×16, the image 40×32: resizing the mask\n');
+  assert.match(readPngText(readFileSync(inpainted)).parameters!, /Denoising strength: 1$/);
+  // An inpainting model cannot do txt2img: the message says what it needs.
+  run = sdnode('generate', '--model', join(tiny, 'sd1-inpaint-ldm.ckpt'), '--prompt', 'a cat', '-o', join(dir, 'never.png'), '-q');
+  assert.equal(run.status, 2);
+  assert.match(run.stderr, /inpaint model: pass --init-image and --mask/);
+
+  const depth = join(dir, 'depth.png');
+  const levels = Uint16Array.from({ length: 40 * 32 }, (_, i) => (i % 40) * 1600);
+  await sharp(levels, { raw: { width: 40, height: 32, channels: 1 } }).toColourspace('grey16').png().toFile(depth);
+  const depthOut = join(dir, 'depth2img.png');
+  run = sdnode('generate', '--model', join(tiny, 'sd2-depth-ldm.safetensors'), '--prompt', 'a cat', '--init-image', source, '--depth-map', depth, '--steps', '2', '--strength', '1', '--seed', '1', '-o', depthOut, '-q');
+  assert.equal(run.status, 0, run.stderr);
+  assert.equal((await sharp(depthOut).metadata()).width, 40);
+  // --from an img2img image without the input image says what is missing.
+  run = sdnode('generate', '--model', join(tiny, 'sd2-depth-ldm.safetensors'), '--from', depthOut, '-q');
+  assert.equal(run.status, 2);
+  assert.match(run.stderr, /was made from an input image \(Denoising strength 1\): pass --init-image/);
+});
+
+test('sdnode generate: comma-separated values make one labelled grid', async () => {
+  const out = join(dir, 'grid.png');
+  const run = sdnode('generate', '--model', sd1, '--prompt', 'a cat', ...small, '--steps', '2', '--sampler', 'euler',
+    '--cfg-scale', '1,7.5', '--seed', '42,7', '-o', out, '--json');
+  assert.equal(run.status, 0, run.stderr);
+  const { grid, outputs } = JSON.parse(run.stdout);
+  assert.deepEqual(grid.columns, ['CFG scale: 1', 'CFG scale: 7.5']);
+  assert.deepEqual(grid.rows, ['Seed: 42', 'Seed: 7']);
+  assert.equal(outputs.length, 1);
+  // Four progress runs, each tagged with its cell.
+  const events = run.stderr.trim().split('\n').map((l) => JSON.parse(l));
+  assert.deepEqual(events.filter((e) => e.stage === 'decode').map((e) => `${e.job}/${e.jobs}`), ['1/4', '2/4', '3/4', '4/4']);
+  assert.ok(events.every((e) => e.event !== 'step' || e.secondsPerStep >= 0));
+  const meta = await sharp(out).metadata();
+  assert.equal(meta.width, grid.left + 2 * grid.cellWidth);
+  assert.equal(meta.height, grid.top + 2 * 32);
+  assert.ok(grid.left > 0 && grid.top > 0 && grid.cellWidth >= 32);
+  const { data, info } = await sharp(out).raw().toBuffer({ resolveWithObject: true });
+  const dark = (x0: number, y0: number, w: number, h: number) => {
+    let n = 0;
+    for (let y = y0; y < y0 + h; y++) for (let x = x0; x < x0 + w; x++) if (data[(y * info.width + x) * info.channels]! < 128) n++;
+    return n;
+  };
+  // Text in every label cell: above each column, left of each row.
+  for (let c = 0; c < 2; c++) assert.ok(dark(grid.left + c * grid.cellWidth, 0, grid.cellWidth, grid.top) > 10, `column label ${c}`);
+  for (let r = 0; r < 2; r++) assert.ok(dark(0, grid.top + r * 32, grid.left, 32) > 10, `row label ${r}`);
+  // The grid carries its first cell's parameters; --from regenerates that cell.
+  assert.match(readPngText(readFileSync(out)).parameters!, /CFG scale: 1, Seed: 42, Size: 32x32/);
+  const cell = join(dir, 'cell.png');
+  const from = sdnode('generate', '--model', sd1, '--from', out, '-o', cell, '-q');
+  assert.equal(from.status, 0, from.stderr);
+  const crop = await sharp(out).extract({ left: grid.left + Math.floor((grid.cellWidth - 32) / 2), top: grid.top, width: 32, height: 32 }).raw().toBuffer();
+  assert.deepEqual(crop, await pixels(cell));
+});
+
+test('sdnode generate: Ctrl-C cancels cleanly and writes nothing', async () => {
+  const out = join(dir, 'cancelled.png');
+  const child = spawn(process.execPath, [bin, 'generate', '--model', sd1, '--prompt', 'a cat', ...small, '--steps', '500', '-o', out], { env });
+  let stderr = '';
+  let sent = false;
+  const status = await new Promise<number | null>((done) => {
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+      if (!sent && /step 1\//.test(stderr)) sent = child.kill('SIGINT');
+    });
+    child.on('close', (code) => done(code));
+  });
+  assert.equal(status, 130, stderr);
+  assert.match(stderr, /^sdnode: cancelled; nothing was written$/m);
+  assert.ok(!existsSync(out));
+  assert.deepEqual(readdirSync(dir).filter((f) => f.includes('.tmp')), []);
+});
+
+test('sdnode generate: bad flags, missing files and unreadable images give one line and a non-zero exit', async () => {
+  const junk = join(dir, 'junk.png');
+  writeFileSync(junk, 'not an image');
+  const plain = join(dir, 'plain.png');
+  await sharp({ create: { width: 8, height: 8, channels: 3, background: '#000000' } }).png().toFile(plain);
+  const base = ['generate', '--model', sd1, '--prompt', 'x', '-o', join(dir, 'never.png')];
+  const cases: [string[], number, RegExp][] = [
+    [['generate', '--prompt', 'x'], 2, /needs --model/],
+    [['generate', '--model', sd1], 2, /needs --prompt/],
+    [[...base, '--steps', '0'], 2, /--steps must be an integer from 1 to 1000 \(got "0"\)/],
+    [[...base, '--cfg-scale', 'high'], 2, /--cfg-scale must be a number/],
+    [[...base, '--sampler', 'k_euler_x'], 2, /--sampler must be one of .*"Euler a"/],
+    [[...base, '--seed', '1,,2'], 2, /--seed has an empty value/],
+    [[...base, '--frobnicate'], 2, /Unknown option '--frobnicate'$/m],
+    [[...base, '--weight-type', 'q3'], 2, /--weight-type must be one of/],
+    [[...base, '-o', join(dir, 'x.gif')], 2, /-o must end in \.png, \.jpg, \.jpeg or \.webp/],
+    [[...base, '--mask', junk], 2, /--mask needs --init-image/],
+    [[...base, '--strength', '0.5'], 2, /--strength needs --init-image/],
+    [['generate', '--model', join(dir, 'nope.safetensors'), '--prompt', 'x'], 1, /--model .*nope\.safetensors does not exist/],
+    [[...base, '--init-image', join(dir, 'nope.png')], 1, /--init-image .*nope\.png does not exist/],
+    [[...base, '--init-image', junk], 1, /Cannot read --init-image .*junk\.png/],
+    [['generate', '--model', sd1, '--from', junk], 1, /Cannot read .*junk\.png: .*unsupported image format/],
+    [['generate', '--model', sd1, '--from', plain], 1, /plain\.png has no generation parameters/],
+    [[...base, '-o', join(dir, 'no', 'such', 'dir.png')], 1, /Cannot write .*dir\.png: its folder does not exist/],
+    [['info', junk], 1, /junk\.png/],
+  ];
+  for (const [args, status, message] of cases) {
+    const run = sdnode(...args);
+    assert.equal(run.status, status, `${args.join(' ')}: ${run.stderr}`);
+    assert.equal(run.stderr.trim().split('\n').length, 1, run.stderr);
+    assert.match(run.stderr, message);
+    assert.doesNotMatch(run.stderr, /\n\s+at /);
+  }
+  const verbose = sdnode(...base, '--init-image', junk, '--verbose');
+  assert.equal(verbose.status, 1);
+  assert.match(verbose.stderr, /\n\s+at /);
+  const help = sdnode('generate', '--help');
+  assert.equal(help.status, 0);
+  assert.match(help.stdout, /Usage: sdnode generate[\s\S]*--init-image[\s\S]*--from/);
+  assert.ok(statSync(bin).isFile());
+});
+
+test('the progress bar on a terminal: stage, step i/n, s/it and ETA redrawn in place', () => {
+  let out = '';
+  const bar = new Progress('bar', (text) => (out += text));
+  assert.equal(Progress.modeFor({}, true), 'bar');
+  assert.equal(Progress.modeFor({}, false), 'lines');
+  assert.equal(Progress.modeFor({ json: true }, true), 'json');
+  assert.equal(Progress.modeFor({ quiet: true, json: true }, true), 'quiet');
+  bar.stage('encode');
+  bar.step({ step: 1, steps: 4, timestep: 999, elapsedMs: 3000 });
+  bar.step({ step: 2, steps: 4, timestep: 749, elapsedMs: 3500 });
+  bar.step({ step: 4, steps: 4, timestep: 249, elapsedMs: 4500 });
+  bar.done();
+  const frames = out.split('\r\x1b[K');
+  assert.deepEqual(frames.slice(1), [
+    'encode…',
+    `sample ${'█'.repeat(6)}${'░'.repeat(18)} 1/4  3.00 s/it  ETA 0:09`,
+    `sample ${'█'.repeat(12)}${'░'.repeat(12)} 2/4  0.50 s/it  ETA 0:01`,
+    `sample ${'█'.repeat(24)} 4/4  0.50 s/it  ETA 0:00`,
+    'decode…',
+    '',
+  ]);
 });

@@ -1,16 +1,23 @@
 #!/usr/bin/env node
 // sdnode: the command-line front end. Each subcommand parses its own options; errors print one
 // line (a stack trace only with --verbose) and exit non-zero.
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { open } from 'node:fs/promises';
 
 import { inspectModel } from '../model.js';
+import { parseParameters } from '../png-parameters.js';
 import { convertModel, PREDICTION_TYPES, WEIGHT_TYPES, type PredictionType, type WeightType } from '../stable-diffusion.js';
 import { listDevices, systemInfo } from '../system.js';
+import { CancelledError, generate, GENERATE_HELP, readImageParameters } from './generate.js';
+import { oneOf, parse, UsageError } from './usage.js';
 
 const HELP = `Usage: sdnode <command> [options]
 
 Commands:
-  info <model>          What a model is (family, variant, prediction type, size, layout, shapes)
+  generate --model <m> --prompt <text> [-o out.png]
+                        Text to image, image to image, inpainting, depth to image, grids
+                        (sdnode generate --help); --model demo runs the tiny bundled model
+  info <model|image>    What a model is (family, variant, prediction type, size, layout,
+                        shapes), or the generation parameters an image carries
   convert <model> -o <out.gguf> [--weight-type f16]
                         Convert any readable model to GGUF (${WEIGHT_TYPES.join(', ')})
   system                Package and ggml versions, backends and CPU features
@@ -23,9 +30,11 @@ Options:
   --version   Print the package version`;
 
 const COMMAND_HELP: Record<string, string> = {
-  info: `Usage: sdnode info <model> [--prediction-type epsilon|v_prediction] [--json]
+  generate: GENERATE_HELP,
+  info: `Usage: sdnode info <model|image.png> [--prediction-type epsilon|v_prediction] [--json]
 
-Prints what detection finds in a .safetensors/.ckpt/.gguf file or a diffusers folder.`,
+Prints what detection finds in a .safetensors/.ckpt/.gguf file or a diffusers folder, or the
+A1111 generation parameters of a PNG, JPEG or WebP (--json: parsed into fields).`,
   convert: `Usage: sdnode convert <model> -o <out.gguf> [--weight-type TYPE] [--vae FILE]
                       [--prediction-type epsilon|v_prediction] [--json]
 
@@ -36,38 +45,17 @@ types apply to linear weights, convolutions and embeddings become f16.`,
   devices: 'Usage: sdnode devices [--json]',
 };
 
-class UsageError extends Error {}
-
-const COMMON = {
-  json: { type: 'boolean' },
-  verbose: { type: 'boolean' },
-  help: { type: 'boolean' },
-} as const satisfies ParseArgsConfig['options'];
-
-function parse<O extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: O) {
-  try {
-    return parseArgs({ args, options: { ...COMMON, ...options }, allowPositionals: true, strict: true });
-  } catch (error) {
-    // parseArgs' messages name the flag; keep them on one line.
-    throw new UsageError(error instanceof Error ? error.message.split('\n')[0]! : String(error));
-  }
-}
-
-function oneOf<T extends string>(value: string | undefined, flag: string, allowed: readonly T[]): T | undefined {
-  if (value === undefined) return undefined;
-  if (!(allowed as readonly string[]).includes(value)) {
-    throw new UsageError(`--${flag} must be one of ${allowed.join(', ')} (got "${value}")`);
-  }
-  return value as T;
-}
-
 function gib(bytes: number): string {
   return `${(bytes / 1024 ** 3).toFixed(1)} GiB`;
 }
 
 async function info(args: string[]): Promise<void> {
   const { values, positionals } = parse(args, { 'prediction-type': { type: 'string' } });
-  if (positionals.length !== 1) throw new UsageError('info takes one model path (see sdnode info --help)');
+  if (positionals.length !== 1) throw new UsageError('info takes one model path or image (see sdnode info --help)');
+  if (await isImageFile(positionals[0]!)) {
+    imageInfo(positionals[0]!, await readImageParameters(positionals[0]!), values.json ?? false);
+    return;
+  }
   const predictionType = oneOf(values['prediction-type'], 'prediction-type', PREDICTION_TYPES);
   const { info: details, tensors } = await inspectModel(positionals[0]!, predictionType ? { predictionType } : {});
   if (values.json) {
@@ -82,6 +70,37 @@ async function info(args: string[]): Promise<void> {
   console.log(`  UNet: ${u.inChannels} input channels, blocks ${u.blockChannels.join('/')}, heads ${u.heads.join('/')}, context ${u.contextDim}`);
   console.log(`  text encoder: ${t.layersUsed} of ${t.layers} layers, ${t.hidden} wide, ${t.activation}, pad ${JSON.stringify(t.padToken)}`);
   console.log(`  VAE: blocks ${details.vae.blockChannels.join('/')}, scaling factor ${details.vae.scalingFactor}`);
+}
+
+const IMAGE_MAGIC = [
+  [0x89, 0x50, 0x4e, 0x47], // PNG
+  [0xff, 0xd8, 0xff], // JPEG
+  [0x52, 0x49, 0x46, 0x46], // RIFF (WebP)
+];
+
+/** Images are told from models by their first bytes (a folder or a missing path is not an image). */
+async function isImageFile(path: string): Promise<boolean> {
+  let handle;
+  try {
+    handle = await open(path, 'r');
+    const head = Buffer.alloc(4);
+    await handle.read(head, 0, 4, 0);
+    return IMAGE_MAGIC.some((magic) => magic.every((b, i) => head[i] === b));
+  } catch {
+    return false;
+  } finally {
+    await handle?.close();
+  }
+}
+
+function imageInfo(path: string, text: string | undefined, json: boolean): void {
+  if (json) {
+    console.log(JSON.stringify(text === undefined ? { path, parameters: null } : { path, parameters: text, ...parseParameters(text) }, (_, value) => (typeof value === 'bigint' ? String(value) : value), 2));
+  } else if (text === undefined) {
+    console.log(`${path}: no generation parameters`);
+  } else {
+    console.log(text);
+  }
 }
 
 async function convert(args: string[]): Promise<void> {
@@ -136,7 +155,7 @@ function devices(args: string[]): void {
   for (const d of list) console.log(`${d.name}  ${d.type}  ${d.description}  ${gib(d.memoryFree)} free of ${gib(d.memoryTotal)}`);
 }
 
-const COMMANDS: Record<string, (args: string[]) => void | Promise<void>> = { info, convert, system, devices };
+const COMMANDS: Record<string, (args: string[]) => void | Promise<void>> = { generate, info, convert, system, devices };
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -166,6 +185,6 @@ main(process.argv.slice(2)).then(
     const verbose = process.argv.includes('--verbose');
     const message = error instanceof Error ? error.message : String(error);
     console.error(`sdnode: ${verbose && error instanceof Error && !(error instanceof UsageError) ? error.stack : message}`);
-    process.exitCode = error instanceof UsageError ? 2 : 1;
+    process.exitCode = error instanceof UsageError ? 2 : error instanceof CancelledError ? error.exitCode : 1;
   },
 );
