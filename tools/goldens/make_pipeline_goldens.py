@@ -5,8 +5,9 @@ References (imported, never copied): diffusers' StableDiffusionPipeline built fr
 test/fixtures/tiny/{sd1-diffusers,sd2-v-diffusers} in float32 on CPU, safety_checker=None, with
 a CLIPTokenizer made from the vocabulary the package ships (as make_text_encoder_goldens.py
 does). Schedulers are built with from_config of the folder's scheduler config: PNDM, DDIM,
-Euler, DPM++ 2M Karras (DPMSolverMultistepScheduler, use_karras_sigmas=True) and Euler
-ancestral (stochastic: its noise comes from the pipeline's generator). Prompt
+Euler, DPM++ 2M Karras (DPMSolverMultistepScheduler, use_karras_sigmas=True), Euler
+ancestral and DPM++ 2M SDE (algorithm_type sde-dpmsolver++; both stochastic: their noise comes
+from the pipeline's generator). Prompt
 "a painting of a flooble", negative "blurry", 128x128, 5 steps, guidance 7.5, seed 42.
 
 For every case: the final latents (output_type='latent', before 1/scaling_factor) and the
@@ -63,6 +64,8 @@ def scheduler_for(name, config):
         return EulerAncestralDiscreteScheduler.from_config(config)
     if name == "dpmpp_2m_karras":
         return DPMSolverMultistepScheduler.from_config(config, use_karras_sigmas=True)
+    if name == "dpmpp_2m_sde":  # stochastic: a draw from the pipeline's generator every step
+        return DPMSolverMultistepScheduler.from_config(config, algorithm_type="sde-dpmsolver++")
     raise ValueError(name)
 
 
@@ -143,7 +146,7 @@ def main():
             pipe, config = build_pipeline(fixture, helpers, workdir)
             schedulers = ("pndm", "ddim", "euler", "dpmpp_2m_karras", "euler_a")
             if fixture == "sd1-unet-t64":
-                schedulers = ("pndm", "dpmpp_2m_karras", "euler_a")
+                schedulers = ("pndm", "dpmpp_2m_karras", "euler_a", "dpmpp_2m_sde")
             cases = [(s, GUIDANCE, 1, None, 0.0) for s in schedulers]
             if fixture == "sd1-diffusers":
                 injected = torch.randn((1, 4, SIZE // 8, SIZE // 8), generator=torch.Generator().manual_seed(7))
