@@ -1,7 +1,9 @@
 // One benchmark configuration in its own process, so that peak RSS belongs to it alone:
 //   node --import tsx bench/measure.ts <model> <weightType> <size> <steps> <threads>
-// Prints one JSON line. Networks not built yet are reported as null.
+// Prints one JSON line. Networks not built yet are reported as null. The FLOPs of each figure
+// (bench/flops.ts, from the loaded model's shapes) come with it, for GFLOP/s.
 import { StableDiffusion, Tensor } from '../lib/index.js';
+import { benchFlops } from './flops.js';
 
 const [model, weightType, sizeText, stepsText, threadsText] = process.argv.slice(2);
 const size = Number(sizeText);
@@ -40,6 +42,10 @@ const sd = await StableDiffusion.load({ model: model!, weightType: weightType as
 result.loadSeconds = seconds(start);
 result.weightBytes = Object.values(sd.memory()).reduce((a, b) => a + b, 0);
 const nets = sd as unknown as Networks;
+const flops = benchFlops(sd.info, size);
+result.unetStepFlops = flops.unetStep;
+result.vaeDecodeFlops = flops.vaeDecode;
+result.textEncodeFlops = flops.textEncode;
 
 result.textEncodeSeconds = null;
 if (nets.textEncoder) {
