@@ -1,7 +1,7 @@
 export { Tensor } from './tensor.js';
 export type { TensorLike } from './tensor.js';
 export { StableDiffusion, convertModel, BACKENDS, WEIGHT_TYPES, PREDICTION_TYPES } from './stable-diffusion.js';
-export type { Backend, WeightType, PredictionType, LoadOptions, ModelInfo, LoadedModelInfo, WeightInfo, ModelMemory, ConvertOptions, ConvertResult } from './stable-diffusion.js';
+export type { Backend, WeightType, PredictionType, LoadOptions, ModelInfo, LoadedModelInfo, ModelDevice, WeightInfo, ModelMemory, MemoryUsage, ConvertOptions, ConvertResult } from './stable-diffusion.js';
 export { systemInfo, listDevices } from './system.js';
 export type { SystemInfo, DeviceInfo, DeviceType } from './system.js';
 export { inspectModelFile, readModelTensor, writeGgufFile, GGUF_WRITE_TYPES } from './model-file.js';
@@ -16,8 +16,8 @@ export { createScheduler, Scheduler, SCHEDULER_NAMES, A1111_SCHEDULER_NAMES, TIM
 export type { SchedulerName, SchedulerOverrides, TimestepSpacing, NoiseFunction } from './scheduler.js';
 export { randn, TorchGenerator, TORCH_KERNELS, MAX_SEED, MAX_RANDN_SIZE } from './rng.js';
 export type { RandnOptions, Seed, TorchKernel } from './rng.js';
-export { Vae } from './vae.js';
-export type { LatentDistribution } from './vae.js';
+export { Vae, DEFAULT_VAE_TILE_SIZE } from './vae.js';
+export type { LatentDistribution, VaeTilingOptions } from './vae.js';
 export { UNet } from './unet.js';
 export { ClipTextEncoder, MAX_CLIP_SKIP } from './text-encoder.js';
 export type { TextEncodeOptions, EncodePromptOptions, PromptEmbeddings } from './text-encoder.js';

@@ -10,7 +10,7 @@ import { Tensor, type TensorLike } from './tensor.js';
 import { Tokenizer } from './tokenizer.js';
 import { ClipTextEncoder, encodePrompt, type EncodePromptOptions, type PromptEmbeddings, type TextEncoderNative } from './text-encoder.js';
 import { UNet, type UNetNative } from './unet.js';
-import { Vae, type VaeNative } from './vae.js';
+import { checkTileSize, Vae, type VaeNative } from './vae.js';
 import { expectBoolean, expectInteger, expectObject, expectOneOf, expectPath, expectString } from './validate.js';
 
 export const BACKENDS = ['auto', 'cpu', 'vulkan', 'cuda'] as const;
@@ -35,8 +35,26 @@ export interface LoadOptions {
   /** Overrides what the model files say (or what detection guesses for single files). */
   predictionType?: PredictionType;
   flashAttention?: boolean;
+  /** Decode and encode in overlapping, blended tiles (lib/vae.ts); calls can override it. */
   vaeTiling?: boolean;
+  /** Tile side in pixels for `vaeTiling`, a multiple of 32 (default 256). */
+  vaeTileSize?: number;
+  /**
+   * Keep only the network in use on the device: running one network frees the others' weights
+   * and compute buffers, and a network's weights are read again from the model file when next
+   * needed (nothing is uploaded at load). Same results, less memory, slower stage changes.
+   */
   offload?: boolean;
+}
+
+export interface ModelDevice {
+  /** ggml's device name, as `listDevices()` gives it: `CPU`, `Vulkan0`, `CUDA0`, … */
+  name: string;
+  description: string;
+  /** The backend that drives it: `CPU`, `Vulkan`, `CUDA`. */
+  backend: string;
+  /** CPU threads (used by the CPU backend only). */
+  threads: number;
 }
 
 export interface ModelInfo {
@@ -61,6 +79,8 @@ export function checkLoadOptions(options: unknown): Required<Pick<LoadOptions, '
   for (const key of ['flashAttention', 'vaeTiling', 'offload'] as const) {
     if (o[key] !== undefined) checked[key] = expectBoolean(o[key], `options.${key}`);
   }
+  // SD's VAEs all downscale by 8.
+  if (o.vaeTileSize !== undefined) checked.vaeTileSize = checkTileSize(o.vaeTileSize, 'options.vaeTileSize', 8);
   return checked;
 }
 
@@ -75,10 +95,19 @@ export interface WeightInfo {
 }
 
 export interface ModelMemory {
-  /** Bytes of weights per network on the model's device. */
+  /** Bytes of weights per network now on the model's device (0 while offloaded). */
   textEncoder: number;
   unet: number;
   vae: number;
+}
+
+/** `sd.memoryUsage()`: bytes now and peaks (since load or the last `resetPeak`). */
+export interface MemoryUsage {
+  /** The process's resident set (Linux /proc/self/status VmRSS, VmHWM; null elsewhere). */
+  host: { rss: number | null; peak: number | null; peakReset: boolean };
+  /** ggml backend buffers of this model: weights and compute buffers per network. */
+  device: { name: string; weights: ModelMemory; compute: ModelMemory; total: number; peak: number };
+  offload: boolean;
 }
 
 interface NativeModel extends VaeNative, UNetNative, TextEncoderNative {
@@ -86,14 +115,22 @@ interface NativeModel extends VaeNative, UNetNative, TextEncoderNative {
   weights(): WeightInfo[];
   readWeight(name: string): Promise<TensorLike>;
   memory(): ModelMemory;
-  device(): { name: string; description: string; threads: number };
+  memoryUsage(resetPeak?: boolean): MemoryUsage;
+  device(): ModelDevice;
   dispose(): void;
 }
 
 interface LoadAddon {
   loadModel(
     path: string,
-    options: { backend: Backend; weightType?: WeightType; predictionType?: PredictionType; vae?: string; threads?: number },
+    options: {
+      backend: Backend;
+      weightType?: WeightType;
+      predictionType?: PredictionType;
+      vae?: string;
+      threads?: number;
+      offload?: boolean;
+    },
   ): Promise<NativeModel>;
 }
 
@@ -107,8 +144,11 @@ export class StableDiffusion {
   readonly info: LoadedModelInfo;
   /** CLIP's tokenizer, padding as this model's tokenizer config says (SD1 `<|endoftext|>`, SD2 `!`). */
   readonly tokenizer: Tokenizer;
-  /** The device the weights live on, e.g. `{ name: 'CPU', … }`. */
-  readonly device: { name: string; description: string; threads: number };
+  /**
+   * The device the weights live on and the networks run on: what `backend` chose, e.g.
+   * `{ name: 'Vulkan0', backend: 'Vulkan', … }` for `backend: 'auto'` with a Vulkan build and device.
+   */
+  readonly device: ModelDevice;
   /** The VAE: `encode(image)` → latents, `decode(latents)` → image, `scalingFactor` (lib/vae.ts). */
   readonly vae: Vae;
   /** The denoising UNet: `predict(sample, timestep, context)` → noise or v prediction (lib/unet.ts). */
@@ -117,14 +157,14 @@ export class StableDiffusion {
   readonly textEncoder: ClipTextEncoder;
   #native: NativeModel | undefined;
 
-  private constructor(model: NativeModel, flashAttention: boolean) {
+  private constructor(model: NativeModel, flashAttention: boolean, vaeTiling: { tiling: boolean; tileSize?: number }) {
     this.#native = model;
     this.info = model.info();
     this.device = model.device();
     this.tokenizer = Tokenizer.clip({ padId: padIdFor(this.info.textEncoder.padToken) });
     this.textEncoder = new ClipTextEncoder(() => this.#model(), this.info.textEncoder);
     this.unet = new UNet(() => this.#model(), this.info.unet, flashAttention);
-    this.vae = new Vae(() => this.#model(), this.info.vae);
+    this.vae = new Vae(() => this.#model(), this.info.vae, vaeTiling);
   }
 
   /**
@@ -134,11 +174,6 @@ export class StableDiffusion {
    */
   static async load(options: LoadOptions): Promise<StableDiffusion> {
     const o = checkLoadOptions(options);
-    for (const key of ['vaeTiling', 'offload'] as const) {
-      if (o[key]) {
-        throw new StableDiffusionError('ERR_NOT_IMPLEMENTED', `options.${key} is not implemented yet in this version`);
-      }
-    }
     const addon = native() as NativeAddon & LoadAddon;
     const model = await addon.loadModel(o.model, {
       backend: o.backend,
@@ -146,8 +181,12 @@ export class StableDiffusion {
       ...(o.predictionType && { predictionType: o.predictionType }),
       ...(o.vae !== undefined && { vae: o.vae }),
       ...(o.threads !== undefined && { threads: o.threads }),
+      ...(o.offload && { offload: true }),
     });
-    return new StableDiffusion(model, o.flashAttention ?? false);
+    return new StableDiffusion(model, o.flashAttention ?? false, {
+      tiling: o.vaeTiling ?? false,
+      ...(o.vaeTileSize !== undefined && { tileSize: o.vaeTileSize }),
+    });
   }
 
   /**
@@ -208,7 +247,6 @@ export class StableDiffusion {
     return depth2img(this, options);
   }
 
-
   /** Every loaded weight with its storage type and shape. */
   weights(): WeightInfo[] {
     return this.#model().weights();
@@ -219,9 +257,20 @@ export class StableDiffusion {
     return Tensor.of(await this.#model().readWeight(expectString(name, 'name')));
   }
 
-  /** Bytes of weights per network on the device. */
+  /** Bytes of weights per network on the device (0 for a network offloaded). */
   memory(): ModelMemory {
     return this.#model().memory();
+  }
+
+  /**
+   * Host and device memory now, with the peaks since load or the last reset. `resetPeak: true`
+   * restarts both peaks after taking this snapshot (the host peak only where Linux allows it:
+   * `host.peakReset`), so a call between pipeline stages gives each stage's own peak.
+   */
+  memoryUsage(options: { resetPeak?: boolean } = {}): MemoryUsage {
+    const o = expectObject(options, 'options');
+    const reset = o.resetPeak === undefined ? false : expectBoolean(o.resetPeak, 'options.resetPeak');
+    return this.#model().memoryUsage(reset);
   }
 
   /** Frees the weights. The object cannot be used afterwards (ERR_DISPOSED). */

@@ -194,7 +194,8 @@ test('load errors are coded, name the file, and leave the package usable', async
     assert.match(e.message, /available: .*CPU/);
     return true;
   });
-  await assert.rejects(StableDiffusion.load({ model: join(tiny, 'sd1-diffusers'), vaeTiling: true }), { code: 'ERR_NOT_IMPLEMENTED' });
+  await assert.rejects(StableDiffusion.load({ model: join(tiny, 'sd1-diffusers'), vaeTileSize: 100 }), RangeError);
+  await assert.rejects(StableDiffusion.load({ model: join(tiny, 'sd1-diffusers'), offload: 'yes' as never }), TypeError);
   await assert.rejects(StableDiffusion.load({ model: 'x', vae: '' }), RangeError);
   await assert.rejects(convertModel(join(tiny, 'sd1-diffusers'), join(dir, 'x.gguf'), { weightType: 'q3_k' as never }), RangeError);
   await assert.rejects(convertModel(join(tiny, 'sd1-diffusers'), 42 as never), TypeError);

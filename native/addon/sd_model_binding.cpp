@@ -9,6 +9,7 @@
 
 #include "error.h"
 #include "js_tensor.h"
+#include "memory_stats.h"
 #include "model.h"
 #include "model_binding.h"
 #include "model_convert.h"
@@ -21,6 +22,30 @@
 namespace sdnode {
 
 namespace {
+
+// { rss, peak, peakReset } in bytes (null where the platform does not say); with `reset`
+// the peak restarts from the current RSS after being read.
+Napi::Object host_memory_object(Napi::Env env, bool reset) {
+    sd::HostMemory host = sd::host_memory();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("rss", host.known ? Napi::Value(Napi::Number::New(env, static_cast<double>(host.rss))) : env.Null());
+    o.Set("peak", host.known ? Napi::Value(Napi::Number::New(env, static_cast<double>(host.peak))) : env.Null());
+    bool resettable = false;
+    if (reset) resettable = sd::reset_host_peak();
+    o.Set("peakReset", resettable);
+    return o;
+}
+
+// memoryStats({ resetPeak }?) → { rss, peak, peakReset }: the process's host memory.
+Napi::Value MemoryStats(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    bool reset = false;
+    if (info.Length() > 0 && !info[0].IsUndefined()) {
+        if (!info[0].IsBoolean()) throw Napi::TypeError::New(env, "Expected resetPeak to be a boolean");
+        reset = info[0].As<Napi::Boolean>().Value();
+    }
+    return host_memory_object(env, reset);
+}
 
 std::string string_option(const Napi::Object & options, const char * key) {
     Napi::Value value = options.Get(key);
@@ -70,7 +95,9 @@ public:
         return DefineClass(env, "NativeModel",
                            {InstanceMethod<&ModelWrap::Info>("info"), InstanceMethod<&ModelWrap::Weights>("weights"),
                             InstanceMethod<&ModelWrap::ReadWeight>("readWeight"),
-                            InstanceMethod<&ModelWrap::Memory>("memory"), InstanceMethod<&ModelWrap::Device>("device"),
+                            InstanceMethod<&ModelWrap::Memory>("memory"),
+                            InstanceMethod<&ModelWrap::MemoryUsage>("memoryUsage"),
+                            InstanceMethod<&ModelWrap::Device>("device"),
                             InstanceMethod<&ModelWrap::VaeDecode>("vaeDecode"),
                             InstanceMethod<&ModelWrap::VaeEncode>("vaeEncode"),
                             InstanceMethod<&ModelWrap::UnetPredict>("unetPredict"),
@@ -138,9 +165,13 @@ private:
             error.Set("code", "ERR_TENSOR_NOT_FOUND");
             throw error;
         }
+        sd::Network network = sd::Network::unet;
+        sd::Model::network_of(name, network);
         return PromiseWorker<sd::HostTensor>::Start(
             env,
-            [m, t] {
+            [m, t, network] {
+                // Under offload the weight may have no data until its network is brought back.
+                std::unique_lock<std::mutex> stage = m->residency().enter(network);
                 std::vector<uint8_t> raw(ggml_nbytes(t));
                 ggml_backend_tensor_get(t, raw.data(), 0, raw.size());
                 std::vector<int64_t> shape;
@@ -165,11 +196,46 @@ private:
         return result;
     }
 
+    // memoryUsage(resetPeak?: boolean) → { host: { rss, peak, peakReset }, device: { weights,
+    // compute: { textEncoder, unet, vae }, total, peak }, offload }: bytes now and the peaks since
+    // load or the last reset. With resetPeak the peaks restart from the current figures after this
+    // snapshot, so calling it between pipeline stages gives each stage's own peak.
+    Napi::Value MemoryUsage(const Napi::CallbackInfo & info) {
+        Napi::Env env = info.Env();
+        const sd::Model & m = *model(env);
+        bool reset = false;
+        if (info.Length() > 0 && !info[0].IsUndefined()) {
+            if (!info[0].IsBoolean()) throw Napi::TypeError::New(env, "Expected resetPeak to be a boolean");
+            reset = info[0].As<Napi::Boolean>().Value();
+        }
+        sd::DeviceUsage device = m.residency().usage();
+        Napi::Object result = Napi::Object::New(env);
+        result.Set("host", host_memory_object(env, reset));
+        auto per_network = [env](const size_t (&values)[sd::kNetworkCount]) {
+            Napi::Object o = Napi::Object::New(env);
+            o.Set("textEncoder", static_cast<double>(values[static_cast<int>(sd::Network::text_encoder)]));
+            o.Set("unet", static_cast<double>(values[static_cast<int>(sd::Network::unet)]));
+            o.Set("vae", static_cast<double>(values[static_cast<int>(sd::Network::vae)]));
+            return o;
+        };
+        Napi::Object d = Napi::Object::New(env);
+        d.Set("name", ggml_backend_dev_name(m.device()));
+        d.Set("weights", per_network(device.weights));
+        d.Set("compute", per_network(device.compute));
+        d.Set("total", static_cast<double>(device.total));
+        d.Set("peak", static_cast<double>(device.peak));
+        result.Set("device", d);
+        result.Set("offload", m.offload());
+        if (reset) m.residency().reset_peak();
+        return result;
+    }
+
     Napi::Value Device(const Napi::CallbackInfo & info) {
         const sd::Model & m = *model(info.Env());
         Napi::Object result = Napi::Object::New(info.Env());
         result.Set("name", ggml_backend_dev_name(m.device()));
         result.Set("description", ggml_backend_dev_description(m.device()));
+        result.Set("backend", ggml_backend_reg_name(ggml_backend_dev_backend_reg(m.device())));
         result.Set("threads", m.threads());
         return result;
     }
@@ -280,6 +346,11 @@ Napi::Value LoadModel(const Napi::CallbackInfo & info) {
         if (!threads.IsNumber()) throw Napi::TypeError::New(env, "Expected options.threads to be an integer");
         load.threads = threads.As<Napi::Number>().Int32Value();
     }
+    Napi::Value offload = options.Get("offload");
+    if (!offload.IsUndefined()) {
+        if (!offload.IsBoolean()) throw Napi::TypeError::New(env, "Expected options.offload to be a boolean");
+        load.offload = offload.As<Napi::Boolean>().Value();
+    }
     return PromiseWorker<std::shared_ptr<sd::Model>>::Start(
         env, [path, load] { return std::shared_ptr<sd::Model>(sd::Model::load(path, load)); },
         [](Napi::Env env, std::shared_ptr<sd::Model> && model) -> Napi::Value {
@@ -317,6 +388,7 @@ void register_sd_model_binding(Napi::Env env, Napi::Object exports) {
     env.SetInstanceData(new Napi::FunctionReference(Napi::Persistent(ModelWrap::Define(env))));
     exports.Set("loadModel", Napi::Function::New(env, LoadModel, "loadModel"));
     exports.Set("convertModel", Napi::Function::New(env, ConvertModel, "convertModel"));
+    exports.Set("memoryStats", Napi::Function::New(env, MemoryStats, "memoryStats"));
 }
 
 } // namespace sdnode

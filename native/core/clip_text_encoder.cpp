@@ -73,7 +73,9 @@ struct Builder {
 
 ClipTextEncoder::ClipTextEncoder(const Model & model)
     : model_(model), config_(model.config().text),
-      runner_(std::make_unique<GraphRunner>(model.backend(), model.threads())) {}
+      runner_(std::make_unique<GraphRunner>(model.backend(), model.threads())) {
+    runner_->bind(&model.residency(), Network::text_encoder);
+}
 
 void ClipTextEncoder::validate(const std::vector<int32_t> & ids, int batch, int clip_skip) const {
     if (batch < 1) throw RangeError("Expected batch to be at least 1 but received " + std::to_string(batch));

@@ -52,7 +52,25 @@ GraphRunner::GraphRunner(ggml_backend_t backend, int threads, size_t max_nodes)
     if (set_threads != nullptr) set_threads(backend, threads > 0 ? threads : default_thread_count());
 }
 
+GraphRunner::~GraphRunner() {
+    if (residency_ != nullptr) residency_->detach(this);
+}
+
+void GraphRunner::bind(Residency * residency, Network network) {
+    if (residency_ != nullptr) residency_->detach(this);
+    residency_ = residency;
+    network_ = network;
+    if (residency_ != nullptr) residency_->attach(network, this);
+}
+
+void GraphRunner::release() {
+    allocator_.reset(ggml_gallocr_new(ggml_backend_get_default_buffer_type(backend_)));
+    compute_bytes_ = 0;
+}
+
 HostTensor GraphRunner::run(const BuildFn & build, int rank) {
+    std::unique_lock<std::mutex> stage;
+    if (residency_ != nullptr) stage = residency_->enter(network_);
     ggml_init_params params = {ggml_tensor_overhead() * max_nodes_ + ggml_graph_overhead_custom(max_nodes_, false),
                                nullptr, /*no_alloc =*/true};
     GgmlContextPtr ctx(ggml_init(params));
@@ -66,6 +84,8 @@ HostTensor GraphRunner::run(const BuildFn & build, int rank) {
     if (!ggml_gallocr_alloc_graph(allocator_.get(), graph)) {
         throw Error("ERR_OUT_OF_MEMORY", "Could not allocate memory for the computation");
     }
+    compute_bytes_ = ggml_gallocr_get_buffer_size(allocator_.get(), 0);
+    if (residency_ != nullptr) residency_->note_allocation();
     for (const GraphInputs::Entry & e : inputs.entries_) ggml_backend_tensor_set(e.tensor, e.data, 0, e.bytes);
     std::lock_guard<std::mutex> compute_guard(compute_lock(backend_));
     if (ggml_backend_graph_compute(backend_, graph) != GGML_STATUS_SUCCESS) {
@@ -80,6 +100,5 @@ HostTensor GraphRunner::run(const BuildFn & build, int rank) {
     return result;
 }
 
-size_t GraphRunner::compute_buffer_bytes() const { return ggml_gallocr_get_buffer_size(allocator_.get(), 0); }
 
 } // namespace sd

@@ -3,11 +3,13 @@
 // declares its inputs and returns its output; the runner allocates the intermediate tensors with
 // an allocator it keeps between calls (so steps of a sampling loop reuse the same memory),
 // uploads the inputs, computes and downloads the output.
+#include <atomic>
 #include <functional>
 #include <string>
 #include <vector>
 
 #include "ggml_handles.h"
+#include "residency.h"
 #include "tensor.h"
 
 namespace sd {
@@ -35,18 +37,33 @@ public:
 
     // `backend` must outlive the runner. `threads` applies to CPU backends (0 = default).
     GraphRunner(ggml_backend_t backend, int threads, size_t max_nodes = 16384);
+    ~GraphRunner();
+    GraphRunner(const GraphRunner &) = delete;
+    GraphRunner & operator=(const GraphRunner &) = delete;
+
+    // Makes every run() enter `network` in `residency` first (which loads offloaded weights) and
+    // lets offload free this runner's compute buffer. `residency` must outlive the runner.
+    void bind(Residency * residency, Network network);
 
     // Builds, allocates and runs the graph; returns the output as a host tensor in PyTorch order
     // with `rank` dimensions (ggml cannot tell a trailing size-1 dimension from an absent one).
     HostTensor run(const BuildFn & build, int rank);
 
-    // Bytes held by the compute allocator (peak over the calls so far).
-    size_t compute_buffer_bytes() const;
+    // Bytes held by the compute allocator (peak over the calls since the last release()).
+    size_t compute_buffer_bytes() const { return compute_bytes_.load(); }
+
+    // Frees the compute buffer; the next run allocates it again. Not while run() is in progress
+    // (Residency guarantees that under offload).
+    void release();
 
 private:
     ggml_backend_t backend_;
     size_t max_nodes_;
     GallocrPtr allocator_;
+    Residency * residency_ = nullptr;
+    Network network_ = Network::unet;
+    // Read by memory reports from other threads while a run may be reallocating the buffer.
+    std::atomic<size_t> compute_bytes_{0};
 };
 
 } // namespace sd

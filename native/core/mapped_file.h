@@ -20,6 +20,11 @@ public:
     uint64_t size() const { return size_; }
     const std::string & path() const { return path_; }
 
+    // Tells the OS that the bytes [offset, offset + bytes) are not needed for now: their pages
+    // leave this process's resident set (they are read from the file again if touched). Whole
+    // pages around the range go too; that only costs a re-read. A no-op where unsupported.
+    void release_pages(uint64_t offset, uint64_t bytes) const;
+
 private:
     MappedFile() = default;
     std::string path_;

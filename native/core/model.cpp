@@ -51,13 +51,28 @@ std::unique_ptr<Model> Model::load(const std::string & path, const ModelLoadOpti
     }
 
     model->backend_.reset(init_backend(model->device_, model->threads_));
-    model->text_encoder_ = std::make_unique<ModelWeights>(needed, "text_encoder.", model->backend(), options.weight_type);
-    model->unet_ = std::make_unique<ModelWeights>(needed, "unet.", model->backend(), options.weight_type);
-    model->vae_ = std::make_unique<ModelWeights>(needed, "vae.", model->backend(), options.weight_type);
-    log(LogLevel::info, "loaded %s on %s: text encoder %.1f MB, UNet %.1f MB, VAE %.1f MB", path.c_str(),
-        ggml_backend_dev_name(model->device_), model->text_encoder_->bytes() / 1e6, model->unet_->bytes() / 1e6,
-        model->vae_->bytes() / 1e6);
+    const bool keep = options.offload, upload_now = !options.offload;
+    model->text_encoder_ =
+        std::make_unique<ModelWeights>(needed, "text_encoder.", model->backend(), options.weight_type, keep, upload_now);
+    model->unet_ = std::make_unique<ModelWeights>(needed, "unet.", model->backend(), options.weight_type, keep, upload_now);
+    model->vae_ = std::make_unique<ModelWeights>(needed, "vae.", model->backend(), options.weight_type, keep, upload_now);
+    model->residency_.set_weights(Network::text_encoder, model->text_encoder_.get());
+    model->residency_.set_weights(Network::unet, model->unet_.get());
+    model->residency_.set_weights(Network::vae, model->vae_.get());
+    model->residency_.set_offload(options.offload);
+    model->residency_.note_allocation();
+    log(LogLevel::info, "loaded %s on %s: text encoder %.1f MB, UNet %.1f MB, VAE %.1f MB%s", path.c_str(),
+        ggml_backend_dev_name(model->device_), model->text_encoder_->full_bytes() / 1e6,
+        model->unet_->full_bytes() / 1e6, model->vae_->full_bytes() / 1e6, options.offload ? " (offloaded until used)" : "");
     return model;
+}
+
+bool Model::network_of(const std::string & name, Network & network) {
+    if (starts_with(name, "text_encoder.")) network = Network::text_encoder;
+    else if (starts_with(name, "unet.")) network = Network::unet;
+    else if (starts_with(name, "vae.")) network = Network::vae;
+    else return false;
+    return true;
 }
 
 ggml_tensor * Model::find_weight(const std::string & name) const {

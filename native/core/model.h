@@ -1,7 +1,8 @@
 #pragma once
 // A loaded model: what detection concluded about it and its three networks' weights on one
 // device. Loading maps the files, checks every tensor the networks need, converts each weight to
-// its storage type (weight_types.h) and uploads it once; the file maps are released afterwards.
+// its storage type (weight_types.h) and uploads it once; the file maps are released afterwards
+// (with offload they stay, to upload a network again; see residency.h).
 #include <memory>
 #include <string>
 #include <vector>
@@ -9,6 +10,7 @@
 #include "ggml_handles.h"
 #include "model_config.h"
 #include "model_weights.h"
+#include "residency.h"
 
 namespace sd {
 
@@ -18,6 +20,9 @@ struct ModelLoadOptions {
     DetectOptions detect;                     // e.g. an explicit prediction type
     std::string vae_path;                     // a separate VAE file replacing the model's own
     int threads = 0;                          // CPU threads, 0 = default
+    // Keep each network's weights on the device only while it runs (see residency.h); the file
+    // maps stay open to bring them back, and nothing is uploaded before first use.
+    bool offload = false;
 };
 
 // The canonical tensors a model is made of, with a replacement VAE applied: what both loading and
@@ -42,6 +47,13 @@ public:
 
     // A weight by canonical name ("unet.conv_in.weight"), or nullptr.
     ggml_tensor * find_weight(const std::string & canonical_name) const;
+    // The network a canonical name belongs to (false for none).
+    static bool network_of(const std::string & canonical_name, Network & network);
+
+    // Device memory per network and offload; networks bind their graph runners to it. Mutable:
+    // networks share the model as const while residency changes underneath.
+    Residency & residency() const { return residency_; }
+    bool offload() const { return residency_.offload(); }
 
 private:
     Model() = default;
@@ -54,6 +66,7 @@ private:
     int threads_ = 0;
     BackendPtr backend_;
     std::unique_ptr<ModelWeights> text_encoder_, unet_, vae_;
+    mutable Residency residency_;  // declared last: runners detach from it before it goes
 };
 
 } // namespace sd

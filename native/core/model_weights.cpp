@@ -22,7 +22,8 @@ ggml_tensor * new_tensor(ggml_context * ctx, ggml_type type, const std::vector<i
 } // namespace
 
 ModelWeights::ModelWeights(const std::vector<TensorRecord> & records, const std::string & prefix,
-                           ggml_backend_t backend, ggml_type requested) {
+                           ggml_backend_t backend, ggml_type requested, bool keep_source, bool upload_now)
+    : backend_(backend), prefix_(prefix), keep_source_(keep_source) {
     std::vector<const TensorRecord *> taken;
     for (const TensorRecord & r : records) {
         if (starts_with(r.name, prefix)) taken.push_back(&r);
@@ -35,7 +36,6 @@ ModelWeights::ModelWeights(const std::vector<TensorRecord> & records, const std:
 
     ggml_init_params params = {ggml_tensor_overhead() * (taken.size() + 1), nullptr, true};
     ctx_.reset(ggml_init(params));
-    std::vector<std::pair<const TensorRecord *, ggml_tensor *>> pending;
     for (const TensorRecord * r : taken) {
         const std::string name = r->name.substr(prefix.size());
         // Without a requested type each weight keeps its file type, except 1-D tensors (norm weights,
@@ -46,28 +46,62 @@ ModelWeights::ModelWeights(const std::vector<TensorRecord> & records, const std:
         ggml_tensor * t = new_tensor(ctx_.get(), type, r->shape);
         ggml_set_name(t, name.substr(0, GGML_MAX_NAME - 1).c_str());
         tensors_[name] = t;
-        pending.emplace_back(r, t);
+        pending_.emplace_back(*r, t);
     }
-    if (pending.empty()) return;
+    if (pending_.empty()) return;
+    full_bytes_ = ggml_backend_alloc_ctx_tensors_from_buft_size(ctx_.get(), ggml_backend_get_default_buffer_type(backend));
+    if (upload_now) upload();
+    if (!keep_source_) pending_.clear();
+}
 
-    buffer_.reset(ggml_backend_alloc_ctx_tensors(ctx_.get(), backend));
-    if (!buffer_) throw Error("ERR_OUT_OF_MEMORY", "Could not allocate memory for the " + prefix + " weights");
+void ModelWeights::upload() {
+    buffer_.reset(ggml_backend_alloc_ctx_tensors(ctx_.get(), backend_));
+    if (!buffer_) throw Error("ERR_OUT_OF_MEMORY", "Could not allocate memory for the " + prefix_ + " weights");
     ggml_backend_buffer_set_usage(buffer_.get(), GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
-
-    std::vector<float> values;
-    std::vector<uint8_t> converted;
-    for (auto & [record, tensor] : pending) {
-        if (record->type == tensor->type) {
-            ggml_backend_tensor_set(tensor, record->data(), 0, ggml_nbytes(tensor));
-            continue;
+    try {
+        std::vector<float> values;
+        std::vector<uint8_t> converted;
+        for (auto & [record, tensor] : pending_) {
+            if (record.type == tensor->type) {
+                ggml_backend_tensor_set(tensor, record.data(), 0, ggml_nbytes(tensor));
+            } else {
+                values.resize(static_cast<size_t>(record.element_count()));
+                read_tensor_f32(record, values.data());
+                converted.resize(ggml_nbytes(tensor));
+                // Handles f32/f16/bf16 too; storage_type_for only picks block types for whole-block rows.
+                ggml_quantize_chunk(tensor->type, values.data(), converted.data(), 0, ggml_nrows(tensor), tensor->ne[0],
+                                    nullptr);
+                ggml_backend_tensor_set(tensor, converted.data(), 0, converted.size());
+            }
+            // The copy in the buffer is the one graphs use: dropping the file's pages keeps the host
+            // from holding the weights twice while (and after) loading.
+            if (record.file) record.file->release_pages(record.offset, record.nbytes);
         }
-        values.resize(static_cast<size_t>(record->element_count()));
-        read_tensor_f32(*record, values.data());
-        converted.resize(ggml_nbytes(tensor));
-        // Handles f32/f16/bf16 too; storage_type_for only picks block types for whole-block rows.
-        ggml_quantize_chunk(tensor->type, values.data(), converted.data(), 0, ggml_nrows(tensor), tensor->ne[0], nullptr);
-        ggml_backend_tensor_set(tensor, converted.data(), 0, converted.size());
+    } catch (...) {
+        release_buffer();
+        throw;
     }
+    resident_bytes_ = ggml_backend_buffer_get_size(buffer_.get());
+}
+
+void ModelWeights::release_buffer() {
+    buffer_.reset();
+    resident_bytes_ = 0;
+    // ggml allocates only tensors whose data is null: this lets upload() use the same context again.
+    for (auto & entry : tensors_) {
+        entry.second->data = nullptr;
+        entry.second->buffer = nullptr;
+    }
+}
+
+void ModelWeights::release() {
+    if (!keep_source_ || !buffer_) return;
+    release_buffer();
+}
+
+void ModelWeights::ensure_resident() {
+    if (buffer_ || pending_.empty()) return;
+    upload();
 }
 
 ggml_tensor * ModelWeights::find(const std::string & name) const {
@@ -81,7 +115,6 @@ ggml_tensor * ModelWeights::get(const std::string & name) const {
     return t;
 }
 
-size_t ModelWeights::bytes() const { return buffer_ ? ggml_backend_buffer_get_size(buffer_.get()) : 0; }
 
 std::vector<std::string> ModelWeights::names() const {
     std::vector<std::string> result;

@@ -174,7 +174,9 @@ std::vector<float> timestep_embedding(const std::vector<float> & timesteps, int 
 
 UNet::UNet(std::shared_ptr<const Model> model, UNetOptions options)
     : model_(std::move(model)), config_(model_->config().unet), weights_(model_->unet()), options_(options),
-      runner_(model_->backend(), model_->threads(), 32768) {}
+      runner_(model_->backend(), model_->threads(), 32768) {
+    runner_.bind(&model_->residency(), Network::unet);
+}
 
 void UNet::validate(const TensorView & sample, const std::vector<float> & timesteps, const TensorView & context) const {
     const UNetConfig & cfg = config_;

@@ -112,7 +112,9 @@ std::string shape_text(const std::vector<int64_t> & shape) {
 } // namespace
 
 Vae::Vae(std::shared_ptr<const Model> model)
-    : model_(std::move(model)), runner_(model_->backend(), model_->threads()) {}
+    : model_(std::move(model)), runner_(model_->backend(), model_->threads()) {
+    runner_.bind(&model_->residency(), Network::vae);
+}
 
 int Vae::downscale_factor() const { return 1 << (static_cast<int>(model_->config().vae.block_channels.size()) - 1); }
 

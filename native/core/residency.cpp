@@ -1,0 +1,71 @@
+#include "residency.h"
+
+#include <algorithm>
+
+#include "graph_runner.h"
+#include "model_weights.h"
+
+namespace sd {
+
+void Residency::attach(Network network, GraphRunner * runner) {
+    std::lock_guard<std::mutex> guard(registry_mutex_);
+    runners_.emplace_back(network, runner);
+}
+
+void Residency::detach(GraphRunner * runner) {
+    std::lock_guard<std::mutex> guard(registry_mutex_);
+    runners_.erase(std::remove_if(runners_.begin(), runners_.end(),
+                                  [runner](const std::pair<Network, GraphRunner *> & e) { return e.second == runner; }),
+                   runners_.end());
+}
+
+std::unique_lock<std::mutex> Residency::enter(Network network) {
+    std::unique_lock<std::mutex> stage;
+    if (!offload_) return stage;
+    stage = std::unique_lock<std::mutex>(stage_mutex_);
+    const int self = static_cast<int>(network);
+    // Free before loading, so that the peak is one network's memory, never two.
+    {
+        std::lock_guard<std::mutex> guard(registry_mutex_);
+        for (auto & [n, runner] : runners_) {
+            if (n != network) runner->release();
+        }
+    }
+    for (int i = 0; i < kNetworkCount; ++i) {
+        if (i != self && weights_[i] != nullptr) weights_[i]->release();
+    }
+    if (weights_[self] != nullptr) weights_[self]->ensure_resident();
+    note_allocation();
+    return stage;
+}
+
+size_t Residency::total_locked() const {
+    size_t total = 0;
+    for (ModelWeights * w : weights_) {
+        if (w != nullptr) total += w->bytes();
+    }
+    for (const auto & entry : runners_) total += entry.second->compute_buffer_bytes();
+    return total;
+}
+
+void Residency::note_allocation() {
+    std::lock_guard<std::mutex> guard(registry_mutex_);
+    peak_ = std::max(peak_, total_locked());
+}
+
+DeviceUsage Residency::usage() const {
+    std::lock_guard<std::mutex> guard(registry_mutex_);
+    DeviceUsage u;
+    for (int i = 0; i < kNetworkCount; ++i) u.weights[i] = weights_[i] != nullptr ? weights_[i]->bytes() : 0;
+    for (const auto & [n, runner] : runners_) u.compute[static_cast<int>(n)] += runner->compute_buffer_bytes();
+    u.total = total_locked();
+    u.peak = std::max(peak_, u.total);
+    return u;
+}
+
+void Residency::reset_peak() {
+    std::lock_guard<std::mutex> guard(registry_mutex_);
+    peak_ = total_locked();
+}
+
+} // namespace sd
