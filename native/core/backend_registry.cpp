@@ -94,11 +94,18 @@ ggml_backend_dev_t select_device(const std::string & backend) {
     } else {
         throw RangeError("Expected backend to be one of auto, cpu, vulkan, cuda but received \"" + backend + "\"");
     }
+    // Say which of the two it is: a binary without the backend needs a rebuild, a built backend
+    // without a device needs a driver (or, for CPU-type Vulkan devices such as Mesa's lavapipe,
+    // GGML_VK_VISIBLE_DEVICES, since ggml skips those unless named).
+    bool built = false;
+    for (const std::string & name : backend_names()) built = built || lowercase(name) == wanted;
     std::string present;
     for (const DeviceInfo & d : list_devices()) present += (present.empty() ? "" : ", ") + d.name + " (" + d.backend + ")";
-    throw Error("ERR_BACKEND_UNAVAILABLE", "The " + backend + " backend is not " +
-                (wanted == "auto" ? "usable" : "built into this binary or has no device") + "; available: " +
-                (present.empty() ? "none" : present));
+    std::string why = wanted == "auto" ? "is not usable: no device is present"
+                      : built          ? "is built into this binary but no " + backend + " device is present"
+                                       : "is not built into this binary (build with --" + wanted + ")";
+    throw Error("ERR_BACKEND_UNAVAILABLE",
+                "The " + backend + " backend " + why + "; available: " + (present.empty() ? "none" : present));
 }
 
 int default_thread_count() {
