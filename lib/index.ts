@@ -24,7 +24,7 @@ export type { TextEncodeOptions, EncodePromptOptions, PromptEmbeddings } from '.
 export { txt2img, img2img, inpaint, depth2img, OUTPUT_TYPES, PREVIEW_METHODS } from './pipelines.js';
 export type {
   GenerationOptions, Txt2ImgOptions, Img2ImgOptions, InpaintOptions, Depth2ImgOptions, GenerationResult, Txt2ImgResult,
-  GenerationParameters, PipelineName, StepInfo, StepCallback, OutputType, PreviewMethod, PipelineModel,
+  GenerationParameters, PipelineName, StepInfo, StepCallback, OutputType, PreviewMethod, PipelineModel, StageMemory,
 } from './pipelines.js';
 export { latentPreview } from './latent-preview.js';
 export { readImage, readMask, readDepthMap, resizeImage, encodeImage, saveImage, toRgbBytes, formatForPath, IMAGE_FORMATS } from './image.js';

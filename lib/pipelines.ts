@@ -17,6 +17,7 @@ import {
   binarize, blendMasked, concatBatch, concatChannels, guide, maskOut, normalizePerItem, repeatBatch, resizeBicubic,
   resizeNearest, scale, toBatch, toSignedRange, toUnitRange,
 } from './tensor-ops.js';
+import type { MemoryUsage } from './stable-diffusion.js';
 import type { EncodePromptOptions, PromptEmbeddings } from './text-encoder.js';
 import type { UNet } from './unet.js';
 import type { Vae } from './vae.js';
@@ -88,6 +89,11 @@ export interface GenerationOptions {
   signal?: AbortSignal;
   /** 'tensor' (default): images [B, 3, H, W] in [0, 1]. 'latent': no VAE decode, `images` is null. */
   outputType?: OutputType;
+  /**
+   * Measure memory per stage into `result.memory` (default false): each stage's peak host RSS
+   * and device buffers. It restarts the model's (and, on Linux, the process's) peak counters.
+   */
+  memoryReport?: boolean;
 }
 
 export interface Txt2ImgOptions extends GenerationOptions {
@@ -141,6 +147,16 @@ export interface GenerationParameters {
   strength?: number;
 }
 
+/** Memory at the end of each stage, with that stage's peaks (`memoryReport: true`). */
+export interface StageMemory {
+  /** Text encoding, and the VAE encoding of the input image in img2img, inpaint and depth2img. */
+  encode: MemoryUsage;
+  /** The denoising loop. */
+  sample: MemoryUsage;
+  /** The VAE decode (absent with outputType 'latent'). */
+  decode?: MemoryUsage;
+}
+
 export interface GenerationResult {
   /** [B, 3, H, W] in [0, 1] (diffusers' output_type 'pt'), or null with outputType 'latent'. */
   images: Tensor | null;
@@ -149,6 +165,8 @@ export interface GenerationResult {
   /** The seed of the generator each image's noise came from (one generator for the batch, as diffusers). */
   seeds: Seed[];
   parameters: GenerationParameters;
+  /** With `memoryReport: true`. */
+  memory?: StageMemory;
 }
 
 export type Txt2ImgResult = GenerationResult;
@@ -159,6 +177,7 @@ export interface PipelineModel {
   readonly unet: UNet;
   readonly vae: Vae;
   encodePrompt(prompt: string, options?: EncodePromptOptions): Promise<PromptEmbeddings>;
+  memoryUsage?(options?: { resetPeak?: boolean }): MemoryUsage;
 }
 
 const MAX_SIZE = 8192;
@@ -176,6 +195,7 @@ interface CheckedOptions extends Omit<GenerationParameters, 'scheduler' | 'width
   previewEvery: number;
   signal: AbortSignal | undefined;
   outputType: OutputType;
+  memoryReport: boolean;
 }
 
 function checkSide(value: unknown, name: string): number | undefined {
@@ -216,9 +236,12 @@ function checkOptions(model: PipelineModel, o: Record<string, unknown>): Checked
     throw new TypeError(`Expected options.signal to be an AbortSignal but received ${describe(o.signal)}`);
   }
   const outputType = o.outputType === undefined ? 'tensor' : expectOneOf(o.outputType, 'options.outputType', OUTPUT_TYPES);
+  const memoryReport = o.memoryReport === undefined ? false : expectBoolean(o.memoryReport, 'memoryReport');
+  if (memoryReport && model.memoryUsage === undefined) throw new TypeError('options.memoryReport needs a model that reports memory');
   return {
     prompt, negativePrompt, width, height, steps, guidanceScale, scheduler, seed, batchSize, clipSkip, promptWeighting,
     onStep: o.onStep as StepCallback | undefined, preview, previewEvery, signal: o.signal as AbortSignal | undefined, outputType,
+    memoryReport,
   };
 }
 
@@ -274,11 +297,13 @@ interface Run {
   context: Tensor;
   generator: TorchGenerator;
   started: number;
+  memory: Partial<StageMemory>;
 }
 
 async function startRun(model: PipelineModel, o: CheckedOptions, width: number, height: number): Promise<Run> {
   const started = performance.now();
   throwIfAborted(o.signal);
+  if (o.memoryReport) model.memoryUsage!({ resetPeak: true });
   const guided = o.guidanceScale > 1;
   const embeddings = await model.encodePrompt(o.prompt, {
     negativePrompt: o.negativePrompt,
@@ -288,7 +313,12 @@ async function startRun(model: PipelineModel, o: CheckedOptions, width: number, 
   const cond = repeatBatch(embeddings.cond, o.batchSize);
   const context = guided ? concatBatch(repeatBatch(embeddings.uncond, o.batchSize), cond) : cond;
   throwIfAborted(o.signal);
-  return { o, width, height, guided, context, generator: new TorchGenerator(o.seed), started };
+  return { o, width, height, guided, context, generator: new TorchGenerator(o.seed), started, memory: {} };
+}
+
+/** Ends a stage for the memory report: its snapshot, then the peaks restart for the next. */
+function endStage(model: PipelineModel, run: Run, stage: keyof StageMemory): void {
+  if (run.o.memoryReport) run.memory[stage] = model.memoryUsage!({ resetPeak: true });
 }
 
 /** What the loop adds to the plain sampler: UNet input channels, or masked blending. */
@@ -302,6 +332,7 @@ interface LoopExtras {
 /** The denoising loop shared by every pipeline: scheduler steps over `timesteps` from `latents`. */
 async function denoise(model: PipelineModel, run: Run, latents: Tensor, timesteps: number[], extras: LoopExtras = {}): Promise<Tensor> {
   const { o, guided } = run;
+  endStage(model, run, 'encode');
   const scheduler = o.scheduler;
   const noise = new StepNoise(run.generator);
   for (let i = 0; i < timesteps.length; i++) {
@@ -330,6 +361,7 @@ async function denoise(model: PipelineModel, run: Run, latents: Tensor, timestep
     }
   }
   throwIfAborted(run.o.signal);
+  endStage(model, run, 'sample');
   return latents;
 }
 
@@ -345,6 +377,7 @@ async function finish(
   if (o.outputType === 'tensor') {
     images = await decodeImages(model, latents);
     throwIfAborted(o.signal);
+    endStage(model, run, 'decode');
   }
   return {
     images,
@@ -365,6 +398,7 @@ async function finish(
       promptWeighting: o.promptWeighting,
       ...(strength !== undefined && { strength }),
     },
+    ...(o.memoryReport && { memory: run.memory as StageMemory }),
   };
 }
 

@@ -163,6 +163,16 @@ test('sdnode generate --json, JPEG output and size rounding on the demo model', 
   assert.match(strict.stderr, /^sdnode: --width 36 is not a multiple of 8 \(--strict\)\n$/);
 });
 
+test('sdnode generate: --offload and --vae-tiling give the same pixels', async () => {
+  const plain = join(dir, 'plain.png');
+  const lean = join(dir, 'lean.png');
+  const args = ['generate', '--model', 'demo', '--prompt', 'a cat', '--steps', '2', '--sampler', 'ddim', '--seed', '5'];
+  assert.equal(sdnode(...args, '-o', plain).status, 0);
+  const run = sdnode(...args, '--offload', '--vae-tiling', '-o', lean);
+  assert.equal(run.status, 0, run.stderr);
+  assert.deepEqual(await pixels(lean), await pixels(plain));
+});
+
 test('sdnode generate: img2img, inpaint and depth2img from the CLI', async () => {
   const source = join(dir, 'source.png');
   await sharp({ create: { width: 40, height: 32, channels: 3, background: '#3080c0' } }).png().toFile(source);

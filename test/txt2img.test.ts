@@ -230,6 +230,24 @@ describe('txt2img behaviour', () => {
     await assertStillGenerates(sd);
   });
 
+  test('memoryReport gives the memory of each stage', async () => {
+    const sd = model('sd1-diffusers');
+    const ddim = { ...base, steps: 2, scheduler: 'ddim' } as const;
+    const { memory } = await sd.txt2img({ ...ddim, memoryReport: true });
+    assert.ok(memory?.encode && memory.sample && memory.decode);
+    for (const stage of [memory.encode, memory.sample, memory.decode]) {
+      assert.ok(stage.device.weights.unet > 0 && stage.device.total > 0 && stage.device.peak >= stage.device.total);
+      if (process.platform === 'linux') assert.ok(stage.host.rss! > 0 && stage.host.peak! >= stage.host.rss!);
+    }
+    // Each stage's network has its compute buffers by the end of that stage.
+    assert.ok(memory.encode.device.compute.textEncoder > 0);
+    assert.ok(memory.sample.device.compute.unet > 0);
+    assert.ok(memory.decode.device.compute.vae > 0);
+    const latentOnly = await sd.txt2img({ ...ddim, memoryReport: true, outputType: 'latent' });
+    assert.equal(latentOnly.memory!.decode, undefined);
+    assert.equal((await sd.txt2img({ ...ddim, outputType: 'latent' })).memory, undefined);
+  });
+
   test('the event loop keeps running during a generation', async () => {
     const sd = model('sd1-diffusers');
     let ticks = 0;

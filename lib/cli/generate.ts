@@ -54,6 +54,8 @@ depth to image (on a depth model). Defaults follow diffusers: 50 steps, CFG scal
       --strict             refuse sizes that are not multiples of 8 instead of rounding
   Model: --weight-type ${WEIGHT_TYPES.join('|')}, --backend ${BACKENDS.join('|')},
          --threads N, --vae FILE, --prediction-type epsilon|v_prediction
+  Memory: --flash-attention, --vae-tiling (decode/encode in blended tiles), --offload (one
+          network on the device at a time)
   Output: -q/--quiet (no progress), --json (results on stdout, progress as JSON lines on stderr),
           --verbose (stack traces)
 
@@ -78,6 +80,9 @@ const OPTIONS = {
   threads: { type: 'string' },
   vae: { type: 'string' },
   'prediction-type': { type: 'string' },
+  'flash-attention': { type: 'boolean' },
+  'vae-tiling': { type: 'boolean' },
+  offload: { type: 'boolean' },
   output: { type: 'string', short: 'o' },
   quality: { type: 'string' },
   'init-image': { type: 'string' },
@@ -280,6 +285,9 @@ export async function generate(args: string[]): Promise<void> {
     ...(v['prediction-type'] !== undefined && { predictionType: oneOf(v['prediction-type'], 'prediction-type', PREDICTION_TYPES)! }),
     ...(v.vae !== undefined && { vae: v.vae }),
     ...(threads !== undefined && { threads }),
+    ...(v['flash-attention'] && { flashAttention: true }),
+    ...(v['vae-tiling'] && { vaeTiling: true }),
+    ...(v.offload && { offload: true }),
   };
 
   // Input images are read (and their errors reported) before the model loads.
