@@ -4,78 +4,23 @@
 // a timestep-sensitive UNet), guidance 1, a batch, injected latents; the component loop (also
 // on the timestep-sensitive UNet); onStep, cancellation, the event loop; argument errors.
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import { StableDiffusion, Tensor, TorchGenerator, type Txt2ImgResult } from '../lib/index.js';
-import { packageRoot } from '../lib/native.js';
+import { fixturePath as sharedFixturePath, maxAbsDiff, pipelineGoldens, relativeError, type PipelineTensor } from './helpers/goldens.js';
 
-const tiny = join(packageRoot, 'test', 'fixtures', 'tiny');
-const goldenDir = join(packageRoot, 'test', 'fixtures', 'goldens', 'pipeline');
-
-interface GoldenTensor {
-  shape: number[];
-  offset: number;
-}
-interface GoldenCase {
-  name: string;
-  fixture: string;
-  scheduler: string;
-  guidanceScale: number;
-  batchSize: number;
-  eta: number;
-  latents: GoldenTensor;
-  image: GoldenTensor;
-  injected?: GoldenTensor;
-}
-interface GoldenIndex {
-  prompt: string;
-  negativePrompt: string;
-  width: number;
-  height: number;
-  steps: number;
-  seed: number;
-  cases: GoldenCase[];
-}
-
-const index = JSON.parse(readFileSync(join(goldenDir, 'goldens.json'), 'utf8')) as GoldenIndex;
-const bytes = readFileSync(join(goldenDir, 'goldens.bin'));
-const all = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
-
-function golden(t: GoldenTensor): Tensor {
-  const size = t.shape.reduce((a, b) => a * b, 1);
-  return new Tensor(t.shape, all.slice(t.offset, t.offset + size));
-}
-
-/** max |ours − golden| / max |golden| */
-function relativeError(ours: Tensor, expected: Tensor): number {
-  return maxAbsDiff(ours, expected) / Math.max(...expected.data.map(Math.abs));
-}
-
-function maxAbsDiff(ours: Tensor, expected: Tensor): number {
-  assert.deepEqual([...ours.shape], [...expected.shape]);
-  let diff = 0;
-  for (let i = 0; i < expected.size; i++) diff = Math.max(diff, Math.abs(ours.data[i]! - expected.data[i]!));
-  return diff;
-}
+const index = pipelineGoldens();
+const golden = (t: PipelineTensor): Tensor => index.tensor(t);
 
 const base = { prompt: index.prompt, negativePrompt: index.negativePrompt, width: index.width, height: index.height, steps: index.steps, seed: index.seed };
 
 // The tiny UNets' GroupNorm cancels the time embedding (tools/README.md); sd1-unet-t64 is
 // sd1-diffusers with the timestep-sensitive UNet of goldens/unet/sd1-unet-t64.
 const scratch = mkdtempSync(join(tmpdir(), 'sdnode-txt2img-'));
-function fixturePath(fixture: string): string {
-  if (fixture !== 'sd1-unet-t64') return join(tiny, fixture);
-  const dir = join(scratch, fixture);
-  mkdirSync(join(dir, 'unet'), { recursive: true });
-  for (const part of ['text_encoder', 'vae', 'tokenizer', 'scheduler']) symlinkSync(join(tiny, 'sd1-diffusers', part), join(dir, part), 'junction');
-  copyFileSync(join(tiny, 'sd1-diffusers', 'model_index.json'), join(dir, 'model_index.json'));
-  const unet = join(packageRoot, 'test', 'fixtures', 'goldens', 'unet', fixture);
-  for (const f of ['config.json', 'diffusion_pytorch_model.safetensors']) copyFileSync(join(unet, f), join(dir, 'unet', f));
-  return dir;
-}
+const fixturePath = (fixture: string): string => sharedFixturePath(fixture, scratch);
 
 const models = new Map<string, StableDiffusion>();
 before(async () => {
