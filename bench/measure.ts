@@ -4,6 +4,7 @@
 // (bench/flops.ts, from the loaded model's shapes) come with it, for GFLOP/s.
 import { StableDiffusion, Tensor } from '../lib/index.js';
 import { benchFlops } from './flops.js';
+import { filled } from './inputs.js';
 
 const [model, weightType, sizeText, stepsText, threadsText] = process.argv.slice(2);
 const size = Number(sizeText);
@@ -20,15 +21,6 @@ function median(values: number[]): number {
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
-function filled(shape: number[], seed: number): Tensor {
-  const t = new Tensor(shape);
-  let x = seed;
-  for (let i = 0; i < t.size; i++) {
-    x = (x * 1103515245 + 12345) % 2147483648;
-    t.data[i] = x / 1073741824 - 1;
-  }
-  return t;
-}
 
 type Networks = {
   textEncoder?: { encode(ids: number[], options?: object): Promise<Tensor> };

@@ -14,6 +14,7 @@ import { appendFileSync, existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 import { StableDiffusion, Tensor, type MemoryUsage } from '../lib/index.js';
+import { filled } from './inputs.js';
 
 interface Config {
   weightType: 'f16' | 'q8_0' | 'q4_0';
@@ -43,15 +44,6 @@ const option = (name: string, fallback: string): string => {
   return i >= 0 && i + 1 < args.length ? args[i + 1]! : fallback;
 };
 
-function filled(shape: number[], seed: number): Tensor {
-  const t = new Tensor(shape);
-  let x = seed;
-  for (let i = 0; i < t.size; i++) {
-    x = (x * 1103515245 + 12345) % 2147483648;
-    t.data[i] = x / 1073741824 - 1;
-  }
-  return t;
-}
 
 async function measureOne(model: string, size: number, threads: number, config: Config): Promise<Result> {
   let start = process.hrtime.bigint();

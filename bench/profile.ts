@@ -11,7 +11,8 @@
 // Without PERF_CTL it just times the call (for callgrind or a plain `time`). See bench/README.md, "Profile".
 import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 
-import { StableDiffusion, Tensor } from '../lib/index.js';
+import { StableDiffusion } from '../lib/index.js';
+import { filled } from './inputs.js';
 
 const [what, model, ...rest] = process.argv.slice(2);
 const option = (name: string, fallback: string): string => {
@@ -26,15 +27,6 @@ const size = Number(option('--size', '256'));
 const weightType = option('--type', 'f16');
 const threads = Number(option('--threads', '2'));
 
-function filled(shape: number[], seed: number): Tensor {
-  const t = new Tensor(shape);
-  let x = seed;
-  for (let i = 0; i < t.size; i++) {
-    x = (x * 1103515245 + 12345) % 2147483648;
-    t.data[i] = x / 1073741824 - 1;
-  }
-  return t;
-}
 
 /** Sends a command to perf's control FIFO and waits for its "ack". */
 function perfControl(command: 'enable' | 'disable'): void {
