@@ -1,22 +1,28 @@
 #include "nn_layers.h"
 
-#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
 
+#include "conv2d_unfold.h"
 #include "error.h"
 
 namespace sd::nn {
 
 namespace {
 
-ConvPath initial_conv_path() {
-    const char * env = std::getenv("SDNODE_CONV_PATH");
-    return env != nullptr && std::strcmp(env, "direct") == 0 ? ConvPath::direct : ConvPath::im2col;
+// SDNODE_CONV_PATH, read once: 0 when unset or unknown, else the forced path + 1.
+int forced_conv_path() {
+    static const int forced = [] {
+        const char * env = std::getenv("SDNODE_CONV_PATH");
+        if (env == nullptr) return 0;
+        if (std::strcmp(env, "unfold_gemm") == 0) return static_cast<int>(ConvPath::unfold_gemm) + 1;
+        if (std::strcmp(env, "im2col") == 0) return static_cast<int>(ConvPath::im2col) + 1;
+        if (std::strcmp(env, "direct") == 0) return static_cast<int>(ConvPath::direct) + 1;
+        return 0;
+    }();
+    return forced;
 }
-
-std::atomic<ConvPath> g_conv_path{initial_conv_path()};
 
 // Norm weights and biases as F32: a model loaded with its files' own types may hold them as F16
 // (or BF16), and ggml's CPU add/mul take only F32 for the second operand.
@@ -31,8 +37,13 @@ ggml_tensor * channel_vector(ggml_context * ctx, ggml_tensor * v) {
 
 } // namespace
 
-ConvPath default_conv_path() { return g_conv_path.load(); }
-void set_default_conv_path(ConvPath path) { g_conv_path.store(path); }
+ConvPath conv_path_for(ggml_backend_t backend, ConvPath gpu_path) {
+    if (const int forced = forced_conv_path()) return static_cast<ConvPath>(forced - 1);
+    // ggml_backend_is_cpu() lives in the CPU backend's library, which is loaded at run time.
+    ggml_backend_dev_t device = ggml_backend_get_device(backend);
+    const bool cpu = device != nullptr && ggml_backend_dev_type(device) == GGML_BACKEND_DEVICE_TYPE_CPU;
+    return cpu ? ConvPath::unfold_gemm : gpu_path;
+}
 
 ggml_tensor * linear(ggml_context * ctx, const ModelWeights & w, const std::string & prefix, ggml_tensor * x) {
     ggml_tensor * weight = w.get(prefix + ".weight");
@@ -46,11 +57,6 @@ ggml_tensor * linear(ggml_context * ctx, const ModelWeights & w, const std::stri
 }
 
 ggml_tensor * conv2d(ggml_context * ctx, const ModelWeights & w, const std::string & prefix, ggml_tensor * x,
-                     int stride, int padding) {
-    return conv2d(ctx, w, prefix, x, stride, padding, default_conv_path());
-}
-
-ggml_tensor * conv2d(ggml_context * ctx, const ModelWeights & w, const std::string & prefix, ggml_tensor * x,
                      int stride, int padding, ConvPath path) {
     ggml_tensor * kernel = w.get(prefix + ".weight");
     if (kernel->ne[2] != x->ne[2]) {
@@ -59,6 +65,10 @@ ggml_tensor * conv2d(ggml_context * ctx, const ModelWeights & w, const std::stri
     }
     // Kernels are F16 or F32 (weight_types.h); a file's own BF16 is converted per graph.
     if (kernel->type != GGML_TYPE_F16 && kernel->type != GGML_TYPE_F32) kernel = ggml_cast(ctx, kernel, GGML_TYPE_F32);
+    if (path == ConvPath::unfold_gemm) {
+        ggml_tensor * bias = w.find(prefix + ".bias");
+        return conv2d_unfold_gemm(ctx, x, kernel, bias != nullptr ? as_f32(ctx, bias) : nullptr, stride, padding);
+    }
     ggml_tensor * y;
     if (path == ConvPath::direct) {
         y = ggml_conv_2d_direct(ctx, kernel, x, stride, stride, padding, padding, 1, 1);

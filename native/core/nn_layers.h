@@ -15,7 +15,7 @@
 // Usage, e.g. a ResNet block (VAE: eps 1e-6; UNet: 1e-5):
 //   using namespace sd::nn;
 //   ggml_tensor * h = silu(ctx, group_norm(ctx, w, "mid_block.resnets.0.norm1", x, 32, 1e-6f));
-//   h = conv2d(ctx, w, "mid_block.resnets.0.conv1", h, /*stride*/ 1, /*padding*/ 1);
+//   h = conv2d(ctx, w, "mid_block.resnets.0.conv1", h, /*stride*/ 1, /*padding*/ 1, path);
 //   ...
 //   ggml_tensor * seq = to_sequence(ctx, h);              // (W,H,C,N) → (C, W·H, N)
 //   ggml_tensor * q = linear(ctx, w, "attn.to_q", seq);   // (C, T, N) → (C', T, N)
@@ -24,30 +24,32 @@
 #include <string>
 
 #include "ggml.h"
+#include "ggml-backend.h"
 #include "model_weights.h"
 
 namespace sd::nn {
 
 // How conv2d computes.
-//   im2col  our own ggml_im2col + ggml_mul_mat (as ggml_conv_2d, but the unfolded input takes
-//           the kernel's type; ggml_conv_2d itself always unfolds to F16, which would lose F32
-//           precision). Fastest on the CPU; the unfolded input costs W·H·IC·KW·KH values.
-//   direct  ggml_conv_2d_direct: the backend's own convolution (Vulkan and CUDA have native
-//           kernels). On the CPU it unfolds patches in tiles that fit a fixed work buffer
-//           (GGML_IM2COL_WORK_SIZE) and multiplies each tile with mul_mat's GEMM, so it never
-//           materialises the whole unfolded input, at some speed (its scalar unfolding is slower).
-// Measured on the CPU (2 threads, full-size SD VAE decoder, f16 kernels, same results to the bit):
-//   256²: im2col 22.6 s CPU / 731 MB peak RSS, direct 27.6 s / 475 MB
-//   512²: im2col 121 s CPU / 2176 MB peak RSS,  direct 138 s / 1105 MB
-// So the default is im2col (~15% faster; the UNet works at 1/8 resolution, where the unfolded
-// inputs are tens of MB), and the VAE passes direct: at full resolution im2col doubles its memory.
-// SDNODE_CONV_PATH=direct in the environment at start-up changes the default;
-// set_default_conv_path() too (benchmarks, debugging). Both paths give the same values: the
-// unfolded patches take the kernel's type (F32 kernels stay exact, F16 kernels round the
-// activations to F16 as any F16 GEMM does).
-enum class ConvPath { im2col, direct };
-ConvPath default_conv_path();
-void set_default_conv_path(ConvPath path);
+//   unfold_gemm  our own unfolding op + ggml_mul_mat (conv2d_unfold.h): the CPU backend's path.
+//                Custom ops run only on the CPU, so graphs for other backends cannot use it.
+//   im2col       ggml_im2col + ggml_mul_mat (as ggml_conv_2d, but the unfolded input takes the
+//                kernel's type; ggml_conv_2d itself always unfolds to F16, which would lose F32
+//                precision). The UNet's path on GPU backends.
+//   direct       ggml_conv_2d_direct: the backend's own convolution (Vulkan and CUDA have native
+//                kernels). The VAE's path on GPU backends: it never materialises the unfolded
+//                input of a full-resolution layer.
+// On the CPU, ggml's im2col and direct convolution gather one value at a time (see
+// conv2d_unfold.h); measured on the full-size SD VAE decoder, 256², f16, 2 threads: direct
+// 9.5 s, unfold_gemm 3.6 s (bench/README.md). All paths give the same values: the unfolded
+// patches take the kernel's type (F32 kernels stay exact, F16 kernels round the activations to
+// F16 as any F16 GEMM does).
+// SDNODE_CONV_PATH=unfold_gemm|im2col|direct in the environment at start-up forces one path for
+// every network on every backend (benchmarks, debugging; unfold_gemm only works on the CPU).
+enum class ConvPath { unfold_gemm, im2col, direct };
+
+// The path for graphs computed on `backend`, with `gpu_path` as what a network prefers on
+// backends other than the CPU.
+ConvPath conv_path_for(ggml_backend_t backend, ConvPath gpu_path);
 
 // y = x·Wᵀ + b over the innermost dimension: x ne = (in, ...) → (out, ...).
 // Reads "<prefix>.weight" (ne = (in, out)) and "<prefix>.bias" if the model has it.
@@ -55,9 +57,7 @@ ggml_tensor * linear(ggml_context * ctx, const ModelWeights & w, const std::stri
 
 // 2-D convolution with square stride/padding (dilation 1): x ne = (W, H, IC, N) F32 →
 // (OW, OH, OC, N). Reads "<prefix>.weight" (ne = (KW, KH, IC, OC), F16/F32) and "<prefix>.bias"
-// if present.
-ggml_tensor * conv2d(ggml_context * ctx, const ModelWeights & w, const std::string & prefix, ggml_tensor * x,
-                     int stride = 1, int padding = 0);
+// if present. `path`: conv_path_for() the backend that computes the graph.
 ggml_tensor * conv2d(ggml_context * ctx, const ModelWeights & w, const std::string & prefix, ggml_tensor * x,
                      int stride, int padding, ConvPath path);
 

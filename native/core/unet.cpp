@@ -26,8 +26,8 @@ constexpr float kLayerNormEps = 1e-5f;    // BasicTransformerBlock's LayerNorms
 // Builds the forward graph of one call. Weight names are diffusers' (without "unet.").
 class Builder {
 public:
-    Builder(ggml_context * ctx, const UNetConfig & config, const ModelWeights & weights, bool flash)
-        : ctx_(ctx), config_(config), weights_(weights), flash_(flash) {}
+    Builder(ggml_context * ctx, const UNetConfig & config, const ModelWeights & weights, bool flash, nn::ConvPath conv_path)
+        : ctx_(ctx), config_(config), weights_(weights), flash_(flash), conv_path_(conv_path) {}
 
     ggml_tensor * w(const std::string & name) const { return weights_.get(name); }
 
@@ -35,13 +35,15 @@ public:
     ggml_tensor * resnet(const std::string & p, ggml_tensor * x, ggml_tensor * temb_act) {
         const int groups = config_.norm_groups;
         ggml_tensor * h = nn::silu(ctx_, nn::group_norm(ctx_, weights_, p + "norm1", x, groups, kResnetEps));
-        h = nn::conv2d(ctx_, weights_, p + "conv1", h, 1, 1);
+        h = nn::conv2d(ctx_, weights_, p + "conv1", h, 1, 1, conv_path_);
         ggml_tensor * t = nn::linear(ctx_, weights_, p + "time_emb_proj", temb_act);  // [C, N]
         h = ggml_add(ctx_, h, ggml_reshape_4d(ctx_, t, 1, 1, t->ne[0], t->ne[1]));
         h = nn::silu(ctx_, nn::group_norm(ctx_, weights_, p + "norm2", h, groups, kResnetEps));
-        h = nn::conv2d(ctx_, weights_, p + "conv2", h, 1, 1);
+        h = nn::conv2d(ctx_, weights_, p + "conv2", h, 1, 1, conv_path_);
         ggml_tensor * shortcut = x;
-        if (weights_.find(p + "conv_shortcut.weight") != nullptr) shortcut = nn::conv2d(ctx_, weights_, p + "conv_shortcut", x, 1, 0);
+        if (weights_.find(p + "conv_shortcut.weight") != nullptr) {
+            shortcut = nn::conv2d(ctx_, weights_, p + "conv_shortcut", x, 1, 0, conv_path_);
+        }
         return ggml_add(ctx_, shortcut, h);
     }
 
@@ -108,7 +110,7 @@ public:
                 skips.push_back(x);
             }
             if (i + 1 < levels) {
-                x = nn::conv2d(ctx_, weights_, p + "downsamplers.0.conv", x, 2, 1);
+                x = nn::conv2d(ctx_, weights_, p + "downsamplers.0.conv", x, 2, 1, conv_path_);
                 skips.push_back(x);
             }
         }
@@ -133,7 +135,7 @@ public:
                 // As diffusers: resize to the next skip's size (×2 when the sizes divide evenly).
                 const ggml_tensor * next = skips.back();
                 x = resize_nearest(ctx_, x, next->ne[0], next->ne[1]);
-                x = nn::conv2d(ctx_, weights_, p + "upsamplers.0.conv", x, 1, 1);
+                x = nn::conv2d(ctx_, weights_, p + "upsamplers.0.conv", x, 1, 1, conv_path_);
             }
         }
 
@@ -147,6 +149,7 @@ private:
     const UNetConfig & config_;
     const ModelWeights & weights_;
     bool flash_;
+    nn::ConvPath conv_path_;
 };
 
 } // namespace
@@ -242,7 +245,8 @@ HostTensor UNet::predict(const TensorView & sample, const std::vector<float> & t
             ggml_tensor * x = inputs.add_f32(ctx, "sample", sample.data, {sample.shape[3], sample.shape[2], sample.shape[1], batch});
             ggml_tensor * e = inputs.add_f32(ctx, "timestep_embedding", temb.data(), {tdim, batch});
             ggml_tensor * c = inputs.add_f32(ctx, "context", context.data, {context.shape[2], context.shape[1], batch});
-            Builder builder(ctx, config_, weights_, options_.flash_attention);
+            Builder builder(ctx, config_, weights_, options_.flash_attention,
+                            nn::conv_path_for(model_->backend(), nn::ConvPath::im2col));
             return builder.forward(x, e, c);
         },
         4);

@@ -14,22 +14,13 @@ constexpr float kNormEps = 1e-6f;  // every GroupNorm of SD's VAE
 constexpr int64_t kMaxBatch = 64;
 constexpr int64_t kMaxLatentSide = 1024;  // 8192-pixel images; beyond that nothing fits anyway
 
-// The VAE convolves at full image resolution: ggml's direct convolution keeps the memory bounded
-// (nn_layers.h has the measurements). SDNODE_VAE_CONV_PATH=im2col trades memory (2× at 512²) for
-// ~15% speed on the CPU.
-nn::ConvPath vae_conv_path() {
-    static const nn::ConvPath path = [] {
-        const char * env = std::getenv("SDNODE_VAE_CONV_PATH");
-        return env != nullptr && std::string(env) == "im2col" ? nn::ConvPath::im2col : nn::ConvPath::direct;
-    }();
-    return path;
-}
-
 struct VaeGraph {
     ggml_context * ctx;
     const ModelWeights & w;
     int groups;
-    nn::ConvPath path = vae_conv_path();
+    // On GPU backends the direct convolution: at full image resolution an unfolded input would
+    // take 9× the layer's activations.
+    nn::ConvPath path;
 
     ggml_tensor * conv(const std::string & name, ggml_tensor * x, int stride, int padding) const {
         return nn::conv2d(ctx, w, name, x, stride, padding, path);
@@ -159,7 +150,7 @@ HostTensor Vae::decode(const TensorView & latents) {
         [&](ggml_context * ctx, GraphInputs & inputs) {
             const auto & s = latents.shape;
             ggml_tensor * z = inputs.add_f32(ctx, "latents", latents.data, {s[3], s[2], s[1], s[0]});
-            return VaeGraph{ctx, weights, config.norm_groups}.decoder(z, config);
+            return VaeGraph{ctx, weights, config.norm_groups, nn::conv_path_for(model_->backend(), nn::ConvPath::direct)}.decoder(z, config);
         },
         4);
 }
@@ -173,7 +164,7 @@ HostTensor Vae::encode(const TensorView & image) {
         [&](ggml_context * ctx, GraphInputs & inputs) {
             const auto & s = image.shape;
             ggml_tensor * x = inputs.add_f32(ctx, "image", image.data, {s[3], s[2], s[1], s[0]});
-            return VaeGraph{ctx, weights, config.norm_groups}.encoder(x, config);
+            return VaeGraph{ctx, weights, config.norm_groups, nn::conv_path_for(model_->backend(), nn::ConvPath::direct)}.encoder(x, config);
         },
         4);
 }

@@ -1,0 +1,59 @@
+// The CPU convolution (native/core/conv2d_unfold.cpp) unfolds large layers in stripes of output
+// rows and assembles the stripes' products. The tiny fixtures' layers are far below the default
+// stripe size, so this file shrinks it (SDNODE_CONV_STRIPE_BYTES, read when the first
+// convolution is built) and checks the VAE and UNet goldens, batches of 2 included, through the
+// striped path.
+process.env.SDNODE_CONV_STRIPE_BYTES = '2048';
+
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+
+import { StableDiffusion } from '../lib/index.js';
+import { fixturePath, relativeError, unetGoldens, vaeGoldens } from './helpers/goldens.js';
+
+const scratch = mkdtempSync(join(tmpdir(), 'sdnode-stripes-'));
+after(() => rmSync(scratch, { recursive: true, force: true }));
+
+const models = new Map<string, StableDiffusion>();
+async function model(fixture: string): Promise<StableDiffusion> {
+  let sd = models.get(fixture);
+  if (!sd) {
+    sd = await StableDiffusion.load({ model: fixturePath(fixture, scratch), backend: 'cpu', threads: 2, weightType: 'f32' });
+    models.set(fixture, sd);
+  }
+  return sd;
+}
+after(async () => {
+  for (const sd of models.values()) await sd.dispose();
+});
+
+// f32 weights: the unfolded inputs stay F32, so the bounds are the f32 goldens' own.
+const BOUND = 1e-4;
+
+describe('convolutions in stripes equal the goldens', () => {
+  const vae = vaeGoldens();
+  for (const c of vae.cases) {
+    test(`VAE ${c.model} ${c.op} [${c.input.shape.join(', ')}]`, async () => {
+      const sd = await model(c.model);
+      const input = vae.input(c);
+      const ours = c.op === 'decode' ? await sd.vae.decode(input) : (await sd.vae.encodeDistribution(input)).moments;
+      const err = relativeError(ours, vae.output(c));
+      assert.ok(err <= BOUND, `error ${err.toExponential(3)} > ${BOUND}`);
+    });
+  }
+
+  const unet = unetGoldens();
+  for (const c of unet.cases.filter((u) => u.fixture === 'sd1-diffusers' || u.fixture === 'sd1-unet-t64')) {
+    test(`UNet ${c.name} [${c.sample.shape.join(', ')}]`, async () => {
+      const sd = await model(c.fixture);
+      for (const out of c.outputs) {
+        const ours = await sd.unet.predict(unet.tensor(c.sample), out.timestep, unet.tensor(c.context));
+        const err = relativeError(ours, unet.tensor(out));
+        assert.ok(err <= BOUND, `t=${JSON.stringify(out.timestep)}: error ${err.toExponential(3)} > ${BOUND}`);
+      }
+    });
+  }
+});
