@@ -142,7 +142,19 @@ ggml_tensor * attention(ggml_context * ctx, ggml_tensor * q, ggml_tensor * k, gg
         return ggml_reshape_3d(ctx, out, dv * heads, tq, n);
     }
 
-    // Scores (Tk, Tq, heads, N) = k·qᵀ per head; softmax over Tk.
+    // Scores (Tk, Tq, heads, N) = k·qᵀ per head; softmax over Tk. The CPU backend's tiled GEMM
+    // (llamafile) takes only a contiguous second operand and a head size that is a multiple of its
+    // vector width (16 floats with AVX-512); otherwise it falls back to one dot product per score,
+    // which took 44% of a 512² SD 1.5 UNet step (head size 40; bench/README.md "Profile"). So q
+    // and k are copied with their head size zero-padded to a multiple of 16, which adds nothing to
+    // the scores.
+    if (d % 16 != 0) {
+        const int pad = static_cast<int>(16 - d % 16);
+        qh = ggml_pad(ctx, qh, pad, 0, 0, 0);
+        kh = ggml_pad(ctx, kh, pad, 0, 0, 0);
+    } else {
+        qh = ggml_cont(ctx, qh);
+    }
     ggml_tensor * scores = ggml_mul_mat(ctx, kh, qh);
     ggml_mul_mat_set_prec(scores, GGML_PREC_F32);
     scores = ggml_soft_max_ext(ctx, scores, mask, scale, 0.0f);
