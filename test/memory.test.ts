@@ -1,5 +1,6 @@
 // Low memory: VAE tiling (against diffusers' enable_tiling() and against the untiled VAE),
-// offload (same results, freed device memory), and the memory report (sd.memoryUsage()).
+// offload (same results, freed device memory), compute buffers freed between networks, and the
+// memory report (sd.memoryUsage()).
 // Goldens: tools/goldens/make_vae_tiling_goldens.py → test/fixtures/goldens/vae-tiling/.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -236,6 +237,33 @@ describe('offload', () => {
 });
 
 describe('memoryUsage', () => {
+  test('without offload every network keeps its weights, but only the one that ran last its compute buffer', async () => {
+    const sd = await StableDiffusion.load({ model, weightType: 'f16' });
+    try {
+      const weights = sd.memory();
+      const { cond } = await sd.encodePrompt('a painting of a flooble');
+      const latents = noise([1, 4, 8, 8], 12);
+      const first = await sd.unet.predict(latents, 500, cond);
+      let usage = sd.memoryUsage();
+      assert.deepEqual(usage.device.weights, weights);
+      assert.equal(usage.device.compute.textEncoder, 0);
+      assert.ok(usage.device.compute.unet > 0);
+
+      const decoded = await sd.vae.decode(latents);
+      usage = sd.memoryUsage();
+      assert.deepEqual(usage.device.weights, weights);
+      assert.deepEqual([usage.device.compute.textEncoder, usage.device.compute.unet], [0, 0]);
+      assert.ok(usage.device.compute.vae > 0);
+
+      // Running again reallocates and gives the same results.
+      assert.deepEqual((await sd.unet.predict(latents, 500, cond)).data, first.data);
+      assert.equal(sd.memoryUsage().device.compute.vae, 0);
+      assert.deepEqual((await sd.vae.decode(latents)).data, decoded.data);
+    } finally {
+      await sd.dispose();
+    }
+  });
+
   test('reports host and device memory with resettable peaks', async () => {
     const sd = await StableDiffusion.load({ model, weightType: 'f32' });
     try {

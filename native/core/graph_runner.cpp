@@ -68,7 +68,15 @@ void GraphRunner::release() {
     compute_bytes_ = 0;
 }
 
+bool GraphRunner::release_if_idle() {
+    std::unique_lock<std::mutex> idle(run_mutex_, std::try_to_lock);
+    if (!idle.owns_lock()) return false;
+    release();
+    return true;
+}
+
 HostTensor GraphRunner::run(const BuildFn & build, int rank) {
+    std::lock_guard<std::mutex> running(run_mutex_);
     std::unique_lock<std::mutex> stage;
     if (residency_ != nullptr) stage = residency_->enter(network_);
     ggml_init_params params = {ggml_tensor_overhead() * max_nodes_ + ggml_graph_overhead_custom(max_nodes_, false),

@@ -5,6 +5,7 @@
 // uploads the inputs, computes and downloads the output.
 #include <atomic>
 #include <functional>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -56,10 +57,14 @@ public:
     // (Residency guarantees that under offload).
     void release();
 
+    // Frees the compute buffer unless a run() is in progress (on another thread); true if it did.
+    bool release_if_idle();
+
 private:
     ggml_backend_t backend_;
     size_t max_nodes_;
     GallocrPtr allocator_;
+    std::mutex run_mutex_;  // held by run()
     Residency * residency_ = nullptr;
     Network network_ = Network::unet;
     // Read by memory reports from other threads while a run may be reallocating the buffer.

@@ -1,8 +1,8 @@
 #pragma once
 // Which of a model's networks hold device memory, and how much. Every graph run of a network
-// goes through enter(): with offload on, entering one network frees the others' weights and
-// compute buffers first and brings its own weights back from the model file if they were freed,
-// so at most one network's memory is on the device at a time. The accounting (weights and
+// goes through enter(): it frees the other networks' compute buffers (those not running), and
+// with offload on also their weights, bringing its own weights back from the model file if they
+// were freed, so at most one network's memory is on the device at a time. The accounting (weights and
 // compute buffers per network, and the peak of their sum) is kept in both modes.
 #include <atomic>
 #include <cstddef>
