@@ -1,5 +1,6 @@
 #include "nn_layers.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -33,6 +34,17 @@ ggml_tensor * as_f32(ggml_context * ctx, ggml_tensor * t) {
 // A per-channel vector (C) as ne = (1, 1, C, 1) F32, so that it broadcasts over (W, H, C, N).
 ggml_tensor * channel_vector(ggml_context * ctx, ggml_tensor * v) {
     return ggml_reshape_4d(ctx, as_f32(ctx, v), 1, 1, v->ne[0], 1);
+}
+
+// Attention scores per group of heads (see attention()); SDNODE_ATTENTION_GROUP_BYTES at
+// start-up changes it, so that tests can split the tiny fixtures' attention into groups.
+int64_t score_group_bytes() {
+    static const int64_t bytes = [] {
+        const char * env = std::getenv("SDNODE_ATTENTION_GROUP_BYTES");
+        const long long value = env != nullptr ? std::atoll(env) : 0;
+        return value > 0 ? static_cast<int64_t>(value) : (256ll << 20);
+    }();
+    return bytes;
 }
 
 } // namespace
@@ -155,12 +167,35 @@ ggml_tensor * attention(ggml_context * ctx, ggml_tensor * q, ggml_tensor * k, gg
     } else {
         qh = ggml_cont(ctx, qh);
     }
-    ggml_tensor * scores = ggml_mul_mat(ctx, kh, qh);
-    ggml_mul_mat_set_prec(scores, GGML_PREC_F32);
-    scores = ggml_soft_max_ext(ctx, scores, mask, scale, 0.0f);
     // vᵀ per head: (Tk, dv, heads, N), contiguous.
     ggml_tensor * vt = ggml_cont(ctx, ggml_permute(ctx, ggml_reshape_4d(ctx, v, dv, heads, tk, n), 1, 2, 0, 3));
-    ggml_tensor * out = ggml_mul_mat(ctx, vt, scores);  // (dv, Tq, heads, N)
+
+    // The scores are the largest tensor of a UNet graph (16 × 4096² floats, 1.07 GB, at 512²
+    // with a guided batch), so without a mask they are computed for a group of heads at a time,
+    // each group under score_group_bytes(): the allocator reuses one group's scores for the next,
+    // and each group's GEMMs stay large. Groups are whole (head, image) planes, so their q, k and
+    // vᵀ are contiguous views.
+    const int64_t planes = heads * n;
+    const int64_t plane_bytes = tk * tq * static_cast<int64_t>(sizeof(float));
+    const int64_t group = mask != nullptr ? planes : std::clamp<int64_t>(score_group_bytes() / plane_bytes, 1, planes);
+    qh = ggml_reshape_3d(ctx, qh, qh->ne[0], tq, planes);
+    if (!ggml_is_contiguous(kh)) kh = ggml_cont(ctx, kh);
+    kh = ggml_reshape_3d(ctx, kh, kh->ne[0], tk, planes);
+    vt = ggml_reshape_3d(ctx, vt, tk, dv, planes);
+    ggml_tensor * out = nullptr;  // (dv, Tq, planes)
+    for (int64_t p0 = 0; p0 < planes; p0 += group) {
+        const int64_t count = std::min(group, planes - p0);
+        auto planes_of = [&](ggml_tensor * t) {
+            return ggml_view_3d(ctx, t, t->ne[0], t->ne[1], count, t->nb[1], t->nb[2], p0 * t->nb[2]);
+        };
+        // Scores (Tk, Tq, planes) = k·qᵀ per head; softmax over Tk.
+        ggml_tensor * scores = ggml_mul_mat(ctx, planes_of(kh), planes_of(qh));
+        ggml_mul_mat_set_prec(scores, GGML_PREC_F32);
+        scores = ggml_soft_max_ext(ctx, scores, mask, scale, 0.0f);
+        ggml_tensor * part = ggml_mul_mat(ctx, planes_of(vt), scores);  // (dv, Tq, count)
+        out = out == nullptr ? part : ggml_concat(ctx, out, part, 2);
+    }
+    out = ggml_reshape_4d(ctx, out, dv, tq, heads, n);
     out = ggml_cont(ctx, ggml_permute(ctx, out, 0, 2, 1, 3));  // (dv, heads, Tq, N)
     return ggml_reshape_3d(ctx, out, dv * heads, tq, n);
 }

@@ -1,9 +1,10 @@
-// The CPU convolution (native/core/conv2d_unfold.cpp) unfolds large layers in stripes of output
-// rows and assembles the stripes' products. The tiny fixtures' layers are far below the default
-// stripe size, so this file shrinks it (SDNODE_CONV_STRIPE_BYTES, read when the first
-// convolution is built) and checks the VAE and UNet goldens, batches of 2 included, through the
-// striped path.
+// Large graphs are cut into pieces that the allocator computes one after another: the CPU
+// convolution unfolds a layer in stripes of output rows (native/core/conv2d_unfold.cpp) and
+// attention computes its scores for a group of heads at a time (nn::attention). The tiny
+// fixtures are far below the default sizes, so this file shrinks both (read when the first graph
+// is built) and checks the VAE and UNet goldens, batches of 2 included, through the pieces.
 process.env.SDNODE_CONV_STRIPE_BYTES = '2048';
+process.env.SDNODE_ATTENTION_GROUP_BYTES = '1024';
 
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -33,7 +34,7 @@ after(async () => {
 // f32 weights: the unfolded inputs stay F32, so the bounds are the f32 goldens' own.
 const BOUND = 1e-4;
 
-describe('convolutions in stripes equal the goldens', () => {
+describe('convolutions in stripes and attention in head groups equal the goldens', () => {
   const vae = vaeGoldens();
   for (const c of vae.cases) {
     test(`VAE ${c.model} ${c.op} [${c.input.shape.join(', ')}]`, async () => {
