@@ -60,6 +60,10 @@ std::unique_ptr<Model> Model::load(const std::string & path, const ModelLoadOpti
     model->residency_.set_weights(Network::unet, model->unet_.get());
     model->residency_.set_weights(Network::vae, model->vae_.get());
     model->residency_.set_offload(options.offload);
+    // On Mesa's lavapipe, freeing a Vulkan compute buffer and allocating another corrupts the
+    // host heap (the same trigger as a graph outgrowing its buffer; issue 7), and no other GPU
+    // backend has been checked: only the CPU backend frees idle networks' buffers.
+    model->residency_.set_release_idle_compute(ggml_backend_dev_type(model->device_) == GGML_BACKEND_DEVICE_TYPE_CPU);
     model->residency_.note_allocation();
     log(LogLevel::info, "loaded %s on %s: text encoder %.1f MB, UNet %.1f MB, VAE %.1f MB%s", path.c_str(),
         ggml_backend_dev_name(model->device_), model->text_encoder_->full_bytes() / 1e6,

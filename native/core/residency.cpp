@@ -22,6 +22,7 @@ void Residency::detach(GraphRunner * runner) {
 std::unique_lock<std::mutex> Residency::enter(Network network) {
     std::unique_lock<std::mutex> stage;
     if (!offload_) {
+        if (!release_idle_compute_) return stage;
         // Weights stay, but only the entering network keeps a compute buffer: the UNet's (1.2 GB
         // at 512² for SD 1.5) and the VAE decoder's (0.9 GB) are never needed together, and the
         // price is one reallocation when a network runs again. A runner busy on another thread

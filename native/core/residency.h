@@ -1,7 +1,7 @@
 #pragma once
 // Which of a model's networks hold device memory, and how much. Every graph run of a network
-// goes through enter(): it frees the other networks' compute buffers (those not running), and
-// with offload on also their weights, bringing its own weights back from the model file if they
+// goes through enter(): it frees the other networks' compute buffers (those not running; on the
+// CPU backend, see set_release_idle_compute), and with offload on also their weights, bringing its own weights back from the model file if they
 // were freed, so at most one network's memory is on the device at a time. The accounting (weights and
 // compute buffers per network, and the peak of their sum) is kept in both modes.
 #include <atomic>
@@ -33,6 +33,8 @@ public:
     void set_weights(Network network, ModelWeights * weights) { weights_[static_cast<int>(network)] = weights; }
     void set_offload(bool offload) { offload_ = offload; }
     bool offload() const { return offload_; }
+    // Whether entering a network frees the other networks' idle compute buffers without offload.
+    void set_release_idle_compute(bool release) { release_idle_compute_ = release; }
 
     // Runners register for the life of their network object so that offload can free their
     // compute buffers; a runner must detach before it is destroyed.
@@ -53,6 +55,7 @@ private:
     size_t total_locked() const;
 
     bool offload_ = false;
+    bool release_idle_compute_ = true;
     ModelWeights * weights_[kNetworkCount] = {nullptr, nullptr, nullptr};
     std::mutex stage_mutex_;  // held across a network's use under offload
     mutable std::mutex registry_mutex_;
