@@ -40,7 +40,7 @@ namespace sd::nn {
 //                input of a full-resolution layer.
 // On the CPU, ggml's im2col and direct convolution gather one value at a time (see
 // conv2d_unfold.h); measured on the full-size SD VAE decoder, 256², f16, 2 threads: direct
-// 9.5 s, unfold_gemm 4.1 s. All paths give the same values: the unfolded
+// 9.5 s, unfold_gemm 3.2 s. All paths give the same values: the unfolded
 // patches take the kernel's type (F32 kernels stay exact, F16 kernels round the activations to
 // F16 as any F16 GEMM does).
 // SDNODE_CONV_PATH=unfold_gemm|im2col|direct in the environment at start-up forces one path for
