@@ -25,6 +25,11 @@ public:
     // pages around the range go too; that only costs a re-read. A no-op where unsupported.
     void release_pages(uint64_t offset, uint64_t bytes) const;
 
+    // Maps the pages of [offset, offset + bytes) into the process in one call (Linux 5.14+
+    // MADV_POPULATE_READ) rather than one page fault per 4 KB while they are read. A hint: a no-op
+    // where unsupported.
+    void prefetch_pages(uint64_t offset, uint64_t bytes) const;
+
 private:
     MappedFile() = default;
     std::string path_;
