@@ -3,50 +3,15 @@
 // memory report (sd.memoryUsage()).
 // Goldens: tools/goldens/make_vae_tiling_goldens.py → test/fixtures/goldens/vae-tiling/.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import { StableDiffusion, Tensor } from '../lib/index.js';
-import { packageRoot } from '../lib/native.js';
+import { relativeError, tinyDir, vaeTilingGoldens } from './helpers/goldens.js';
 
-const tiny = join(packageRoot, 'test', 'fixtures', 'tiny');
-const model = join(tiny, 'sd1-diffusers');
-const goldenDir = join(packageRoot, 'test', 'fixtures', 'goldens', 'vae-tiling');
+const model = join(tinyDir, 'sd1-diffusers');
 
-interface Slice {
-  offset: number;
-  shape: number[];
-}
-interface GoldenCase {
-  op: 'decode' | 'encode';
-  seed: number;
-  tileSize: number;
-  file: string;
-  input: Slice;
-  output: Slice;
-}
-
-const index = JSON.parse(readFileSync(join(goldenDir, 'index.json'), 'utf8')) as { cases: GoldenCase[] };
-
-function slice(file: string, s: Slice): Tensor {
-  const bytes = readFileSync(join(goldenDir, file));
-  const all = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
-  const size = s.shape.reduce((a, b) => a * b, 1);
-  return new Tensor(s.shape, all.slice(s.offset, s.offset + size));
-}
-
-/** max |a − b| / max |b| */
-function relativeError(a: Tensor, b: Tensor): number {
-  assert.deepEqual([...a.shape], [...b.shape]);
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < b.data.length; i++) {
-    diff = Math.max(diff, Math.abs(a.data[i]! - b.data[i]!));
-    scale = Math.max(scale, Math.abs(b.data[i]!));
-  }
-  return diff / scale;
-}
+const tilingGoldens = vaeTilingGoldens();
 
 /** A seeded pseudo-random tensor in [-1, 1) (no golden needed for self-comparisons). */
 function noise(shape: number[], seed: number): Tensor {
@@ -71,10 +36,10 @@ describe('VAE tiling', () => {
     await tiled.dispose();
   });
 
-  for (const c of index.cases) {
+  for (const c of tilingGoldens.cases) {
     test(`${c.op} [${c.input.shape.join(', ')}] in ${c.tileSize}-pixel tiles equals diffusers' enable_tiling()`, async () => {
-      const input = slice(c.file, c.input);
-      const golden = slice(c.file, c.output);
+      const input = tilingGoldens.input(c);
+      const golden = tilingGoldens.output(c);
       const options = { tiling: true, tileSize: c.tileSize };
       const ours = c.op === 'decode' ? await sd.vae.decode(input, options) : (await sd.vae.encodeDistribution(input, options)).moments;
       const error = relativeError(ours, golden);

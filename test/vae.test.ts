@@ -1,54 +1,14 @@
 // sd.vae.decode / encode against diffusers' AutoencoderKL on the tiny fixtures
 // (goldens: tools/goldens/make_vae_goldens.py → test/fixtures/goldens/vae/).
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import { StableDiffusion, Tensor } from '../lib/index.js';
-import { native, packageRoot } from '../lib/native.js';
+import { native } from '../lib/native.js';
+import { relativeError, tinyDir, vaeGoldens } from './helpers/goldens.js';
 
-const tiny = join(packageRoot, 'test', 'fixtures', 'tiny');
-const goldenDir = join(packageRoot, 'test', 'fixtures', 'goldens', 'vae');
-
-interface Slice {
-  offset: number;
-  shape: number[];
-}
-interface GoldenCase {
-  model: string;
-  op: 'decode' | 'encode';
-  seed: number;
-  file: string;
-  input: Slice;
-  output: Slice;
-}
-
-const index = JSON.parse(readFileSync(join(goldenDir, 'index.json'), 'utf8')) as { cases: GoldenCase[] };
-const files = new Map<string, Float32Array>();
-
-function slice(file: string, s: Slice): Tensor {
-  let all = files.get(file);
-  if (!all) {
-    const bytes = readFileSync(join(goldenDir, file));
-    all = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
-    files.set(file, all);
-  }
-  const size = s.shape.reduce((a, b) => a * b, 1);
-  return new Tensor(s.shape, all.slice(s.offset, s.offset + size));
-}
-
-/** max |ours − golden| / max |golden| */
-function relativeError(ours: Tensor, golden: Tensor): number {
-  assert.deepEqual([...ours.shape], [...golden.shape]);
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < golden.data.length; i++) {
-    diff = Math.max(diff, Math.abs(ours.data[i]! - golden.data[i]!));
-    scale = Math.max(scale, Math.abs(golden.data[i]!));
-  }
-  return diff / scale;
-}
+const goldens = vaeGoldens();
 
 // q8_0 quantizes only the mid-block attention's linear weights; convolution kernels stay f16.
 const BOUNDS = { f32: 1e-4, f16: 2e-3, q8_0: 3e-2 } as const;
@@ -58,14 +18,14 @@ for (const weightType of ['f32', 'f16', 'q8_0'] as const) {
     describe(`VAE ${model} (${weightType === 'f16' ? 'f16 as stored' : weightType})`, () => {
       let sd: StableDiffusion;
       before(async () => {
-        sd = await StableDiffusion.load({ model: join(tiny, model), ...(weightType !== 'f16' && { weightType }) });
+        sd = await StableDiffusion.load({ model: join(tinyDir, model), ...(weightType !== 'f16' && { weightType }) });
       });
       after(() => sd.dispose());
 
-      for (const c of index.cases.filter((c) => c.model === model)) {
+      for (const c of goldens.cases.filter((c) => c.model === model)) {
         test(`${c.op} [${c.input.shape.join(', ')}] within ${BOUNDS[weightType]}`, async () => {
-          const input = slice(c.file, c.input);
-          const golden = slice(c.file, c.output);
+          const input = goldens.input(c);
+          const golden = goldens.output(c);
           let ours: Tensor;
           if (c.op === 'decode') {
             ours = await sd.vae.decode(input);
@@ -95,12 +55,12 @@ for (const weightType of ['f32', 'f16', 'q8_0'] as const) {
 // projections read as linear weights) give diffusers' results too.
 for (const file of ['sd1-ldm.safetensors', 'sd1-ldm.gguf']) {
   test(`VAE from ${file} equals the diffusers-folder goldens`, async () => {
-    const sd = await StableDiffusion.load({ model: join(tiny, file), weightType: 'f32' });
+    const sd = await StableDiffusion.load({ model: join(tinyDir, file), weightType: 'f32' });
     try {
-      for (const c of index.cases.filter((c) => c.model === 'sd1-diffusers').slice(0, 3)) {
-        const input = slice(c.file, c.input);
+      for (const c of goldens.cases.filter((c) => c.model === 'sd1-diffusers').slice(0, 3)) {
+        const input = goldens.input(c);
         const ours = c.op === 'decode' ? await sd.vae.decode(input) : (await sd.vae.encodeDistribution(input)).moments;
-        const error = relativeError(ours, slice(c.file, c.output));
+        const error = relativeError(ours, goldens.output(c));
         assert.ok(error <= 1e-4, `${c.op}: error ${error}`);
       }
     } finally {
@@ -112,7 +72,7 @@ for (const file of ['sd1-ldm.safetensors', 'sd1-ldm.gguf']) {
 describe('VAE argument checks', () => {
   let sd: StableDiffusion;
   before(async () => {
-    sd = await StableDiffusion.load({ model: join(tiny, 'sd1-diffusers') });
+    sd = await StableDiffusion.load({ model: join(tinyDir, 'sd1-diffusers') });
   });
   after(() => sd.dispose());
 
@@ -150,7 +110,7 @@ describe('VAE argument checks', () => {
         dispose(): void;
       }>;
     };
-    const m = await addon.loadModel(join(tiny, 'sd1-diffusers'), { backend: 'cpu' });
+    const m = await addon.loadModel(join(tinyDir, 'sd1-diffusers'), { backend: 'cpu' });
     const bad = (shape: number[]) => ({ shape, data: new Float32Array(shape.reduce((a, b) => a * b, 1)) });
     assert.throws(() => m.vaeDecode(bad([1, 3, 8, 8])), RangeError);
     assert.throws(() => m.vaeDecode(bad([4, 8, 8])), RangeError);
@@ -177,7 +137,7 @@ describe('VAE argument checks', () => {
   });
 
   test('after dispose → ERR_DISPOSED', async () => {
-    const other = await StableDiffusion.load({ model: join(tiny, 'sd1-diffusers') });
+    const other = await StableDiffusion.load({ model: join(tinyDir, 'sd1-diffusers') });
     await other.dispose();
     await assert.rejects(other.vae.decode(new Tensor([1, 4, 2, 2])), { code: 'ERR_DISPOSED' });
   });

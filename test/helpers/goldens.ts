@@ -103,7 +103,8 @@ export function unetGoldens(): { cases: UNetCase[]; tensor(t: UNetGoldenTensor):
   return { cases: index.cases, tensor: (t) => new Tensor(t.shape, readFloat32(join(dir, t.file))) };
 }
 
-// --- VAE: goldens/vae/index.json + float32 files holding input and output slices -----------
+// --- VAE: goldens/vae/index.json (and goldens/vae-tiling/, whose cases add tileSize and name
+// no model) + float32 files holding input and output slices -----------------------------------
 
 export interface VaeSlice {
   offset: number;
@@ -118,17 +119,24 @@ export interface VaeCase {
   output: VaeSlice;
 }
 
-export function vaeGoldens(): { cases: VaeCase[]; input(c: VaeCase): Tensor; output(c: VaeCase): Tensor } {
-  const dir = join(goldensDir, 'vae');
-  const index = JSON.parse(readFileSync(join(dir, 'index.json'), 'utf8')) as { cases: VaeCase[] };
+export interface VaeTilingCase extends Omit<VaeCase, 'model'> {
+  tileSize: number;
+}
+
+function readVaeGoldens<C extends { file: string; input: VaeSlice; output: VaeSlice }>(folder: string) {
+  const dir = join(goldensDir, folder);
+  const index = JSON.parse(readFileSync(join(dir, 'index.json'), 'utf8')) as { cases: C[] };
   const files = new Map<string, Float32Array>();
   const slice = (file: string, s: VaeSlice): Tensor => {
     let all = files.get(file);
     if (!all) files.set(file, (all = readFloat32(join(dir, file))));
     return new Tensor(s.shape, all.slice(s.offset, s.offset + sizeOf(s.shape)));
   };
-  return { cases: index.cases, input: (c) => slice(c.file, c.input), output: (c) => slice(c.file, c.output) };
+  return { cases: index.cases, input: (c: C) => slice(c.file, c.input), output: (c: C) => slice(c.file, c.output) };
 }
+
+export const vaeGoldens = () => readVaeGoldens<VaeCase>('vae');
+export const vaeTilingGoldens = () => readVaeGoldens<VaeTilingCase>('vae-tiling');
 
 // --- txt2img: goldens/pipeline/goldens.json + one float32 blob ------------------------------
 
