@@ -2,10 +2,10 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <cstdlib>
 #include <cstring>
 #include <vector>
 
+#include "env_settings.h"
 #include "error.h"
 
 #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
@@ -24,11 +24,7 @@ constexpr int64_t kDefaultStripeBytes = 64ll << 20;
 constexpr int64_t kMaxStripes = 8;
 
 int64_t stripe_bytes() {
-    static const int64_t bytes = [] {
-        const char * env = std::getenv("SDNODE_CONV_STRIPE_BYTES");
-        const long long value = env != nullptr ? std::atoll(env) : 0;
-        return value > 0 ? static_cast<int64_t>(value) : kDefaultStripeBytes;
-    }();
+    static const int64_t bytes = env_positive_int("SDNODE_CONV_STRIPE_BYTES", kDefaultStripeBytes);
     return bytes;
 }
 

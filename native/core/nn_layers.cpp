@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "conv2d_unfold.h"
+#include "env_settings.h"
 #include "error.h"
 
 namespace sd::nn {
@@ -39,11 +40,7 @@ ggml_tensor * channel_vector(ggml_context * ctx, ggml_tensor * v) {
 // Attention scores per group of heads (see attention()); SDNODE_ATTENTION_GROUP_BYTES at
 // start-up changes it, so that tests can split the tiny fixtures' attention into groups.
 int64_t score_group_bytes() {
-    static const int64_t bytes = [] {
-        const char * env = std::getenv("SDNODE_ATTENTION_GROUP_BYTES");
-        const long long value = env != nullptr ? std::atoll(env) : 0;
-        return value > 0 ? static_cast<int64_t>(value) : (256ll << 20);
-    }();
+    static const int64_t bytes = env_positive_int("SDNODE_ATTENTION_GROUP_BYTES", 256ll << 20);
     return bytes;
 }
 
