@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 
 #include "conv2d_unfold.h"
 #include "env_settings.h"
@@ -13,15 +14,15 @@ namespace sd::nn {
 
 namespace {
 
-// SDNODE_CONV_PATH, read once: 0 when unset or unknown, else the forced path + 1.
-int forced_conv_path() {
-    static const int forced = [] {
+// SDNODE_CONV_PATH, read once: the path it forces, if it names one.
+std::optional<ConvPath> forced_conv_path() {
+    static const std::optional<ConvPath> forced = []() -> std::optional<ConvPath> {
         const char * env = std::getenv("SDNODE_CONV_PATH");
-        if (env == nullptr) return 0;
-        if (std::strcmp(env, "unfold_gemm") == 0) return static_cast<int>(ConvPath::unfold_gemm) + 1;
-        if (std::strcmp(env, "im2col") == 0) return static_cast<int>(ConvPath::im2col) + 1;
-        if (std::strcmp(env, "direct") == 0) return static_cast<int>(ConvPath::direct) + 1;
-        return 0;
+        if (env == nullptr) return std::nullopt;
+        if (std::strcmp(env, "unfold_gemm") == 0) return ConvPath::unfold_gemm;
+        if (std::strcmp(env, "im2col") == 0) return ConvPath::im2col;
+        if (std::strcmp(env, "direct") == 0) return ConvPath::direct;
+        return std::nullopt;
     }();
     return forced;
 }
@@ -47,7 +48,7 @@ int64_t score_group_bytes() {
 } // namespace
 
 ConvPath conv_path_for(ggml_backend_t backend, ConvPath gpu_path) {
-    if (const int forced = forced_conv_path()) return static_cast<ConvPath>(forced - 1);
+    if (const std::optional<ConvPath> forced = forced_conv_path()) return *forced;
     // ggml_backend_is_cpu() lives in the CPU backend's library, which is loaded at run time.
     ggml_backend_dev_t device = ggml_backend_get_device(backend);
     const bool cpu = device != nullptr && ggml_backend_dev_type(device) == GGML_BACKEND_DEVICE_TYPE_CPU;
