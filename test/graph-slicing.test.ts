@@ -1,10 +1,13 @@
 // Large graphs are cut into pieces that the allocator computes one after another: the CPU
-// convolution unfolds a layer in stripes of output rows (native/core/conv2d_unfold.cpp) and
-// attention computes its scores for a group of heads at a time (nn::attention). The tiny
-// fixtures are far below the default sizes, so this file shrinks both (read when the first graph
-// is built) and checks the VAE and UNet goldens, batches of 2 included, through the pieces.
+// convolution unfolds a layer, or transforms its Winograd tiles, in stripes of rows
+// (native/core/conv2d_unfold.cpp, conv2d_winograd.cpp) and attention computes its scores for a
+// group of heads at a time (nn::attention). The tiny fixtures are far below the default sizes,
+// so this file shrinks both (read when the first graph is built) and checks the VAE and UNet
+// goldens, batches of 2 included, through the pieces. Winograd takes every 3×3 layer that fits
+// in at most 8 stripes of one tile row each (the small ones); unfolding takes the others.
 process.env.SDNODE_CONV_STRIPE_BYTES = '2048';
 process.env.SDNODE_ATTENTION_GROUP_BYTES = '1024';
+process.env.SDNODE_WINOGRAD_MIN_TILES = '1';
 
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';

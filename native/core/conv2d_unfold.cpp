@@ -5,95 +5,40 @@
 #include <cstring>
 #include <vector>
 
+#include "custom_op_params.h"
 #include "env_settings.h"
 #include "error.h"
+#include "fp16_convert.h"
 
-#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
-#include <immintrin.h>
-#endif
 
 namespace sd::nn {
 
 namespace {
 
-// One stripe's unfolded rows stay under this many bytes unless that would take more than
-// kMaxStripes stripes (a custom op takes at most GGML_MAX_SRC - 1 inputs, and the assembling op
-// takes every stripe plus the bias). SDNODE_CONV_STRIPE_BYTES at start-up changes it, so that
-// tests can cut the tiny fixtures' layers into stripes.
-constexpr int64_t kDefaultStripeBytes = 64ll << 20;
-constexpr int64_t kMaxStripes = 8;
-
-int64_t stripe_bytes() {
-    static const int64_t bytes = env_positive_int("SDNODE_CONV_STRIPE_BYTES", kDefaultStripeBytes);
-    return bytes;
-}
-
 // Output pixels unfolded per block: the block's rows (pixels × IC·KH·KW values) stay in L2 while
 // its values are written column by column, and are converted to F16 in one pass.
 constexpr int64_t kBlockPixels = 16;
-
-// ggml_custom_4d keeps its own parameters (function, task count, user data) at the start of
-// op_params; ours go after them, so that a graph needs no storage of its own for them.
-constexpr size_t kOwnParamsOffset = 32;
-static_assert(3 * sizeof(void *) <= kOwnParamsOffset, "ggml's custom-op parameters must fit before ours");
 
 struct UnfoldParams {
     int32_t kernel_w, kernel_h, stride, padding;
     int32_t row_begin, row_end;  // output rows of the whole batch: row = n·OH + oy
 };
-static_assert(kOwnParamsOffset + sizeof(UnfoldParams) <= GGML_MAX_OP_PARAMS, "op_params too small");
 
 struct AssembleParams {
     int32_t stripes;
     int32_t has_bias;
 };
-static_assert(kOwnParamsOffset + sizeof(AssembleParams) <= GGML_MAX_OP_PARAMS, "op_params too small");
-
-template <typename P> void set_params(ggml_tensor * t, const P & p) {
-    std::memcpy(reinterpret_cast<char *>(t->op_params) + kOwnParamsOffset, &p, sizeof(P));
-}
-
-template <typename P> P get_params(const ggml_tensor * t) {
-    P p;
-    std::memcpy(&p, reinterpret_cast<const char *>(t->op_params) + kOwnParamsOffset, sizeof(P));
-    return p;
-}
 
 int64_t output_size(int64_t input, int64_t kernel, int stride, int padding) {
     return (input + 2 * padding - kernel) / stride + 1;
 }
-
-// F32 → F16 for a block of unfolded rows. ggml-base's ggml_fp32_to_fp16_row is portable scalar
-// code (26% of a VAE decode when we used it); x86 CPUs with F16C convert 8 values per
-// instruction, with the same round-to-nearest-even, so the values are identical.
-#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
-__attribute__((target("avx,f16c"))) void fp32_to_fp16_f16c(const float * x, ggml_fp16_t * y, int64_t n) {
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        const __m128i half = _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT);
-        _mm_storeu_si128(reinterpret_cast<__m128i *>(y + i), half);
-    }
-    for (; i < n; ++i) y[i] = static_cast<ggml_fp16_t>(_cvtss_sh(x[i], _MM_FROUND_TO_NEAREST_INT));
-}
-
-void fp32_to_fp16(const float * x, ggml_fp16_t * y, int64_t n) {
-    static const bool f16c = __builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c");
-    if (f16c) {
-        fp32_to_fp16_f16c(x, y, n);
-    } else {
-        ggml_fp32_to_fp16_row(x, y, n);
-    }
-}
-#else
-void fp32_to_fp16(const float * x, ggml_fp16_t * y, int64_t n) { ggml_fp32_to_fp16_row(x, y, n); }
-#endif
 
 // dst ne = (IC·KH·KW, OW·rows): row (r − row_begin)·OW + ox holds the receptive field of output
 // pixel (ox, oy) of image n (r = n·OH + oy), ordered (ic, ky, kx) with kx fastest — the order of
 // a kernel's (KW, KH, IC) values, so the kernel multiplies it as it is stored.
 void unfold_rows(ggml_tensor * dst, int ith, int nth, void *) {
     const ggml_tensor * x = dst->src[0];
-    const UnfoldParams p = get_params<UnfoldParams>(dst);
+    const UnfoldParams p = get_op_params<UnfoldParams>(dst);
     const int64_t in_w = x->ne[0], in_h = x->ne[1], in_c = x->ne[2];
     const int64_t out_w = output_size(in_w, p.kernel_w, p.stride, p.padding);
     const int64_t out_h = output_size(in_h, p.kernel_h, p.stride, p.padding);
@@ -149,7 +94,7 @@ void unfold_rows(ggml_tensor * dst, int ith, int nth, void *) {
 // dst ne = (OW, OH, OC, N) from the stripes' GEMM products (ne = (OW·rows, OC) each, in row
 // order) plus the bias, split over output channels.
 void assemble_stripes(ggml_tensor * dst, int ith, int nth, void *) {
-    const AssembleParams p = get_params<AssembleParams>(dst);
+    const AssembleParams p = get_op_params<AssembleParams>(dst);
     const int64_t out_w = dst->ne[0], out_h = dst->ne[1], channels = dst->ne[2];
     const int64_t c_first = channels * ith / nth, c_last = channels * (ith + 1) / nth;
     const float * bias = p.has_bias ? static_cast<const float *>(dst->src[p.stripes]->data) : nullptr;
@@ -174,6 +119,11 @@ void assemble_stripes(ggml_tensor * dst, int ith, int nth, void *) {
 
 } // namespace
 
+int64_t conv_stripe_bytes() {
+    static const int64_t bytes = env_positive_int("SDNODE_CONV_STRIPE_BYTES", kDefaultConvStripeBytes);
+    return bytes;
+}
+
 ggml_tensor * conv2d_unfold_gemm(ggml_context * ctx, ggml_tensor * x, ggml_tensor * kernel, ggml_tensor * bias,
                                  int stride, int padding) {
     if (x->type != GGML_TYPE_F32 || (kernel->type != GGML_TYPE_F16 && kernel->type != GGML_TYPE_F32) ||
@@ -188,8 +138,8 @@ ggml_tensor * conv2d_unfold_gemm(ggml_context * ctx, ggml_tensor * x, ggml_tenso
 
     const int64_t total_rows = out_h * batch;
     const int64_t bytes_per_row = out_w * row_len * static_cast<int64_t>(ggml_type_size(kernel->type));
-    int64_t stripes = std::clamp<int64_t>((total_rows * bytes_per_row + stripe_bytes() - 1) / stripe_bytes(), 1,
-                                          std::min(kMaxStripes, total_rows));
+    int64_t stripes = std::clamp<int64_t>((total_rows * bytes_per_row + conv_stripe_bytes() - 1) / conv_stripe_bytes(), 1,
+                                          std::min(kMaxConvStripes, total_rows));
     const int64_t rows_per_stripe = (total_rows + stripes - 1) / stripes;
     stripes = (total_rows + rows_per_stripe - 1) / rows_per_stripe;
 
@@ -200,7 +150,7 @@ ggml_tensor * conv2d_unfold_gemm(ggml_context * ctx, ggml_tensor * x, ggml_tenso
         ggml_tensor * args[] = {x};
         ggml_tensor * cols = ggml_custom_4d(ctx, kernel->type, row_len, (row_end - row_begin) * out_w, 1, 1, args, 1,
                                             unfold_rows, GGML_N_TASKS_MAX, nullptr);
-        set_params(cols, UnfoldParams{static_cast<int32_t>(kernel_w), static_cast<int32_t>(kernel_h), stride, padding,
+        set_op_params(cols, UnfoldParams{static_cast<int32_t>(kernel_w), static_cast<int32_t>(kernel_h), stride, padding,
                                       static_cast<int32_t>(row_begin), static_cast<int32_t>(row_end)});
         parts[s] = ggml_mul_mat(ctx, cols, kernel_rows);  // ne = (OW·rows, OC)
     }
@@ -213,7 +163,7 @@ ggml_tensor * conv2d_unfold_gemm(ggml_context * ctx, ggml_tensor * x, ggml_tenso
     if (bias != nullptr) parts[n_args++] = bias;
     ggml_tensor * y = ggml_custom_4d(ctx, GGML_TYPE_F32, out_w, out_h, out_c, batch, parts, n_args, assemble_stripes,
                                      GGML_N_TASKS_MAX, nullptr);
-    set_params(y, AssembleParams{static_cast<int32_t>(stripes), bias != nullptr ? 1 : 0});
+    set_op_params(y, AssembleParams{static_cast<int32_t>(stripes), bias != nullptr ? 1 : 0});
     return y;
 }
 

@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "conv2d_unfold.h"
+#include "conv2d_winograd.h"
 #include "env_settings.h"
 #include "error.h"
 
@@ -19,6 +20,7 @@ std::optional<ConvPath> forced_conv_path() {
     static const std::optional<ConvPath> forced = []() -> std::optional<ConvPath> {
         const char * env = std::getenv("SDNODE_CONV_PATH");
         if (env == nullptr) return std::nullopt;
+        if (std::strcmp(env, "winograd") == 0) return ConvPath::winograd;
         if (std::strcmp(env, "unfold_gemm") == 0) return ConvPath::unfold_gemm;
         if (std::strcmp(env, "im2col") == 0) return ConvPath::im2col;
         if (std::strcmp(env, "direct") == 0) return ConvPath::direct;
@@ -52,7 +54,7 @@ ConvPath conv_path_for(ggml_backend_t backend, ConvPath gpu_path) {
     // ggml_backend_is_cpu() lives in the CPU backend's library, which is loaded at run time.
     ggml_backend_dev_t device = ggml_backend_get_device(backend);
     const bool cpu = device != nullptr && ggml_backend_dev_type(device) == GGML_BACKEND_DEVICE_TYPE_CPU;
-    return cpu ? ConvPath::unfold_gemm : gpu_path;
+    return cpu ? ConvPath::winograd : gpu_path;
 }
 
 ggml_tensor * linear(ggml_context * ctx, const ModelWeights & w, const std::string & prefix, ggml_tensor * x) {
@@ -75,9 +77,13 @@ ggml_tensor * conv2d(ggml_context * ctx, const ModelWeights & w, const std::stri
     }
     // Kernels are F16 or F32 (weight_types.h); a file's own BF16 is converted per graph.
     if (kernel->type != GGML_TYPE_F16 && kernel->type != GGML_TYPE_F32) kernel = ggml_cast(ctx, kernel, GGML_TYPE_F32);
-    if (path == ConvPath::unfold_gemm) {
+    if (path == ConvPath::winograd || path == ConvPath::unfold_gemm) {
         ggml_tensor * bias = w.find(prefix + ".bias");
-        return conv2d_unfold_gemm(ctx, x, kernel, bias != nullptr ? as_f32(ctx, bias) : nullptr, stride, padding);
+        if (bias != nullptr) bias = as_f32(ctx, bias);
+        if (path == ConvPath::winograd && winograd_applies(x, kernel, stride, padding)) {
+            return conv2d_winograd(ctx, x, kernel, bias);
+        }
+        return conv2d_unfold_gemm(ctx, x, kernel, bias, stride, padding);
     }
     ggml_tensor * y;
     if (path == ConvPath::direct) {

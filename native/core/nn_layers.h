@@ -30,8 +30,10 @@
 namespace sd::nn {
 
 // How conv2d computes.
-//   unfold_gemm  our own unfolding op + ggml_mul_mat (conv2d_unfold.h): the CPU backend's path.
-//                Custom ops run only on the CPU, so graphs for other backends cannot use it.
+//   winograd     the CPU backend's path: Winograd's F(2×2, 3×3) (conv2d_winograd.h) for the 3×3
+//                layers with enough tiles to pay for it, unfold_gemm for the others.
+//   unfold_gemm  our own unfolding op + ggml_mul_mat (conv2d_unfold.h) for every layer.
+//                Custom ops run only on the CPU, so graphs for other backends cannot use either.
 //   im2col       ggml_im2col + ggml_mul_mat (as ggml_conv_2d, but the unfolded input takes the
 //                kernel's type; ggml_conv_2d itself always unfolds to F16, which would lose F32
 //                precision). The UNet's path on GPU backends.
@@ -40,12 +42,13 @@ namespace sd::nn {
 //                input of a full-resolution layer.
 // On the CPU, ggml's im2col and direct convolution gather one value at a time (see
 // conv2d_unfold.h); measured on the full-size SD VAE decoder, 256², f16, 2 threads: direct
-// 9.5 s, unfold_gemm 3.2 s. All paths give the same values: the unfolded
+// 9.5 s, unfold_gemm 3.2 s. The unfolding paths give the same values: the unfolded
 // patches take the kernel's type (F32 kernels stay exact, F16 kernels round the activations to
-// F16 as any F16 GEMM does).
-// SDNODE_CONV_PATH=unfold_gemm|im2col|direct in the environment at start-up forces one path for
-// every network on every backend (benchmarks, debugging; unfold_gemm only works on the CPU).
-enum class ConvPath { unfold_gemm, im2col, direct };
+// F16 as any F16 GEMM does); Winograd computes in F32 from the F16 or F32 kernel.
+// SDNODE_CONV_PATH=winograd|unfold_gemm|im2col|direct in the environment at start-up forces one
+// path for every network on every backend (benchmarks, debugging; the first two only work on
+// the CPU).
+enum class ConvPath { winograd, unfold_gemm, im2col, direct };
 
 // The path for graphs computed on `backend`, with `gpu_path` as what a network prefers on
 // backends other than the CPU.

@@ -1,0 +1,256 @@
+#include "conv2d_winograd.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "conv2d_unfold.h"
+#include "custom_op_params.h"
+#include "env_settings.h"
+#include "error.h"
+#include "fp16_convert.h"
+#include "vector_clones.h"
+
+namespace sd::nn {
+
+namespace {
+
+// The 16 positions of a transformed 4×4 tile, index i·4 + j (i down, j across).
+constexpr int kTilePositions = 16;
+// Tiles along a row transformed together: their input patches overlap, so a channel's four input
+// rows are read once for the group, and the 16 output streams stay in L1.
+constexpr int64_t kTileGroup = 8;
+
+int64_t min_tiles() {
+    static const int64_t tiles = env_positive_int("SDNODE_WINOGRAD_MIN_TILES", 64);
+    return tiles;
+}
+
+int64_t tiles_along(int64_t pixels) { return (pixels + 1) / 2; }
+
+struct TileRows {
+    int32_t row_begin, row_end;  // tile rows of the whole batch: row = n·tiles_h + ty
+};
+
+struct OutputParams {
+    int32_t stripes;
+    int32_t has_bias;
+};
+
+// U = G·g·Gᵀ for n input channels: g holds 9 planes of n values (kernel position ky·3 + kx),
+// u 16 rows of n values, `u_stride` bytes apart. Written over whole rows, so that the compiler
+// vectorizes across channels (the rows do not overlap: __restrict).
+SD_VECTOR_CLONES void kernel_planes_to_tiles(const float * __restrict g, char * __restrict u, size_t u_stride, int64_t n) {
+    const float * __restrict g0 = g;
+    const float * __restrict g1 = g + n;
+    const float * __restrict g2 = g + 2 * n;
+    const float * __restrict g3 = g + 3 * n;
+    const float * __restrict g4 = g + 4 * n;
+    const float * __restrict g5 = g + 5 * n;
+    const float * __restrict g6 = g + 6 * n;
+    const float * __restrict g7 = g + 7 * n;
+    const float * __restrict g8 = g + 8 * n;
+    // Rows i of G·g (i = 0..3, one per row of G), each with its 3 columns, then U row i·4 + j.
+    for (int i = 0; i < 4; ++i) {
+        float * __restrict u0 = reinterpret_cast<float *>(u + (i * 4 + 0) * u_stride);
+        float * __restrict u1 = reinterpret_cast<float *>(u + (i * 4 + 1) * u_stride);
+        float * __restrict u2 = reinterpret_cast<float *>(u + (i * 4 + 2) * u_stride);
+        float * __restrict u3 = reinterpret_cast<float *>(u + (i * 4 + 3) * u_stride);
+        for (int64_t c = 0; c < n; ++c) {
+            float t0, t1, t2;  // row i of G·g: columns kx = 0, 1, 2
+            if (i == 0) {
+                t0 = g0[c], t1 = g1[c], t2 = g2[c];
+            } else if (i == 1) {
+                t0 = 0.5f * (g0[c] + g3[c] + g6[c]), t1 = 0.5f * (g1[c] + g4[c] + g7[c]), t2 = 0.5f * (g2[c] + g5[c] + g8[c]);
+            } else if (i == 2) {
+                t0 = 0.5f * (g0[c] - g3[c] + g6[c]), t1 = 0.5f * (g1[c] - g4[c] + g7[c]), t2 = 0.5f * (g2[c] - g5[c] + g8[c]);
+            } else {
+                t0 = g6[c], t1 = g7[c], t2 = g8[c];
+            }
+            u0[c] = t0;
+            u1[c] = 0.5f * (t0 + t1 + t2);
+            u2[c] = 0.5f * (t0 - t1 + t2);
+            u3[c] = t2;
+        }
+    }
+}
+
+// dst ne = (IC, OC, 16) F32: U = G·g·Gᵀ for each (ic, oc), with
+//   G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1].
+// src: the kernel, ne = (3, 3, IC, OC) F16 or F32, contiguous. Split over output channels; each
+// output channel's kernels are converted to F32 at once and laid out as 9 planes of IC values,
+// so that the transform runs over contiguous rows and writes 16 contiguous rows.
+void transform_kernel(ggml_tensor * dst, int ith, int nth, void *) {
+    const ggml_tensor * kernel = dst->src[0];
+    const int64_t in_c = kernel->ne[2], out_c = kernel->ne[3];
+    const int64_t first = out_c * ith / nth, last = out_c * (ith + 1) / nth;
+    std::vector<float> slab(static_cast<size_t>(9 * in_c)), planes(static_cast<size_t>(9 * in_c));
+    for (int64_t oc = first; oc < last; ++oc) {
+        const char * src = static_cast<const char *>(kernel->data) + oc * kernel->nb[3];
+        if (kernel->type == GGML_TYPE_F16) {
+            fp16_to_fp32(reinterpret_cast<const ggml_fp16_t *>(src), slab.data(), 9 * in_c);
+        } else {
+            std::copy_n(reinterpret_cast<const float *>(src), 9 * in_c, slab.data());
+        }
+        for (int64_t ic = 0; ic < in_c; ++ic) {
+            for (int k = 0; k < 9; ++k) planes[k * in_c + ic] = slab[ic * 9 + k];
+        }
+        kernel_planes_to_tiles(planes.data(), static_cast<char *>(dst->data) + oc * dst->nb[1], dst->nb[2], in_c);
+    }
+}
+
+// dst ne = (IC, tiles_w·rows, 16) F32: V = Bᵀ·d·B for each tile of the stripe's tile rows and each
+// input channel, with Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1] and d the 4×4 input patch at
+// (2·tx − 1, 2·ty − 1) (zero outside the image: padding 1). src: x ne = (W, H, IC, N) F32,
+// rows contiguous.
+void transform_input(ggml_tensor * dst, int ith, int nth, void *) {
+    const ggml_tensor * x = dst->src[0];
+    const TileRows p = get_op_params<TileRows>(dst);
+    const int64_t in_w = x->ne[0], in_h = x->ne[1], in_c = x->ne[2];
+    const int64_t tiles_w = tiles_along(in_w), tiles_h = tiles_along(in_h);
+    const int64_t groups_per_row = (tiles_w + kTileGroup - 1) / kTileGroup;
+    const int64_t blocks = (p.row_end - p.row_begin) * groups_per_row;
+    const int64_t first = blocks * ith / nth, last = blocks * (ith + 1) / nth;
+
+    constexpr int64_t kPatchWidth = 2 * kTileGroup + 2;
+    float patch[4][kPatchWidth];
+    for (int64_t block = first; block < last; ++block) {
+        const int64_t local_row = block / groups_per_row;
+        const int64_t tx0 = (block % groups_per_row) * kTileGroup;
+        const int64_t count = std::min(kTileGroup, tiles_w - tx0);
+        const int64_t row = p.row_begin + local_row, n = row / tiles_h, ty = row % tiles_h;
+        const int64_t iy0 = 2 * ty - 1, ix0 = 2 * tx0 - 1, width = 2 * count + 2;
+        char * out = static_cast<char *>(dst->data) + (local_row * tiles_w + tx0) * dst->nb[1];
+
+        for (int64_t c = 0; c < in_c; ++c) {
+            for (int i = 0; i < 4; ++i) {
+                const int64_t iy = iy0 + i;
+                if (iy < 0 || iy >= in_h) {
+                    std::fill(patch[i], patch[i] + width, 0.0f);
+                    continue;
+                }
+                const auto * src = reinterpret_cast<const float *>(static_cast<const char *>(x->data) + c * x->nb[2] +
+                                                                   iy * x->nb[1] + n * x->nb[3]);
+                const int64_t inside_begin = std::max<int64_t>(0, -ix0), inside_end = std::min(width, in_w - ix0);
+                std::fill(patch[i], patch[i] + inside_begin, 0.0f);
+                std::copy(src + ix0 + inside_begin, src + ix0 + inside_end, patch[i] + inside_begin);
+                std::fill(patch[i] + inside_end, patch[i] + width, 0.0f);
+            }
+            for (int64_t t = 0; t < count; ++t) {
+                float r[4][4];  // Bᵀ·d
+                for (int j = 0; j < 4; ++j) {
+                    const float d0 = patch[0][2 * t + j], d1 = patch[1][2 * t + j];
+                    const float d2 = patch[2][2 * t + j], d3 = patch[3][2 * t + j];
+                    r[0][j] = d0 - d2;
+                    r[1][j] = d1 + d2;
+                    r[2][j] = d2 - d1;
+                    r[3][j] = d1 - d3;
+                }
+                char * tile = out + t * dst->nb[1] + c * dst->nb[0];
+                for (int i = 0; i < 4; ++i) {  // (Bᵀ·d)·B
+                    const float v[4] = {r[i][0] - r[i][2], r[i][1] + r[i][2], r[i][2] - r[i][1], r[i][1] - r[i][3]};
+                    for (int j = 0; j < 4; ++j) *reinterpret_cast<float *>(tile + (i * 4 + j) * dst->nb[2]) = v[j];
+                }
+            }
+        }
+    }
+}
+
+// dst ne = (W, H, OC, N) F32 from the stripes' products (ne = (tiles_w·rows, OC, 16) each, in
+// tile-row order): Y = Aᵀ·m·A + bias per tile, with Aᵀ = [1 1 1 0; 0 1 −1 −1]. The last tile of
+// an odd width or height has one row or column outside the image, which is dropped. Split over
+// output channels.
+void transform_output(ggml_tensor * dst, int ith, int nth, void *) {
+    const OutputParams p = get_op_params<OutputParams>(dst);
+    const int64_t out_w = dst->ne[0], out_h = dst->ne[1], channels = dst->ne[2];
+    const int64_t tiles_w = tiles_along(out_w), tiles_h = tiles_along(out_h);
+    const int64_t c_first = channels * ith / nth, c_last = channels * (ith + 1) / nth;
+    const float * bias = p.has_bias ? static_cast<const float *>(dst->src[p.stripes]->data) : nullptr;
+
+    std::vector<float> top(2 * tiles_w), bottom(2 * tiles_w);  // one tile row's two output rows
+    int64_t row_begin = 0;
+    for (int s = 0; s < p.stripes; ++s) {
+        const ggml_tensor * product = dst->src[s];
+        const int64_t rows = product->ne[0] / tiles_w;
+        for (int64_t c = c_first; c < c_last; ++c) {
+            const float b = bias != nullptr ? bias[c] : 0.0f;
+            for (int64_t r = 0; r < rows; ++r) {
+                const int64_t row = row_begin + r, n = row / tiles_h, ty = row % tiles_h;
+                const float * m[kTilePositions];
+                for (int k = 0; k < kTilePositions; ++k) {
+                    m[k] = reinterpret_cast<const float *>(static_cast<const char *>(product->data) + k * product->nb[2] +
+                                                           c * product->nb[1]) +
+                           r * tiles_w;
+                }
+                for (int64_t tx = 0; tx < tiles_w; ++tx) {
+                    float upper[4], lower[4];  // Aᵀ·m
+                    for (int j = 0; j < 4; ++j) {
+                        upper[j] = m[j][tx] + m[4 + j][tx] + m[8 + j][tx];
+                        lower[j] = m[4 + j][tx] - m[8 + j][tx] - m[12 + j][tx];
+                    }
+                    top[2 * tx] = upper[0] + upper[1] + upper[2] + b;  // (Aᵀ·m)·A
+                    top[2 * tx + 1] = upper[1] - upper[2] - upper[3] + b;
+                    bottom[2 * tx] = lower[0] + lower[1] + lower[2] + b;
+                    bottom[2 * tx + 1] = lower[1] - lower[2] - lower[3] + b;
+                }
+                char * plane = static_cast<char *>(dst->data) + c * dst->nb[2] + n * dst->nb[3];
+                std::copy(top.begin(), top.begin() + out_w, reinterpret_cast<float *>(plane + 2 * ty * dst->nb[1]));
+                if (2 * ty + 1 < out_h) {
+                    std::copy(bottom.begin(), bottom.begin() + out_w, reinterpret_cast<float *>(plane + (2 * ty + 1) * dst->nb[1]));
+                }
+            }
+        }
+        row_begin += rows;
+    }
+}
+
+// Tile rows per stripe so that a stripe's transformed input and products (16 floats per tile
+// and channel each) stay under conv_stripe_bytes(); 0 when that would take more than
+// kMaxConvStripes stripes.
+int64_t rows_per_stripe(int64_t tile_rows, int64_t tiles_w, int64_t channels) {
+    const int64_t bytes_per_row = kTilePositions * tiles_w * channels * static_cast<int64_t>(sizeof(float));
+    const int64_t rows = std::max<int64_t>(1, conv_stripe_bytes() / bytes_per_row);
+    return (tile_rows + rows - 1) / rows <= kMaxConvStripes ? rows : 0;
+}
+
+} // namespace
+
+bool winograd_applies(const ggml_tensor * x, const ggml_tensor * kernel, int stride, int padding) {
+    if (kernel->ne[0] != 3 || kernel->ne[1] != 3 || stride != 1 || padding != 1 || kernel->ne[2] % 16 != 0) return false;
+    const int64_t tiles_w = tiles_along(x->ne[0]), tile_rows = tiles_along(x->ne[1]) * x->ne[3];
+    if (tiles_w * tile_rows < min_tiles()) return false;
+    return rows_per_stripe(tile_rows, tiles_w, std::max(kernel->ne[2], kernel->ne[3])) > 0;
+}
+
+ggml_tensor * conv2d_winograd(ggml_context * ctx, ggml_tensor * x, ggml_tensor * kernel, ggml_tensor * bias) {
+    if (x->type != GGML_TYPE_F32 || (kernel->type != GGML_TYPE_F16 && kernel->type != GGML_TYPE_F32) ||
+        !ggml_is_contiguous(kernel) || (bias != nullptr && bias->type != GGML_TYPE_F32) || !winograd_applies(x, kernel, 1, 1)) {
+        throw Error("ERR_INTERNAL", "conv2d_winograd: needs an F32 input and bias and a 3×3 F16/F32 kernel it applies to");
+    }
+    const int64_t in_c = kernel->ne[2], out_c = kernel->ne[3], batch = x->ne[3];
+    const int64_t tiles_w = tiles_along(x->ne[0]), tile_rows = tiles_along(x->ne[1]) * batch;
+    const int64_t rows = rows_per_stripe(tile_rows, tiles_w, std::max(in_c, out_c));
+
+    if (x->nb[0] != sizeof(float)) x = ggml_cont(ctx, x);
+    ggml_tensor * kernel_args[] = {kernel};
+    ggml_tensor * u = ggml_custom_4d(ctx, GGML_TYPE_F32, in_c, out_c, kTilePositions, 1, kernel_args, 1, transform_kernel,
+                                     GGML_N_TASKS_MAX, nullptr);
+    ggml_tensor * parts[GGML_MAX_SRC];
+    int n_parts = 0;
+    for (int64_t row_begin = 0; row_begin < tile_rows; row_begin += rows) {
+        const int64_t row_end = std::min(tile_rows, row_begin + rows);
+        ggml_tensor * input_args[] = {x};
+        ggml_tensor * v = ggml_custom_4d(ctx, GGML_TYPE_F32, in_c, (row_end - row_begin) * tiles_w, kTilePositions, 1,
+                                         input_args, 1, transform_input, GGML_N_TASKS_MAX, nullptr);
+        set_op_params(v, TileRows{static_cast<int32_t>(row_begin), static_cast<int32_t>(row_end)});
+        parts[n_parts++] = ggml_mul_mat(ctx, v, u);  // ne = (tiles, OC, 16): 16 GEMMs over IC
+    }
+    const int stripes = n_parts;
+    if (bias != nullptr) parts[n_parts++] = bias;
+    ggml_tensor * y = ggml_custom_4d(ctx, GGML_TYPE_F32, x->ne[0], x->ne[1], out_c, batch, parts, n_parts, transform_output,
+                                     GGML_N_TASKS_MAX, nullptr);
+    set_op_params(y, OutputParams{stripes, bias != nullptr ? 1 : 0});
+    return y;
+}
+
+} // namespace sd::nn
