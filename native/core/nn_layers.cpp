@@ -49,12 +49,15 @@ int64_t score_group_bytes() {
 
 } // namespace
 
-ConvPath conv_path_for(ggml_backend_t backend, ConvPath gpu_path) {
-    if (const std::optional<ConvPath> forced = forced_conv_path()) return *forced;
+bool is_cpu_backend(ggml_backend_t backend) {
     // ggml_backend_is_cpu() lives in the CPU backend's library, which is loaded at run time.
     ggml_backend_dev_t device = ggml_backend_get_device(backend);
-    const bool cpu = device != nullptr && ggml_backend_dev_type(device) == GGML_BACKEND_DEVICE_TYPE_CPU;
-    return cpu ? ConvPath::winograd : gpu_path;
+    return device != nullptr && ggml_backend_dev_type(device) == GGML_BACKEND_DEVICE_TYPE_CPU;
+}
+
+ConvPath conv_path_for(ggml_backend_t backend, ConvPath gpu_path) {
+    if (const std::optional<ConvPath> forced = forced_conv_path()) return *forced;
+    return is_cpu_backend(backend) ? ConvPath::winograd : gpu_path;
 }
 
 ggml_tensor * linear(ggml_context * ctx, const ModelWeights & w, const std::string & prefix, ggml_tensor * x) {
@@ -171,8 +174,15 @@ ggml_tensor * attention(ggml_context * ctx, ggml_tensor * q, ggml_tensor * k, gg
     } else {
         qh = ggml_cont(ctx, qh);
     }
-    // vᵀ per head: (Tk, dv, heads, N), contiguous.
-    ggml_tensor * vt = ggml_cont(ctx, ggml_permute(ctx, ggml_reshape_4d(ctx, v, dv, heads, tk, n), 1, 2, 0, 3));
+    // With a number of keys that is not a multiple of 16 (cross-attention on 77 text tokens) the
+    // tiled GEMM takes neither k as the first operand (it needs a multiple of 4 rows) nor Tk as
+    // the length of the sum in probabilities·v: the scores are computed as q·kᵀ and transposed,
+    // and after the softmax the probabilities and vᵀ get zero columns up to a multiple of 16,
+    // which add nothing. (With a mask, as in the text encoder, everything stays as it is.)
+    const int keys_pad = mask == nullptr && tk % 16 != 0 ? static_cast<int>(16 - tk % 16) : 0;
+    // vᵀ per head: (Tk + keys_pad, dv, heads, N), contiguous.
+    ggml_tensor * vt = ggml_permute(ctx, ggml_reshape_4d(ctx, v, dv, heads, tk, n), 1, 2, 0, 3);
+    vt = keys_pad > 0 ? ggml_pad(ctx, vt, keys_pad, 0, 0, 0) : ggml_cont(ctx, vt);
 
     // The scores are the largest tensor of a UNet graph (16 × 4096² floats, 1.07 GB, at 512²
     // with a guided batch), so without a mask they are computed for a group of heads at a time,
@@ -185,7 +195,7 @@ ggml_tensor * attention(ggml_context * ctx, ggml_tensor * q, ggml_tensor * k, gg
     qh = ggml_reshape_3d(ctx, qh, qh->ne[0], tq, planes);
     if (!ggml_is_contiguous(kh)) kh = ggml_cont(ctx, kh);
     kh = ggml_reshape_3d(ctx, kh, kh->ne[0], tk, planes);
-    vt = ggml_reshape_3d(ctx, vt, tk, dv, planes);
+    vt = ggml_reshape_3d(ctx, vt, tk + keys_pad, dv, planes);
     ggml_tensor * out = nullptr;  // (dv, Tq, planes)
     for (int64_t p0 = 0; p0 < planes; p0 += group) {
         const int64_t count = std::min(group, planes - p0);
@@ -193,9 +203,11 @@ ggml_tensor * attention(ggml_context * ctx, ggml_tensor * q, ggml_tensor * k, gg
             return ggml_view_3d(ctx, t, t->ne[0], t->ne[1], count, t->nb[1], t->nb[2], p0 * t->nb[2]);
         };
         // Scores (Tk, Tq, planes) = k·qᵀ per head; softmax over Tk.
-        ggml_tensor * scores = ggml_mul_mat(ctx, planes_of(kh), planes_of(qh));
+        ggml_tensor * scores = keys_pad > 0 ? ggml_mul_mat(ctx, planes_of(qh), planes_of(kh)) : ggml_mul_mat(ctx, planes_of(kh), planes_of(qh));
         ggml_mul_mat_set_prec(scores, GGML_PREC_F32);
+        if (keys_pad > 0) scores = ggml_cont(ctx, ggml_transpose(ctx, scores));
         scores = ggml_soft_max_ext(ctx, scores, mask, scale, 0.0f);
+        if (keys_pad > 0) scores = ggml_pad(ctx, scores, keys_pad, 0, 0, 0);
         ggml_tensor * part = ggml_mul_mat(ctx, planes_of(vt), scores);  // (dv, Tq, count)
         out = out == nullptr ? part : ggml_concat(ctx, out, part, 2);
     }

@@ -50,6 +50,9 @@ namespace sd::nn {
 // the CPU).
 enum class ConvPath { winograd, unfold_gemm, im2col, direct };
 
+// Whether graphs for `backend` are computed by the CPU backend (where our custom ops run).
+bool is_cpu_backend(ggml_backend_t backend);
+
 // The path for graphs computed on `backend`, with `gpu_path` as what a network prefers on
 // backends other than the CPU.
 ConvPath conv_path_for(ggml_backend_t backend, ConvPath gpu_path);

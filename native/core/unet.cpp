@@ -4,6 +4,7 @@
 #include <string>
 
 #include "error.h"
+#include "geglu.h"
 #include "nn_layers.h"
 #include "unet_layers.h"
 
@@ -26,8 +27,9 @@ constexpr float kLayerNormEps = 1e-5f;    // BasicTransformerBlock's LayerNorms
 // Builds the forward graph of one call. Weight names are diffusers' (without "unet.").
 class Builder {
 public:
-    Builder(ggml_context * ctx, const UNetConfig & config, const ModelWeights & weights, bool flash, nn::ConvPath conv_path)
-        : ctx_(ctx), config_(config), weights_(weights), flash_(flash), conv_path_(conv_path) {}
+    Builder(ggml_context * ctx, const UNetConfig & config, const ModelWeights & weights, bool flash, nn::ConvPath conv_path,
+            bool cpu_graph)
+        : ctx_(ctx), config_(config), weights_(weights), flash_(flash), conv_path_(conv_path), cpu_graph_(cpu_graph) {}
 
     ggml_tensor * w(const std::string & name) const { return weights_.get(name); }
 
@@ -67,7 +69,7 @@ public:
         // GEGLU: proj → halves (hidden, gate) → hidden · gelu(gate), exact (erf) GELU; the
         // swapped op applies the activation to the second half.
         h = nn::linear(ctx_, weights_, p + "ff.net.0.proj", h);
-        h = ggml_geglu_erf_swapped(ctx_, h);
+        h = cpu_graph_ ? nn::geglu_erf_cpu(ctx_, h) : ggml_geglu_erf_swapped(ctx_, h);
         h = nn::linear(ctx_, weights_, p + "ff.net.2", h);
         return ggml_add(ctx_, x, h);
     }
@@ -150,6 +152,7 @@ private:
     const ModelWeights & weights_;
     bool flash_;
     nn::ConvPath conv_path_;
+    bool cpu_graph_;  // computed on the CPU backend: our own custom ops may be used
 };
 
 } // namespace
@@ -246,7 +249,7 @@ HostTensor UNet::predict(const TensorView & sample, const std::vector<float> & t
             ggml_tensor * e = inputs.add_f32(ctx, "timestep_embedding", temb.data(), {tdim, batch});
             ggml_tensor * c = inputs.add_f32(ctx, "context", context.data, {context.shape[2], context.shape[1], batch});
             Builder builder(ctx, config_, weights_, options_.flash_attention,
-                            nn::conv_path_for(model_->backend(), nn::ConvPath::im2col));
+                            nn::conv_path_for(model_->backend(), nn::ConvPath::im2col), nn::is_cpu_backend(model_->backend()));
             return builder.forward(x, e, c);
         },
         4);
