@@ -1,6 +1,7 @@
 // Peak memory per stage for the low-memory options, on the full-size random SD 1.5 model:
 //   node --import tsx bench/memory.ts [--model PATH] [--size 512] [--types f16,q8_0,q4_0]
 //        [--threads 2] [--configs all|matrix|lowest|LIST] [--out results.jsonl]
+//        [--backend cpu|vulkan|cuda|auto]
 // LIST: comma-separated weightType:flash:tiling:offload with 0/1, e.g. f16:0:0:0,q4_0:1:1:1.
 //
 // Each configuration (weight type × flashAttention × vaeTiling [× offload]) runs in its own
@@ -8,7 +9,9 @@
 // and negative prompt), one UNet call on a batch of 2 (a guided step) and one VAE decode, with
 // sd.memoryUsage({ resetPeak: true }) between the stages. Printed: host peak RSS per stage and
 // overall, the backend's own accounting (ggml buffers: weights + compute) at its peak, and the
-// seconds each stage took. Times are only meaningful on an idle machine.
+// seconds each stage took. Times are only meaningful on an idle machine. With --backend vulkan
+// or cuda, "device" is that backend's own accounting of its buffers (a Vulkan build and
+// GGML_VK_VISIBLE_DEVICES=0 for lavapipe; see the README's "Vulkan").
 import { execFileSync } from 'node:child_process';
 import { appendFileSync, existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -29,8 +32,11 @@ interface StageResult {
   devicePeak: number;
 }
 
+type Backend = 'cpu' | 'vulkan' | 'cuda' | 'auto';
+
 interface Result {
   config: Config;
+  device: string;
   size: number;
   stages: Record<'load' | 'encode' | 'sample' | 'decode', StageResult>;
   hostPeak: number | null;
@@ -45,14 +51,15 @@ const option = (name: string, fallback: string): string => {
 };
 
 
-async function measureOne(model: string, size: number, threads: number, config: Config): Promise<Result> {
+async function measureOne(model: string, size: number, threads: number, backend: Backend, config: Config): Promise<Result> {
   let start = process.hrtime.bigint();
   const stage = (usage: MemoryUsage): StageResult => {
     const seconds = Number(process.hrtime.bigint() - start) / 1e9;
     start = process.hrtime.bigint();
     return { seconds, hostPeak: usage.host.peak, devicePeak: usage.device.peak };
   };
-  const sd = await StableDiffusion.load({ model, threads, ...config });
+  const sd = await StableDiffusion.load({ model, threads, backend, ...config });
+  const device = sd.device.name;
   const load = stage(sd.memoryUsage({ resetPeak: true }));
   const { cond, uncond } = await sd.encodePrompt('a photograph of an astronaut riding a horse', { negativePrompt: 'blurry' });
   const encode = stage(sd.memoryUsage({ resetPeak: true }));
@@ -69,6 +76,7 @@ async function measureOne(model: string, size: number, threads: number, config: 
   const hostPeaks = all.map((s) => s.hostPeak).filter((v): v is number => v !== null);
   return {
     config,
+    device,
     size,
     stages,
     // Without a resettable peak every stage reports the peak since the process started.
@@ -85,8 +93,9 @@ async function main(): Promise<void> {
   const model = option('--model', process.env.SDNODE_BENCH_MODEL ?? '/tmp/sd15-random.safetensors');
   const size = Number(option('--size', '512'));
   const threads = Number(option('--threads', '2'));
+  const backend = option('--backend', 'cpu') as Backend;
   if (one) {
-    console.log(JSON.stringify(await measureOne(model, size, threads, JSON.parse(one) as Config)));
+    console.log(JSON.stringify(await measureOne(model, size, threads, backend, JSON.parse(one) as Config)));
     return;
   }
   if (!existsSync(model)) {
@@ -111,14 +120,14 @@ async function main(): Promise<void> {
       }
     }
   }
-  console.log(`model ${model}, ${size}², ${threads} threads, CPU backend; GB = 1e9 bytes`);
+  console.log(`model ${model}, ${size}², ${threads} threads, backend ${backend}; GB = 1e9 bytes`);
   console.log('host = peak RSS of the process (VmHWM) per stage; device = ggml buffers (weights + compute) at their peak');
   console.log('| weights | flash | tiling | offload | host: load | encode | sample | decode | host peak | device peak | s: load / encode / UNet / decode |');
   console.log('|---|---|---|---|---|---|---|---|---|---|---|');
   for (const config of configs) {
     const text = execFileSync(
       process.execPath,
-      ['--import', 'tsx', fileURLToPath(import.meta.url), '--one', JSON.stringify(config), '--model', model, '--size', String(size), '--threads', String(threads)],
+      ['--import', 'tsx', fileURLToPath(import.meta.url), '--one', JSON.stringify(config), '--model', model, '--size', String(size), '--threads', String(threads), '--backend', backend],
       { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] },
     );
     const line = text.trim().split('\n').pop()!;
@@ -126,6 +135,7 @@ async function main(): Promise<void> {
     const r = JSON.parse(line) as Result;
     const s = r.stages;
     const yes = (v: boolean): string => (v ? 'on' : 'off');
+    if (backend !== 'cpu') console.log(`(device ${r.device})`);
     console.log(
       `| ${config.weightType} | ${yes(config.flashAttention)} | ${yes(config.vaeTiling)} | ${yes(config.offload)} | ` +
         `${gb(s.load.hostPeak)} | ${gb(s.encode.hostPeak)} | ${gb(s.sample.hostPeak)} | ${gb(s.decode.hostPeak)} | ` +

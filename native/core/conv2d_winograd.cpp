@@ -20,6 +20,11 @@ constexpr int kTilePositions = 16;
 // Tiles along a row transformed together: their input patches overlap, so a channel's four input
 // rows are read once for the group, and the 16 output streams stay in L1.
 constexpr int64_t kTileGroup = 8;
+// Input channels transformed together: one vector of them per patch position, so that the
+// arithmetic runs across channels and each transformed value is a contiguous 64-byte store.
+// Also the F32 GEMM's vector width (16 floats with AVX-512), which the channel count must be a
+// multiple of for the tiled GEMM.
+constexpr int64_t kChannelBlock = 16;
 
 int64_t min_tiles() {
     static const int64_t tiles = env_positive_int("SDNODE_WINOGRAD_MIN_TILES", 64);
@@ -99,10 +104,48 @@ void transform_kernel(ggml_tensor * dst, int ith, int nth, void *) {
     }
 }
 
+constexpr int64_t kPatchWidth = 2 * kTileGroup + 2;
+
+// V for `count` tiles of one row and kChannelBlock channels: patch[i][x][lane] is input row i of
+// the tiles' patches, column x, channel lane; tile t's values for position k go to
+// out + t·tile_stride + k·position_stride, one per channel.
+SD_VECTOR_CLONES void input_tiles(const float * __restrict patch, int64_t count, char * __restrict out, size_t tile_stride,
+                                  size_t position_stride) {
+    constexpr int64_t kRow = kPatchWidth * kChannelBlock;
+    for (int64_t t = 0; t < count; ++t) {
+        float r[4][4][kChannelBlock];  // Bᵀ·d
+        for (int j = 0; j < 4; ++j) {
+            const float * d = patch + (2 * t + j) * kChannelBlock;
+            for (int64_t l = 0; l < kChannelBlock; ++l) {
+                const float d0 = d[l], d1 = d[kRow + l], d2 = d[2 * kRow + l], d3 = d[3 * kRow + l];
+                r[0][j][l] = d0 - d2;
+                r[1][j][l] = d1 + d2;
+                r[2][j][l] = d2 - d1;
+                r[3][j][l] = d1 - d3;
+            }
+        }
+        char * tile = out + t * tile_stride;
+        for (int i = 0; i < 4; ++i) {  // (Bᵀ·d)·B
+            auto * v0 = reinterpret_cast<float *>(tile + (i * 4 + 0) * position_stride);
+            auto * v1 = reinterpret_cast<float *>(tile + (i * 4 + 1) * position_stride);
+            auto * v2 = reinterpret_cast<float *>(tile + (i * 4 + 2) * position_stride);
+            auto * v3 = reinterpret_cast<float *>(tile + (i * 4 + 3) * position_stride);
+            for (int64_t l = 0; l < kChannelBlock; ++l) {
+                v0[l] = r[i][0][l] - r[i][2][l];
+                v1[l] = r[i][1][l] + r[i][2][l];
+                v2[l] = r[i][2][l] - r[i][1][l];
+                v3[l] = r[i][1][l] - r[i][3][l];
+            }
+        }
+    }
+}
+
 // dst ne = (IC, tiles_w·rows, 16) F32: V = Bᵀ·d·B for each tile of the stripe's tile rows and each
 // input channel, with Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1] and d the 4×4 input patch at
 // (2·tx − 1, 2·ty − 1) (zero outside the image: padding 1). src: x ne = (W, H, IC, N) F32,
-// rows contiguous.
+// rows contiguous, IC a multiple of kChannelBlock. Work items: a group of kTileGroup tiles of a
+// row for all channels, a block of channels at a time (the patches are transposed so that
+// channels are innermost).
 void transform_input(ggml_tensor * dst, int ith, int nth, void *) {
     const ggml_tensor * x = dst->src[0];
     const TileRows p = get_op_params<TileRows>(dst);
@@ -112,46 +155,32 @@ void transform_input(ggml_tensor * dst, int ith, int nth, void *) {
     const int64_t blocks = (p.row_end - p.row_begin) * groups_per_row;
     const int64_t first = blocks * ith / nth, last = blocks * (ith + 1) / nth;
 
-    constexpr int64_t kPatchWidth = 2 * kTileGroup + 2;
-    float patch[4][kPatchWidth];
+    alignas(64) float patch[4][kPatchWidth][kChannelBlock];
     for (int64_t block = first; block < last; ++block) {
         const int64_t local_row = block / groups_per_row;
         const int64_t tx0 = (block % groups_per_row) * kTileGroup;
         const int64_t count = std::min(kTileGroup, tiles_w - tx0);
         const int64_t row = p.row_begin + local_row, n = row / tiles_h, ty = row % tiles_h;
         const int64_t iy0 = 2 * ty - 1, ix0 = 2 * tx0 - 1, width = 2 * count + 2;
+        const int64_t inside_begin = std::max<int64_t>(0, -ix0), inside_end = std::min(width, in_w - ix0);
         char * out = static_cast<char *>(dst->data) + (local_row * tiles_w + tx0) * dst->nb[1];
 
-        for (int64_t c = 0; c < in_c; ++c) {
+        for (int64_t c0 = 0; c0 < in_c; c0 += kChannelBlock) {
             for (int i = 0; i < 4; ++i) {
                 const int64_t iy = iy0 + i;
                 if (iy < 0 || iy >= in_h) {
-                    std::fill(patch[i], patch[i] + width, 0.0f);
+                    std::fill(&patch[i][0][0], &patch[i][0][0] + width * kChannelBlock, 0.0f);
                     continue;
                 }
-                const auto * src = reinterpret_cast<const float *>(static_cast<const char *>(x->data) + c * x->nb[2] +
-                                                                   iy * x->nb[1] + n * x->nb[3]);
-                const int64_t inside_begin = std::max<int64_t>(0, -ix0), inside_end = std::min(width, in_w - ix0);
-                std::fill(patch[i], patch[i] + inside_begin, 0.0f);
-                std::copy(src + ix0 + inside_begin, src + ix0 + inside_end, patch[i] + inside_begin);
-                std::fill(patch[i] + inside_end, patch[i] + width, 0.0f);
-            }
-            for (int64_t t = 0; t < count; ++t) {
-                float r[4][4];  // Bᵀ·d
-                for (int j = 0; j < 4; ++j) {
-                    const float d0 = patch[0][2 * t + j], d1 = patch[1][2 * t + j];
-                    const float d2 = patch[2][2 * t + j], d3 = patch[3][2 * t + j];
-                    r[0][j] = d0 - d2;
-                    r[1][j] = d1 + d2;
-                    r[2][j] = d2 - d1;
-                    r[3][j] = d1 - d3;
-                }
-                char * tile = out + t * dst->nb[1] + c * dst->nb[0];
-                for (int i = 0; i < 4; ++i) {  // (Bᵀ·d)·B
-                    const float v[4] = {r[i][0] - r[i][2], r[i][1] + r[i][2], r[i][2] - r[i][1], r[i][1] - r[i][3]};
-                    for (int j = 0; j < 4; ++j) *reinterpret_cast<float *>(tile + (i * 4 + j) * dst->nb[2]) = v[j];
+                for (int64_t xi = 0; xi < inside_begin; ++xi) std::fill_n(patch[i][xi], kChannelBlock, 0.0f);
+                for (int64_t xi = inside_end; xi < width; ++xi) std::fill_n(patch[i][xi], kChannelBlock, 0.0f);
+                for (int64_t l = 0; l < kChannelBlock; ++l) {
+                    const auto * src = reinterpret_cast<const float *>(static_cast<const char *>(x->data) + (c0 + l) * x->nb[2] +
+                                                                       iy * x->nb[1] + n * x->nb[3]) + ix0;
+                    for (int64_t xi = inside_begin; xi < inside_end; ++xi) patch[i][xi][l] = src[xi];
                 }
             }
+            input_tiles(&patch[0][0][0], count, out + c0 * dst->nb[0], dst->nb[1], dst->nb[2]);
         }
     }
 }
@@ -216,7 +245,9 @@ int64_t rows_per_stripe(int64_t tile_rows, int64_t tiles_w, int64_t channels) {
 } // namespace
 
 bool winograd_applies(const ggml_tensor * x, const ggml_tensor * kernel, int stride, int padding) {
-    if (kernel->ne[0] != 3 || kernel->ne[1] != 3 || stride != 1 || padding != 1 || kernel->ne[2] % 16 != 0) return false;
+    if (kernel->ne[0] != 3 || kernel->ne[1] != 3 || stride != 1 || padding != 1 || kernel->ne[2] % kChannelBlock != 0) {
+        return false;
+    }
     const int64_t tiles_w = tiles_along(x->ne[0]), tile_rows = tiles_along(x->ne[1]) * x->ne[3];
     if (tiles_w * tile_rows < min_tiles()) return false;
     return rows_per_stripe(tile_rows, tiles_w, std::max(kernel->ne[2], kernel->ne[3])) > 0;
