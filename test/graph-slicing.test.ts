@@ -4,7 +4,7 @@
 // group of heads at a time (nn::attention). The tiny fixtures are far below the default sizes,
 // so this file shrinks both (read when the first graph is built) and checks the VAE and UNet
 // goldens, batches of 2 included, through the pieces. Winograd takes every 3×3 layer that fits
-// in at most 8 stripes of one tile row each (the small ones); unfolding takes the others.
+// in at most 32 stripes of one tile row each; unfolding takes the others.
 process.env.SDNODE_CONV_STRIPE_BYTES = '2048';
 process.env.SDNODE_ATTENTION_GROUP_BYTES = '1024';
 process.env.SDNODE_WINOGRAD_MIN_TILES = '1';

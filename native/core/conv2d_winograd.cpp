@@ -38,9 +38,13 @@ struct TileRows {
 };
 
 struct OutputParams {
-    int32_t stripes;
+    int32_t row_begin;   // the stripe's first tile row
+    int32_t first_arg;   // src index of the stripe's product (the bias, if any, follows it)
     int32_t has_bias;
 };
+
+// Stripes per layer at most: each adds three graph nodes.
+constexpr int64_t kMaxStripes = 32;
 
 // U = G·g·Gᵀ for n input channels: g holds 9 planes of n values (kernel position ky·3 + kx),
 // u 16 rows of n values, `u_stride` bytes apart. Written over whole rows, so that the compiler
@@ -185,61 +189,57 @@ void transform_input(ggml_tensor * dst, int ith, int nth, void *) {
     }
 }
 
-// dst ne = (W, H, OC, N) F32 from the stripes' products (ne = (tiles_w·rows, OC, 16) each, in
-// tile-row order): Y = Aᵀ·m·A + bias per tile, with Aᵀ = [1 1 1 0; 0 1 −1 −1]. The last tile of
-// an odd width or height has one row or column outside the image, which is dropped. Split over
-// output channels.
+// Writes one stripe's tile rows of dst ne = (W, H, OC, N) F32 from its product (ne =
+// (tiles_w·rows, OC, 16)): Y = Aᵀ·m·A + bias per tile, with Aᵀ = [1 1 1 0; 0 1 −1 −1]. The last
+// tile of an odd width or height has one row or column outside the image, which is dropped.
+// Split over output channels.
 void transform_output(ggml_tensor * dst, int ith, int nth, void *) {
     const OutputParams p = get_op_params<OutputParams>(dst);
     const int64_t out_w = dst->ne[0], out_h = dst->ne[1], channels = dst->ne[2];
     const int64_t tiles_w = tiles_along(out_w), tiles_h = tiles_along(out_h);
     const int64_t c_first = channels * ith / nth, c_last = channels * (ith + 1) / nth;
-    const float * bias = p.has_bias ? static_cast<const float *>(dst->src[p.stripes]->data) : nullptr;
+    const ggml_tensor * product = dst->src[p.first_arg];
+    const float * bias = p.has_bias ? static_cast<const float *>(dst->src[p.first_arg + 1]->data) : nullptr;
 
     std::vector<float> top(2 * tiles_w), bottom(2 * tiles_w);  // one tile row's two output rows
-    int64_t row_begin = 0;
-    for (int s = 0; s < p.stripes; ++s) {
-        const ggml_tensor * product = dst->src[s];
-        const int64_t rows = product->ne[0] / tiles_w;
-        for (int64_t c = c_first; c < c_last; ++c) {
-            const float b = bias != nullptr ? bias[c] : 0.0f;
-            for (int64_t r = 0; r < rows; ++r) {
-                const int64_t row = row_begin + r, n = row / tiles_h, ty = row % tiles_h;
-                const float * m[kTilePositions];
-                for (int k = 0; k < kTilePositions; ++k) {
-                    m[k] = reinterpret_cast<const float *>(static_cast<const char *>(product->data) + k * product->nb[2] +
-                                                           c * product->nb[1]) +
-                           r * tiles_w;
+    const int64_t rows = product->ne[0] / tiles_w;
+    for (int64_t c = c_first; c < c_last; ++c) {
+        const float b = bias != nullptr ? bias[c] : 0.0f;
+        for (int64_t r = 0; r < rows; ++r) {
+            const int64_t row = p.row_begin + r, n = row / tiles_h, ty = row % tiles_h;
+            const float * m[kTilePositions];
+            for (int k = 0; k < kTilePositions; ++k) {
+                m[k] = reinterpret_cast<const float *>(static_cast<const char *>(product->data) + k * product->nb[2] +
+                                                       c * product->nb[1]) +
+                       r * tiles_w;
+            }
+            for (int64_t tx = 0; tx < tiles_w; ++tx) {
+                float upper[4], lower[4];  // Aᵀ·m
+                for (int j = 0; j < 4; ++j) {
+                    upper[j] = m[j][tx] + m[4 + j][tx] + m[8 + j][tx];
+                    lower[j] = m[4 + j][tx] - m[8 + j][tx] - m[12 + j][tx];
                 }
-                for (int64_t tx = 0; tx < tiles_w; ++tx) {
-                    float upper[4], lower[4];  // Aᵀ·m
-                    for (int j = 0; j < 4; ++j) {
-                        upper[j] = m[j][tx] + m[4 + j][tx] + m[8 + j][tx];
-                        lower[j] = m[4 + j][tx] - m[8 + j][tx] - m[12 + j][tx];
-                    }
-                    top[2 * tx] = upper[0] + upper[1] + upper[2] + b;  // (Aᵀ·m)·A
-                    top[2 * tx + 1] = upper[1] - upper[2] - upper[3] + b;
-                    bottom[2 * tx] = lower[0] + lower[1] + lower[2] + b;
-                    bottom[2 * tx + 1] = lower[1] - lower[2] - lower[3] + b;
-                }
-                char * plane = static_cast<char *>(dst->data) + c * dst->nb[2] + n * dst->nb[3];
-                std::copy(top.begin(), top.begin() + out_w, reinterpret_cast<float *>(plane + 2 * ty * dst->nb[1]));
-                if (2 * ty + 1 < out_h) {
-                    std::copy(bottom.begin(), bottom.begin() + out_w, reinterpret_cast<float *>(plane + (2 * ty + 1) * dst->nb[1]));
-                }
+                top[2 * tx] = upper[0] + upper[1] + upper[2] + b;  // (Aᵀ·m)·A
+                top[2 * tx + 1] = upper[1] - upper[2] - upper[3] + b;
+                bottom[2 * tx] = lower[0] + lower[1] + lower[2] + b;
+                bottom[2 * tx + 1] = lower[1] - lower[2] - lower[3] + b;
+            }
+            char * plane = static_cast<char *>(dst->data) + c * dst->nb[2] + n * dst->nb[3];
+            std::copy(top.begin(), top.begin() + out_w, reinterpret_cast<float *>(plane + 2 * ty * dst->nb[1]));
+            if (2 * ty + 1 < out_h) {
+                std::copy(bottom.begin(), bottom.begin() + out_w, reinterpret_cast<float *>(plane + (2 * ty + 1) * dst->nb[1]));
             }
         }
-        row_begin += rows;
     }
 }
 
 // Tile rows per stripe so that a stripe's transformed input and products (16 floats per tile
 // and channel each) stay under conv_stripe_bytes(); 0 when that would take more than
-// kMaxConvStripes stripes.
+// kMaxStripes stripes.
 int64_t rows_per_stripe(int64_t tile_rows, int64_t tiles_w, int64_t channels) {
     const int64_t bytes_per_row = kTilePositions * tiles_w * channels * static_cast<int64_t>(sizeof(float));
     const int64_t rows = std::max<int64_t>(1, conv_stripe_bytes() / bytes_per_row);
-    return (tile_rows + rows - 1) / rows <= kMaxConvStripes ? rows : 0;
+    return (tile_rows + rows - 1) / rows <= kMaxStripes ? rows : 0;
 }
 
 } // namespace
@@ -266,21 +266,27 @@ ggml_tensor * conv2d_winograd(ggml_context * ctx, ggml_tensor * x, ggml_tensor *
     ggml_tensor * kernel_args[] = {kernel};
     ggml_tensor * u = ggml_custom_4d(ctx, GGML_TYPE_F32, in_c, out_c, kTilePositions, 1, kernel_args, 1, transform_kernel,
                                      GGML_N_TASKS_MAX, nullptr);
-    ggml_tensor * parts[GGML_MAX_SRC];
-    int n_parts = 0;
+    // Each stripe's output transform writes its rows of y in place, so that only one stripe's
+    // transformed input and products are held at a time: y is made by the first stripe's op and
+    // passed through the others' (ggml_custom_inplace), which orders the stripes one after another.
+    ggml_tensor * y = nullptr;
     for (int64_t row_begin = 0; row_begin < tile_rows; row_begin += rows) {
         const int64_t row_end = std::min(tile_rows, row_begin + rows);
         ggml_tensor * input_args[] = {x};
         ggml_tensor * v = ggml_custom_4d(ctx, GGML_TYPE_F32, in_c, (row_end - row_begin) * tiles_w, kTilePositions, 1,
                                          input_args, 1, transform_input, GGML_N_TASKS_MAX, nullptr);
         set_op_params(v, TileRows{static_cast<int32_t>(row_begin), static_cast<int32_t>(row_end)});
-        parts[n_parts++] = ggml_mul_mat(ctx, v, u);  // ne = (tiles, OC, 16): 16 GEMMs over IC
+        ggml_tensor * output_args[] = {ggml_mul_mat(ctx, v, u), bias};  // (tiles, OC, 16): 16 GEMMs over IC
+        const int n_args = bias != nullptr ? 2 : 1;
+        if (y == nullptr) {
+            y = ggml_custom_4d(ctx, GGML_TYPE_F32, x->ne[0], x->ne[1], out_c, batch, output_args, n_args, transform_output,
+                               GGML_N_TASKS_MAX, nullptr);
+            set_op_params(y, OutputParams{static_cast<int32_t>(row_begin), 0, n_args - 1});
+        } else {
+            y = ggml_custom_inplace(ctx, y, output_args, n_args, transform_output, GGML_N_TASKS_MAX, nullptr);
+            set_op_params(y, OutputParams{static_cast<int32_t>(row_begin), 1, n_args - 1});
+        }
     }
-    const int stripes = n_parts;
-    if (bias != nullptr) parts[n_parts++] = bias;
-    ggml_tensor * y = ggml_custom_4d(ctx, GGML_TYPE_F32, x->ne[0], x->ne[1], out_c, batch, parts, n_parts, transform_output,
-                                     GGML_N_TASKS_MAX, nullptr);
-    set_op_params(y, OutputParams{stripes, bias != nullptr ? 1 : 0});
     return y;
 }
 

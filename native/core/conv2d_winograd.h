@@ -15,7 +15,9 @@
 // Costs the unfolding path does not have: the kernel transform writes 16·IC·OC floats per
 // evaluation, which only pays off with enough tiles per GEMM (winograd_applies()), and the
 // transformed input and the 16 products are F32 (16·IC and 16·OC floats per tile): they are
-// built for stripes of tile rows under the same byte bound as unfolding's stripes.
+// built for stripes of tile rows under the same byte bound as unfolding's stripes, and each
+// stripe's output transform writes its rows of the result in place before the next stripe is
+// transformed, so only one stripe's are held at a time.
 // Custom ops run only on the CPU backend: nn::conv2d uses this only for graphs computed there.
 #include "ggml.h"
 
