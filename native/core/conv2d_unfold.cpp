@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <cstring>
 #include <vector>
 
 #include "custom_op_params.h"
@@ -10,10 +9,14 @@
 #include "error.h"
 #include "fp16_convert.h"
 
-
 namespace sd::nn {
 
 namespace {
+
+constexpr int64_t kDefaultStripeBytes = 64ll << 20;
+// Stripes per layer at most: a custom op takes at most GGML_MAX_SRC - 1 inputs, and the
+// assembling op takes every stripe plus the bias. Beyond it stripes grow over the byte bound.
+constexpr int64_t kMaxStripes = 8;
 
 // Output pixels unfolded per block: the block's rows (pixels × IC·KH·KW values) stay in L2 while
 // its values are written column by column, and are converted to F16 in one pass.
@@ -120,7 +123,7 @@ void assemble_stripes(ggml_tensor * dst, int ith, int nth, void *) {
 } // namespace
 
 int64_t conv_stripe_bytes() {
-    static const int64_t bytes = env_positive_int("SDNODE_CONV_STRIPE_BYTES", kDefaultConvStripeBytes);
+    static const int64_t bytes = env_positive_int("SDNODE_CONV_STRIPE_BYTES", kDefaultStripeBytes);
     return bytes;
 }
 
@@ -139,7 +142,7 @@ ggml_tensor * conv2d_unfold_gemm(ggml_context * ctx, ggml_tensor * x, ggml_tenso
     const int64_t total_rows = out_h * batch;
     const int64_t bytes_per_row = out_w * row_len * static_cast<int64_t>(ggml_type_size(kernel->type));
     int64_t stripes = std::clamp<int64_t>((total_rows * bytes_per_row + conv_stripe_bytes() - 1) / conv_stripe_bytes(), 1,
-                                          std::min(kMaxConvStripes, total_rows));
+                                          std::min(kMaxStripes, total_rows));
     const int64_t rows_per_stripe = (total_rows + stripes - 1) / stripes;
     stripes = (total_rows + rows_per_stripe - 1) / rows_per_stripe;
 

@@ -11,22 +11,18 @@
 // (W, H, C) order, so nothing is scattered back.
 //
 // Memory stays bounded: the unfolded rows are built for stripes of output rows, each under
-// conv_stripe_bytes() (up to kMaxConvStripes stripes), one stripe's GEMM at a time; the graph allocator
-// reuses a stripe's buffer for the next. Custom ops run only on the CPU backend: use this only
-// for graphs computed there (nn::conv_path_for picks it).
+// conv_stripe_bytes() (up to 8 stripes, beyond which stripes grow), one stripe's GEMM at a time;
+// the graph allocator reuses a stripe's buffer for the next. Custom ops run only on the CPU
+// backend: use this only for graphs computed there (nn::conv_path_for picks it).
 #include <cstdint>
 
 #include "ggml.h"
 
 namespace sd::nn {
 
-// A stripe's intermediate (unfolded rows here, transformed tiles in conv2d_winograd.h) stays
-// under conv_stripe_bytes() unless that would take more than kMaxConvStripes stripes (a custom op
-// takes at most GGML_MAX_SRC - 1 inputs, and the assembling op takes every stripe plus the bias).
-// SDNODE_CONV_STRIPE_BYTES at start-up changes the bound, so that tests can cut the tiny
-// fixtures' layers into stripes.
-constexpr int64_t kDefaultConvStripeBytes = 64ll << 20;
-constexpr int64_t kMaxConvStripes = 8;
+// The byte bound of a stripe's intermediate (unfolded rows here, transformed tiles in
+// conv2d_winograd.h): 64 MiB, or SDNODE_CONV_STRIPE_BYTES at start-up, so that tests can cut the
+// tiny fixtures' layers into stripes. Each op caps its number of stripes on its own terms.
 int64_t conv_stripe_bytes();
 
 // x ne = (W, H, IC, N) F32, kernel ne = (KW, KH, IC, OC) F16 or F32 (the unfolded input takes the

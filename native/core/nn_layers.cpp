@@ -203,7 +203,8 @@ ggml_tensor * attention(ggml_context * ctx, ggml_tensor * q, ggml_tensor * k, gg
             return ggml_view_3d(ctx, t, t->ne[0], t->ne[1], count, t->nb[1], t->nb[2], p0 * t->nb[2]);
         };
         // Scores (Tk, Tq, planes) = k·qᵀ per head; softmax over Tk.
-        ggml_tensor * scores = keys_pad > 0 ? ggml_mul_mat(ctx, planes_of(qh), planes_of(kh)) : ggml_mul_mat(ctx, planes_of(kh), planes_of(qh));
+        ggml_tensor * scores = keys_pad > 0 ? ggml_mul_mat(ctx, planes_of(qh), planes_of(kh))   // (Tq, Tk): transposed below
+                                            : ggml_mul_mat(ctx, planes_of(kh), planes_of(qh));
         ggml_mul_mat_set_prec(scores, GGML_PREC_F32);
         if (keys_pad > 0) scores = ggml_cont(ctx, ggml_transpose(ctx, scores));
         scores = ggml_soft_max_ext(ctx, scores, mask, scale, 0.0f);
