@@ -1,7 +1,7 @@
 export { Tensor } from './tensor.js';
 export type { TensorLike } from './tensor.js';
-export { StableDiffusion, convertModel, BACKENDS, WEIGHT_TYPES, PREDICTION_TYPES } from './stable-diffusion.js';
-export type { Backend, WeightType, PredictionType, LoadOptions, ModelInfo, LoadedModelInfo, ModelDevice, WeightInfo, ModelMemory, MemoryUsage, ConvertOptions, ConvertResult } from './stable-diffusion.js';
+export { StableDiffusion, convertModel, BACKENDS, NETWORKS, WEIGHT_TYPES, PREDICTION_TYPES } from './stable-diffusion.js';
+export type { Backend, DeviceChoice, Network, WeightType, PredictionType, LoadOptions, ModelInfo, LoadedModelInfo, ModelDevice, WeightInfo, ModelMemory, DeviceMemory, MemoryUsage, ConvertOptions, ConvertResult } from './stable-diffusion.js';
 export { systemInfo, listDevices } from './system.js';
 export type { SystemInfo, DeviceInfo, DeviceType } from './system.js';
 export { inspectModelFile, readModelTensor, writeGgufFile, GGUF_WRITE_TYPES } from './model-file.js';

@@ -22,10 +22,27 @@ export type WeightType = (typeof WEIGHT_TYPES)[number];
 export const PREDICTION_TYPES = ['epsilon', 'v_prediction'] as const;
 export type PredictionType = (typeof PREDICTION_TYPES)[number];
 
+/** The networks a model is made of, as `devices` and the memory reports name them. */
+export const NETWORKS = ['textEncoder', 'unet', 'vae'] as const;
+export type Network = (typeof NETWORKS)[number];
+
+/**
+ * Where to put a network: a backend (`'auto'`, `'cpu'`, `'vulkan'`, `'cuda'`: its first device)
+ * or a device's name as `listDevices()` gives it (`'Vulkan1'`, `'CUDA0'`).
+ */
+export type DeviceChoice = Backend | (string & {});
+
 export interface LoadOptions {
   /** A single-file checkpoint (.safetensors, .ckpt, .gguf) or a diffusers folder. */
   model: string;
+  /** Where the networks run: CUDA, then Vulkan, then the CPU for `'auto'` (the default). */
   backend?: Backend;
+  /**
+   * Per-network placement overriding `backend`, e.g. `{ textEncoder: 'cpu', vae: 'cpu' }` to keep
+   * only the UNet on a small GPU. Each network's weights and work stay on its device; the
+   * pipelines pass tensors between them through host memory.
+   */
+  devices?: Partial<Record<Network, DeviceChoice>>;
   /** Convert weights to this type at load time (norms and biases stay in float). */
   weightType?: WeightType;
   /** A separate VAE file to use instead of the model's own. */
@@ -70,6 +87,7 @@ export function checkLoadOptions(options: unknown): Required<Pick<LoadOptions, '
     model: expectPath(o.model, 'options.model'),
     backend: o.backend === undefined ? 'auto' : expectOneOf(o.backend, 'options.backend', BACKENDS),
   };
+  if (o.devices !== undefined) checked.devices = checkDevices(o.devices);
   if (o.weightType !== undefined) checked.weightType = expectOneOf(o.weightType, 'options.weightType', WEIGHT_TYPES);
   if (o.vae !== undefined) checked.vae = expectPath(o.vae, 'options.vae');
   if (o.threads !== undefined) checked.threads = expectInteger(o.threads, 'options.threads', 1, 1024);
@@ -82,6 +100,21 @@ export function checkLoadOptions(options: unknown): Required<Pick<LoadOptions, '
   // SD's VAEs all downscale by 8.
   if (o.vaeTileSize !== undefined) checked.vaeTileSize = checkTileSize(o.vaeTileSize, 'options.vaeTileSize', 8);
   return checked;
+}
+
+function checkDevices(value: unknown): Partial<Record<Network, DeviceChoice>> {
+  const given = expectObject(value, 'options.devices');
+  const devices: Partial<Record<Network, DeviceChoice>> = {};
+  for (const [key, choice] of Object.entries(given)) {
+    const network = expectOneOf(key, 'a key of options.devices', NETWORKS);
+    if (choice === undefined) continue;
+    const name = expectString(choice, `options.devices.${network}`);
+    if (name.trim() === '') {
+      throw new RangeError(`Expected options.devices.${network} to be a backend or a device name but received ""`);
+    }
+    devices[network] = name;
+  }
+  return devices;
 }
 
 export interface LoadedModelInfo extends Omit<ModelDetails, 'ignoredTensors' | 'unusedTensors'> {}
@@ -101,12 +134,24 @@ export interface ModelMemory {
   vae: number;
 }
 
+/** ggml backend buffers: weights and compute buffers per network, their sum now and its peak. */
+export interface DeviceMemory {
+  /** The device's name (`CPU`, `Vulkan0`, …); in `MemoryUsage.device`, every device's joined by ` + `. */
+  name: string;
+  weights: ModelMemory;
+  compute: ModelMemory;
+  total: number;
+  peak: number;
+}
+
 /** `sd.memoryUsage()`: bytes now and peaks (since load or the last `resetPeak`). */
 export interface MemoryUsage {
   /** The process's resident set (Linux /proc/self/status VmRSS, VmHWM; null elsewhere). */
   host: { rss: number | null; peak: number | null; peakReset: boolean };
-  /** ggml backend buffers of this model: weights and compute buffers per network. */
-  device: { name: string; weights: ModelMemory; compute: ModelMemory; total: number; peak: number };
+  /** All of this model's backend buffers, on whatever devices its networks are placed. */
+  device: DeviceMemory;
+  /** The same per device the networks are placed on (one entry unless `devices` split them). */
+  devices: DeviceMemory[];
   offload: boolean;
 }
 
@@ -116,7 +161,7 @@ interface NativeModel extends VaeNative, UNetNative, TextEncoderNative {
   readWeight(name: string): Promise<TensorLike>;
   memory(): ModelMemory;
   memoryUsage(resetPeak?: boolean): MemoryUsage;
-  device(): ModelDevice;
+  devices(): Record<Network, ModelDevice>;
   dispose(): void;
 }
 
@@ -125,6 +170,7 @@ interface LoadAddon {
     path: string,
     options: {
       backend: Backend;
+      devices?: Partial<Record<Network, DeviceChoice>>;
       weightType?: WeightType;
       predictionType?: PredictionType;
       vae?: string;
@@ -136,7 +182,7 @@ interface LoadAddon {
 
 /**
  * A loaded Stable Diffusion 1.x/2.x model: its detected configuration (`info`), its tokenizer and
- * its weights on one device, the networks (`textEncoder`, `unet`, `vae`) and the pipelines
+ * its weights on their devices (`devices`), the networks (`textEncoder`, `unet`, `vae`) and the pipelines
  * (`txt2img`, `img2img`, `inpaint`, `depth2img`).
  */
 export class StableDiffusion {
@@ -145,10 +191,12 @@ export class StableDiffusion {
   /** CLIP's tokenizer, padding as this model's tokenizer config says (SD1 `<|endoftext|>`, SD2 `!`). */
   readonly tokenizer: Tokenizer;
   /**
-   * The device the weights live on and the networks run on: what `backend` chose, e.g.
+   * The UNet's device (where the sampling loop runs): what `backend` or `devices.unet` chose, e.g.
    * `{ name: 'Vulkan0', backend: 'Vulkan', … }` for `backend: 'auto'` with a Vulkan build and device.
    */
   readonly device: ModelDevice;
+  /** Each network's device: `{ textEncoder, unet, vae }`. */
+  readonly devices: Readonly<Record<Network, ModelDevice>>;
   /** The VAE: `encode(image)` → latents, `decode(latents)` → image, `scalingFactor` (lib/vae.ts). */
   readonly vae: Vae;
   /** The denoising UNet: `predict(sample, timestep, context)` → noise or v prediction (lib/unet.ts). */
@@ -160,7 +208,8 @@ export class StableDiffusion {
   private constructor(model: NativeModel, flashAttention: boolean, vaeTiling: { tiling: boolean; tileSize?: number }) {
     this.#native = model;
     this.info = model.info();
-    this.device = model.device();
+    this.devices = Object.freeze(model.devices());
+    this.device = this.devices.unet;
     this.tokenizer = Tokenizer.clip({ padId: padIdFor(this.info.textEncoder.padToken) });
     this.textEncoder = new ClipTextEncoder(() => this.#model(), this.info.textEncoder);
     this.unet = new UNet(() => this.#model(), this.info.unet, flashAttention);
@@ -177,6 +226,7 @@ export class StableDiffusion {
     const addon = native() as NativeAddon & LoadAddon;
     const model = await addon.loadModel(o.model, {
       backend: o.backend,
+      ...(o.devices && { devices: o.devices }),
       ...(o.weightType && { weightType: o.weightType }),
       ...(o.predictionType && { predictionType: o.predictionType }),
       ...(o.vae !== undefined && { vae: o.vae }),

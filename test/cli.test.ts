@@ -171,6 +171,15 @@ test('sdnode generate: --offload and --vae-tiling give the same pixels', async (
   const run = sdnode(...args, '--offload', '--vae-tiling', '-o', lean);
   assert.equal(run.status, 0, run.stderr);
   assert.deepEqual(await pixels(lean), await pixels(plain));
+  // Per-network placement: the CPU by backend and by device name gives the same pixels; a device
+  // that is not there is named with what is.
+  const placed = join(dir, 'placed.png');
+  const onCpu = sdnode(...args, '--backend', 'cpu', '--text-encoder-device', 'cpu', '--unet-device', 'CPU', '--vae-device', 'cpu', '-o', placed);
+  assert.equal(onCpu.status, 0, onCpu.stderr);
+  assert.deepEqual(await pixels(placed), await pixels(plain));
+  const missing = sdnode(...args, '--vae-device', 'Vulkan9', '-o', join(dir, 'never.png'));
+  assert.equal(missing.status, 1);
+  assert.match(missing.stderr, /Device "Vulkan9" is not available; present: .*CPU/);
 });
 
 test('sdnode generate: img2img, inpaint and depth2img from the CLI', async () => {

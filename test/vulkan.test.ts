@@ -109,6 +109,48 @@ describe('backend selection', () => {
   });
 });
 
+describe('network placement (devices)', () => {
+  const model = join(tinyDir, 'sd1-diffusers');
+
+  test('bad placements are TypeErrors and RangeErrors naming the option', async () => {
+    await assert.rejects(StableDiffusion.load({ model, devices: 'cpu' as never }), /Expected options\.devices to be an object/);
+    await assert.rejects(StableDiffusion.load({ model, devices: { unet: 1 as never } }), TypeError);
+    await assert.rejects(StableDiffusion.load({ model, devices: { text_encoder: 'cpu' } as never }), (e: Error) => {
+      assert.ok(e instanceof RangeError);
+      assert.match(e.message, /textEncoder, unet, vae but received "text_encoder"/);
+      return true;
+    });
+    await assert.rejects(StableDiffusion.load({ model, devices: { vae: ' ' } }), RangeError);
+  });
+
+  test('a device or backend that is not there gives ERR_BACKEND_UNAVAILABLE listing what is', async () => {
+    await assert.rejects(StableDiffusion.load({ model, backend: 'cpu', devices: { vae: 'Vulkan7' } }), (e: Coded) => {
+      assert.equal(e.code, 'ERR_BACKEND_UNAVAILABLE');
+      assert.match(e.message, /Device "Vulkan7" is not available; present: .*CPU/);
+      return true;
+    });
+    if (!listDevices().some((d) => d.backend === 'CUDA')) {
+      await assert.rejects(StableDiffusion.load({ model, backend: 'cpu', devices: { unet: 'cuda' } }), (e: Coded) => {
+        assert.equal(e.code, 'ERR_BACKEND_UNAVAILABLE');
+        assert.match(e.message, /The cuda backend .*; available: .*CPU \(CPU\)/);
+        return true;
+      });
+    }
+  });
+
+  test('sd.devices says where each network went; names and backends both place', async () => {
+    const cpu = listDevices().find((d) => d.backend === 'CPU')!;
+    const sd = await StableDiffusion.load({ model, backend: 'cpu', devices: { textEncoder: cpu.name.toLowerCase(), vae: 'cpu' } });
+    try {
+      for (const network of ['textEncoder', 'unet', 'vae'] as const) assert.equal(sd.devices[network].name, cpu.name);
+      assert.equal(sd.device, sd.devices.unet);
+      assert.equal(sd.memoryUsage().devices.length, 1);
+    } finally {
+      await sd.dispose();
+    }
+  });
+});
+
 describe('Vulkan device', { skip }, () => {
   test('listDevices() lists it with its memory; backend: vulkan loads onto it', async () => {
     assert.ok(device);
@@ -121,6 +163,59 @@ describe('Vulkan device', { skip }, () => {
       assert.equal(sd.device.backend, 'Vulkan');
     } finally {
       await sd.dispose();
+    }
+  });
+});
+
+describe('UNet on Vulkan, text encoder and VAE on the CPU', { skip }, () => {
+  test('each network runs where it was placed; memory is reported per device', async () => {
+    const goldens = pipelineGoldens();
+    const c = goldens.cases.find((g) => g.name === 'sd1-diffusers/ddim/g7.5/b1/injected')!;
+    const model = fixturePath(c.fixture, scratch);
+    const split = await StableDiffusion.load({ model, weightType: 'f32', backend: 'vulkan', devices: { textEncoder: 'cpu', vae: 'cpu' } });
+    const cpu = await StableDiffusion.load({ model, weightType: 'f32', backend: 'cpu' });
+    try {
+      assert.equal(split.devices.unet.backend, 'Vulkan');
+      assert.equal(split.devices.textEncoder.backend, 'CPU');
+      assert.equal(split.devices.vae.backend, 'CPU');
+      const result = await split.txt2img({
+        prompt: goldens.prompt,
+        negativePrompt: goldens.negativePrompt,
+        width: goldens.width,
+        height: goldens.height,
+        steps: goldens.steps,
+        seed: goldens.seed,
+        scheduler: c.scheduler,
+        guidanceScale: c.guidanceScale,
+        latents: goldens.tensor(c.injected!),
+      });
+      const latentError = relativeError(result.latents, goldens.tensor(c.latents));
+      const imageError = maxAbsDiff(result.images!, goldens.tensor(c.image));
+      console.log(`# split txt2img ${c.name}: latents ${latentError.toExponential(2)}, images ${(imageError * 255).toFixed(2)}/255`);
+      assert.ok(latentError <= PIPELINE_LATENT_BOUND, `final latents: relative error ${latentError}`);
+      assert.ok(imageError <= PIPELINE_IMAGE_BOUND, `images: max |Δ| ${imageError}`);
+
+      // The CPU-placed networks give the CPU's results exactly (the Vulkan device's f16
+      // arithmetic would not).
+      const ids = split.tokenizer.encode(goldens.prompt);
+      assert.deepEqual((await split.textEncoder.encode(ids)).data, (await cpu.textEncoder.encode(ids)).data);
+      assert.deepEqual((await split.vae.decode(result.latents)).data, (await cpu.vae.decode(result.latents)).data);
+
+      const usage = split.memoryUsage();
+      assert.equal(usage.devices.length, 2);
+      const onVulkan = usage.devices.find((d) => d.name === split.devices.unet.name)!;
+      const onCpu = usage.devices.find((d) => d.name === split.devices.vae.name)!;
+      assert.ok(onVulkan.weights.unet > 0 && onVulkan.compute.unet > 0);
+      assert.deepEqual([onVulkan.weights.textEncoder, onVulkan.weights.vae, onVulkan.compute.textEncoder, onVulkan.compute.vae], [0, 0, 0, 0]);
+      assert.ok(onCpu.weights.textEncoder > 0 && onCpu.weights.vae > 0 && onCpu.compute.vae > 0);
+      assert.deepEqual([onCpu.weights.unet, onCpu.compute.unet], [0, 0]);
+      assert.equal(usage.device.total, onVulkan.total + onCpu.total);
+      assert.equal(onVulkan.total, onVulkan.weights.unet + onVulkan.compute.unet);
+      assert.ok(onVulkan.peak >= onVulkan.total && onCpu.peak >= onCpu.weights.textEncoder + onCpu.weights.vae);
+      assert.equal(usage.device.name, usage.devices.map((d) => d.name).join(' + '));
+    } finally {
+      await split.dispose();
+      await cpu.dispose();
     }
   });
 });

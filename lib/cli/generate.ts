@@ -53,7 +53,9 @@ depth to image (on a depth model). Defaults follow diffusers: 50 steps, CFG scal
                            parameters; options given here override them
       --strict             refuse sizes that are not multiples of 8 instead of rounding
   Model: --weight-type ${WEIGHT_TYPES.join('|')}, --backend ${BACKENDS.join('|')},
-         --threads N, --vae FILE, --prediction-type epsilon|v_prediction
+         --threads N, --vae FILE, --prediction-type epsilon|v_prediction,
+         --text-encoder-device, --unet-device, --vae-device BACKEND|DEVICE (e.g. --vae-device cpu
+         with a GPU backend; device names as \`sdnode devices\` lists them)
   Memory: --flash-attention, --vae-tiling (decode/encode in blended tiles), --offload (one
           network on the device at a time)
   Output: -q/--quiet (no progress), --json (results on stdout, progress as JSON lines on stderr),
@@ -77,6 +79,9 @@ const OPTIONS = {
   'clip-skip': { type: 'string' },
   'weight-type': { type: 'string' },
   backend: { type: 'string' },
+  'text-encoder-device': { type: 'string' },
+  'unet-device': { type: 'string' },
+  'vae-device': { type: 'string' },
   threads: { type: 'string' },
   vae: { type: 'string' },
   'prediction-type': { type: 'string' },
@@ -278,8 +283,13 @@ export async function generate(args: string[]): Promise<void> {
   if (format === undefined) throw new UsageError(`-o must end in .png, .jpg, .jpeg or .webp (got "${output}")`);
   if (!existsSync(dirname(output) || '.')) throw new StableDiffusionError('ERR_FILE_WRITE', `Cannot write ${output}: its folder does not exist`, { path: output });
 
+  const devices: NonNullable<LoadOptions['devices']> = {};
+  for (const [flag, network] of [['text-encoder-device', 'textEncoder'], ['unet-device', 'unet'], ['vae-device', 'vae']] as const) {
+    if (v[flag] !== undefined) devices[network] = v[flag];
+  }
   const loadOptions: LoadOptions = {
     model: modelPath,
+    ...(Object.keys(devices).length > 0 && { devices }),
     ...(v['weight-type'] !== undefined && { weightType: oneOf(v['weight-type'], 'weight-type', WEIGHT_TYPES)! }),
     ...(v.backend !== undefined && { backend: oneOf(v.backend, 'backend', BACKENDS)! }),
     ...(v['prediction-type'] !== undefined && { predictionType: oneOf(v['prediction-type'], 'prediction-type', PREDICTION_TYPES)! }),

@@ -54,6 +54,9 @@ std::string string_option(const Napi::Object & options, const char * key) {
     return value.As<Napi::String>().Utf8Value();
 }
 
+// The JS names of a model's networks, indexed by sd::Network.
+const char * const kNetworkNames[sd::kNetworkCount] = {"textEncoder", "unet", "vae"};
+
 sd::DetectOptions detect_options(const Napi::Object & options) {
     sd::DetectOptions detect;
     std::string prediction = string_option(options, "predictionType");
@@ -97,7 +100,7 @@ public:
                             InstanceMethod<&ModelWrap::ReadWeight>("readWeight"),
                             InstanceMethod<&ModelWrap::Memory>("memory"),
                             InstanceMethod<&ModelWrap::MemoryUsage>("memoryUsage"),
-                            InstanceMethod<&ModelWrap::Device>("device"),
+                            InstanceMethod<&ModelWrap::Devices>("devices"),
                             InstanceMethod<&ModelWrap::VaeDecode>("vaeDecode"),
                             InstanceMethod<&ModelWrap::VaeEncode>("vaeEncode"),
                             InstanceMethod<&ModelWrap::UnetPredict>("unetPredict"),
@@ -218,25 +221,54 @@ private:
             o.Set("vae", static_cast<double>(values[static_cast<int>(sd::Network::vae)]));
             return o;
         };
+        // One entry per device the networks are placed on, with only its networks' buffers; `device`
+        // sums them all (the same as the one entry when every network shares a device).
+        const std::vector<ggml_backend_dev_t> & placed = m.devices();
+        Napi::Array devices = Napi::Array::New(env, placed.size());
+        std::string names;
+        for (size_t slot = 0; slot < placed.size(); ++slot) {
+            size_t weights[sd::kNetworkCount] = {0, 0, 0}, compute[sd::kNetworkCount] = {0, 0, 0};
+            for (int n = 0; n < sd::kNetworkCount; ++n) {
+                if (m.device(static_cast<sd::Network>(n)) != placed[slot]) continue;
+                weights[n] = device.weights[n];
+                compute[n] = device.compute[n];
+            }
+            Napi::Object d = Napi::Object::New(env);
+            d.Set("name", ggml_backend_dev_name(placed[slot]));
+            d.Set("weights", per_network(weights));
+            d.Set("compute", per_network(compute));
+            d.Set("total", static_cast<double>(device.device_total[slot]));
+            d.Set("peak", static_cast<double>(device.device_peak[slot]));
+            devices.Set(static_cast<uint32_t>(slot), d);
+            names += (names.empty() ? "" : " + ") + std::string(ggml_backend_dev_name(placed[slot]));
+        }
         Napi::Object d = Napi::Object::New(env);
-        d.Set("name", ggml_backend_dev_name(m.device()));
+        d.Set("name", names);
         d.Set("weights", per_network(device.weights));
         d.Set("compute", per_network(device.compute));
         d.Set("total", static_cast<double>(device.total));
         d.Set("peak", static_cast<double>(device.peak));
         result.Set("device", d);
+        result.Set("devices", devices);
         result.Set("offload", m.offload());
         if (reset) m.residency().reset_peak();
         return result;
     }
 
-    Napi::Value Device(const Napi::CallbackInfo & info) {
+    // devices() → { textEncoder, unet, vae }: each network's device as { name, description,
+    // backend, threads }.
+    Napi::Value Devices(const Napi::CallbackInfo & info) {
         const sd::Model & m = *model(info.Env());
         Napi::Object result = Napi::Object::New(info.Env());
-        result.Set("name", ggml_backend_dev_name(m.device()));
-        result.Set("description", ggml_backend_dev_description(m.device()));
-        result.Set("backend", ggml_backend_reg_name(ggml_backend_dev_backend_reg(m.device())));
-        result.Set("threads", m.threads());
+        for (int n = 0; n < sd::kNetworkCount; ++n) {
+            ggml_backend_dev_t device = m.device(static_cast<sd::Network>(n));
+            Napi::Object d = Napi::Object::New(info.Env());
+            d.Set("name", ggml_backend_dev_name(device));
+            d.Set("description", ggml_backend_dev_description(device));
+            d.Set("backend", ggml_backend_reg_name(ggml_backend_dev_backend_reg(device)));
+            d.Set("threads", m.threads());
+            result.Set(kNetworkNames[n], d);
+        }
         return result;
     }
 
@@ -329,7 +361,8 @@ private:
     std::shared_ptr<sd::Vae> vae_;  // created on first use; holds the VAE's graph allocator
 };
 
-// loadModel(path, { backend, weightType, predictionType, vae, threads }) → Promise<NativeModel>
+// loadModel(path, { backend, devices: { textEncoder, unet, vae }, weightType, predictionType, vae, threads,
+// offload }) → Promise<NativeModel>
 Napi::Value LoadModel(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
     std::string path = path_argument(info[0]);
@@ -337,6 +370,13 @@ Napi::Value LoadModel(const Napi::CallbackInfo & info) {
     sd::ModelLoadOptions load;
     std::string backend = string_option(options, "backend");
     if (!backend.empty()) load.backend = backend;
+    Napi::Value devices = options.Get("devices");
+    if (!devices.IsUndefined()) {
+        if (!devices.IsObject()) throw Napi::TypeError::New(env, "Expected options.devices to be an object");
+        for (int n = 0; n < sd::kNetworkCount; ++n) {
+            load.network_devices[n] = string_option(devices.As<Napi::Object>(), kNetworkNames[n]);
+        }
+    }
     load.weight_type = weight_type_option(options, GGML_TYPE_COUNT);
     load.detect = detect_options(options);
     std::string vae = string_option(options, "vae");

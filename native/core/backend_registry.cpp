@@ -108,6 +108,12 @@ ggml_backend_dev_t select_device(const std::string & backend) {
                 "The " + backend + " backend " + why + "; available: " + (present.empty() ? "none" : present));
 }
 
+ggml_backend_dev_t select_backend_or_device(const std::string & wanted) {
+    const std::string kind = lowercase(wanted);
+    if (kind == "auto" || kind == "cpu" || kind == "cuda" || kind == "vulkan") return select_device(wanted);
+    return find_device(wanted);
+}
+
 int default_thread_count() {
     unsigned int n = std::thread::hardware_concurrency();
     return n == 0 ? 4 : static_cast<int>(n);

@@ -36,6 +36,10 @@ ggml_backend_dev_t find_device(const std::string & name);
 // the CPU, among what is built and present). Throws ERR_BACKEND_UNAVAILABLE listing what is.
 ggml_backend_dev_t select_device(const std::string & backend);
 
+// A backend as select_device takes it, or a device's name as list_devices gives it ("Vulkan1"):
+// what a network's placement option may say. Throws ERR_BACKEND_UNAVAILABLE listing what is present.
+ggml_backend_dev_t select_backend_or_device(const std::string & wanted);
+
 // Initialises a backend on `device`; for CPU backends sets the thread count (0 = default).
 ggml_backend_t init_backend(ggml_backend_dev_t device, int threads);
 

@@ -73,7 +73,7 @@ struct Builder {
 
 ClipTextEncoder::ClipTextEncoder(const Model & model)
     : model_(model), config_(model.config().text),
-      runner_(std::make_unique<GraphRunner>(model.backend(), model.threads())) {
+      runner_(std::make_unique<GraphRunner>(model.backend(Network::text_encoder), model.threads())) {
     runner_->bind(&model.residency(), Network::text_encoder);
 }
 

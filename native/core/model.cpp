@@ -1,5 +1,6 @@
 #include "model.h"
 
+#include <algorithm>
 #include <set>
 
 #include "backend_registry.h"
@@ -33,8 +34,8 @@ OpenedModel open_model_with_vae(const std::string & path, const DetectOptions & 
 
 std::unique_ptr<Model> Model::load(const std::string & path, const ModelLoadOptions & options) {
     std::unique_ptr<Model> model(new Model());
-    model->device_ = select_device(options.backend);
     model->threads_ = options.threads > 0 ? options.threads : default_thread_count();
+    model->place_networks(options);
 
     OpenedModel opened = open_model_with_vae(path, options.detect, options.vae_path);
     model->path_ = path;
@@ -50,25 +51,44 @@ std::unique_ptr<Model> Model::load(const std::string & path, const ModelLoadOpti
         if (expected.count(t.name)) needed.push_back(t);
     }
 
-    model->backend_.reset(init_backend(model->device_, model->threads_));
     const bool keep = options.offload, upload_now = !options.offload;
-    model->text_encoder_ =
-        std::make_unique<ModelWeights>(needed, "text_encoder.", model->backend(), options.weight_type, keep, upload_now);
-    model->unet_ = std::make_unique<ModelWeights>(needed, "unet.", model->backend(), options.weight_type, keep, upload_now);
-    model->vae_ = std::make_unique<ModelWeights>(needed, "vae.", model->backend(), options.weight_type, keep, upload_now);
+    auto weights_of = [&](Network network, const char * prefix) {
+        return std::make_unique<ModelWeights>(needed, prefix, model->backend(network), options.weight_type, keep, upload_now);
+    };
+    model->text_encoder_ = weights_of(Network::text_encoder, "text_encoder.");
+    model->unet_ = weights_of(Network::unet, "unet.");
+    model->vae_ = weights_of(Network::vae, "vae.");
     model->residency_.set_weights(Network::text_encoder, model->text_encoder_.get());
     model->residency_.set_weights(Network::unet, model->unet_.get());
     model->residency_.set_weights(Network::vae, model->vae_.get());
     model->residency_.set_offload(options.offload);
-    // On Mesa's lavapipe, freeing a Vulkan compute buffer and allocating another corrupts the
-    // host heap (the same trigger as a graph outgrowing its buffer; issue 7), and no other GPU
-    // backend has been checked: only the CPU backend frees idle networks' buffers.
-    model->residency_.set_release_idle_compute(ggml_backend_dev_type(model->device_) == GGML_BACKEND_DEVICE_TYPE_CPU);
     model->residency_.note_allocation();
-    log(LogLevel::info, "loaded %s on %s: text encoder %.1f MB, UNet %.1f MB, VAE %.1f MB%s", path.c_str(),
-        ggml_backend_dev_name(model->device_), model->text_encoder_->full_bytes() / 1e6,
-        model->unet_->full_bytes() / 1e6, model->vae_->full_bytes() / 1e6, options.offload ? " (offloaded until used)" : "");
+    log(LogLevel::info, "loaded %s: text encoder %.1f MB on %s, UNet %.1f MB on %s, VAE %.1f MB on %s%s", path.c_str(),
+        model->text_encoder_->full_bytes() / 1e6, ggml_backend_dev_name(model->device(Network::text_encoder)),
+        model->unet_->full_bytes() / 1e6, ggml_backend_dev_name(model->device(Network::unet)),
+        model->vae_->full_bytes() / 1e6, ggml_backend_dev_name(model->device(Network::vae)),
+        options.offload ? " (offloaded until used)" : "");
     return model;
+}
+
+void Model::place_networks(const ModelLoadOptions & options) {
+    const ggml_backend_dev_t default_device = select_device(options.backend);
+    for (int i = 0; i < kNetworkCount; ++i) {
+        const std::string & wanted = options.network_devices[i];
+        const ggml_backend_dev_t device = wanted.empty() ? default_device : select_backend_or_device(wanted);
+        size_t slot = std::find(devices_.begin(), devices_.end(), device) - devices_.begin();
+        if (slot == devices_.size()) {
+            devices_.push_back(device);
+            backends_.emplace_back(init_backend(device, threads_));
+        }
+        const Network network = static_cast<Network>(i);
+        placements_[i] = Placement{device, backends_[slot].get()};
+        residency_.set_device(network, static_cast<int>(slot));
+        // On Mesa's lavapipe, freeing a Vulkan compute buffer and allocating another corrupts the
+        // host heap (the same trigger as a graph outgrowing its buffer; issue 7), and no other GPU
+        // backend has been checked: only networks on the CPU free their idle compute buffers.
+        residency_.set_release_idle_compute(network, ggml_backend_dev_type(device) == GGML_BACKEND_DEVICE_TYPE_CPU);
+    }
 }
 
 bool Model::network_of(const std::string & name, Network & network) {

@@ -1,8 +1,9 @@
 #pragma once
-// A loaded model: what detection concluded about it and its three networks' weights on one
-// device. Loading maps the files, checks every tensor the networks need, converts each weight to
-// its storage type (weight_types.h) and uploads it once; the file maps are released afterwards
-// (with offload they stay, to upload a network again; see residency.h).
+// A loaded model: what detection concluded about it and its three networks' weights, all on one
+// device or each on its own (e.g. the UNet on a GPU, the text encoder and VAE on the CPU).
+// Loading maps the files, checks every tensor the networks need, converts each weight to its
+// storage type (weight_types.h) and uploads it once; the file maps are released afterwards (with
+// offload they stay, to upload a network again; see residency.h).
 #include <memory>
 #include <string>
 #include <vector>
@@ -16,6 +17,9 @@ namespace sd {
 
 struct ModelLoadOptions {
     std::string backend = "auto";             // "auto", "cpu", "vulkan", "cuda"
+    // Per network (indexed by Network), a backend like `backend` or a device name ("Vulkan1");
+    // empty: where `backend` puts it.
+    std::string network_devices[kNetworkCount];
     ggml_type weight_type = GGML_TYPE_COUNT;  // GGML_TYPE_COUNT: keep each file's own types
     DetectOptions detect;                     // e.g. an explicit prediction type
     std::string vae_path;                     // a separate VAE file replacing the model's own
@@ -37,8 +41,11 @@ public:
     const std::string & path() const { return path_; }
     ModelLayout layout() const { return layout_; }
     FileFormat format() const { return format_; }
-    ggml_backend_dev_t device() const { return device_; }
-    ggml_backend_t backend() const { return backend_.get(); }
+    // Where a network's weights live and its graphs run.
+    ggml_backend_dev_t device(Network network) const { return placements_[static_cast<int>(network)].device; }
+    ggml_backend_t backend(Network network) const { return placements_[static_cast<int>(network)].backend; }
+    // The model's distinct devices, in the order of Residency's device slots.
+    const std::vector<ggml_backend_dev_t> & devices() const { return devices_; }
     int threads() const { return threads_; }
 
     const ModelWeights & text_encoder() const { return *text_encoder_; }
@@ -57,14 +64,21 @@ public:
 
 private:
     Model() = default;
+    // Chooses each network's device and starts one backend per distinct device.
+    void place_networks(const ModelLoadOptions & options);
 
     std::string path_;
     ModelLayout layout_ = ModelLayout::ldm;
     FileFormat format_ = FileFormat::safetensors;
     ModelConfig config_;
-    ggml_backend_dev_t device_ = nullptr;
+    struct Placement {
+        ggml_backend_dev_t device = nullptr;
+        ggml_backend_t backend = nullptr;  // owned by backends_
+    };
+    Placement placements_[kNetworkCount];
+    std::vector<ggml_backend_dev_t> devices_;
+    std::vector<BackendPtr> backends_;  // one per device, parallel to devices_
     int threads_ = 0;
-    BackendPtr backend_;
     std::unique_ptr<ModelWeights> text_encoder_, unet_, vae_;
     mutable Residency residency_;  // declared last: runners detach from it before it goes
 };

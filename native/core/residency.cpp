@@ -19,17 +19,22 @@ void Residency::detach(GraphRunner * runner) {
                    runners_.end());
 }
 
+void Residency::set_device(Network network, int slot) {
+    std::lock_guard<std::mutex> guard(registry_mutex_);
+    device_of_[static_cast<int>(network)] = slot;
+    devices_ = std::max(devices_, slot + 1);
+}
+
 std::unique_lock<std::mutex> Residency::enter(Network network) {
     std::unique_lock<std::mutex> stage;
     if (!offload_) {
-        if (!release_idle_compute_) return stage;
         // Weights stay, but only the entering network keeps a compute buffer: the UNet's (1.2 GB
         // at 512² for SD 1.5) and the VAE decoder's (0.9 GB) are never needed together, and the
         // price is one reallocation when a network runs again. A runner busy on another thread
         // keeps its buffer.
         std::lock_guard<std::mutex> guard(registry_mutex_);
         for (auto & [n, runner] : runners_) {
-            if (n != network) runner->release_if_idle();
+            if (n != network && release_idle_compute_[static_cast<int>(n)]) runner->release_if_idle();
         }
         return stage;
     }
@@ -50,18 +55,21 @@ std::unique_lock<std::mutex> Residency::enter(Network network) {
     return stage;
 }
 
-size_t Residency::total_locked() const {
+size_t Residency::total_locked(int slot) const {
     size_t total = 0;
-    for (ModelWeights * w : weights_) {
-        if (w != nullptr) total += w->bytes();
+    for (int i = 0; i < kNetworkCount; ++i) {
+        if (weights_[i] != nullptr && (slot < 0 || device_of_[i] == slot)) total += weights_[i]->bytes();
     }
-    for (const auto & entry : runners_) total += entry.second->compute_buffer_bytes();
+    for (const auto & [n, runner] : runners_) {
+        if (slot < 0 || device_of_[static_cast<int>(n)] == slot) total += runner->compute_buffer_bytes();
+    }
     return total;
 }
 
 void Residency::note_allocation() {
     std::lock_guard<std::mutex> guard(registry_mutex_);
     peak_ = std::max(peak_, total_locked());
+    for (int slot = 0; slot < devices_; ++slot) device_peak_[slot] = std::max(device_peak_[slot], total_locked(slot));
 }
 
 DeviceUsage Residency::usage() const {
@@ -71,12 +79,18 @@ DeviceUsage Residency::usage() const {
     for (const auto & [n, runner] : runners_) u.compute[static_cast<int>(n)] += runner->compute_buffer_bytes();
     u.total = total_locked();
     u.peak = std::max(peak_, u.total);
+    u.devices = devices_;
+    for (int slot = 0; slot < devices_; ++slot) {
+        u.device_total[slot] = total_locked(slot);
+        u.device_peak[slot] = std::max(device_peak_[slot], u.device_total[slot]);
+    }
     return u;
 }
 
 void Residency::reset_peak() {
     std::lock_guard<std::mutex> guard(registry_mutex_);
     peak_ = total_locked();
+    for (int slot = 0; slot < devices_; ++slot) device_peak_[slot] = total_locked(slot);
 }
 
 } // namespace sd

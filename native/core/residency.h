@@ -1,9 +1,11 @@
 #pragma once
 // Which of a model's networks hold device memory, and how much. Every graph run of a network
 // goes through enter(): it frees the other networks' compute buffers (those not running; on the
-// CPU backend, see set_release_idle_compute), and with offload on also their weights, bringing its own weights back from the model file if they
-// were freed, so at most one network's memory is on the device at a time. The accounting (weights and
-// compute buffers per network, and the peak of their sum) is kept in both modes.
+// CPU backend, see set_release_idle_compute), and with offload on also their weights, bringing
+// its own weights back from the model file if they were freed, so at most one network's memory
+// is held at a time. The accounting (weights and compute buffers per network, and the peak of
+// their sum, in all and per device when the networks are placed on different devices) is kept
+// in both modes.
 #include <atomic>
 #include <cstddef>
 #include <mutex>
@@ -17,11 +19,19 @@ class ModelWeights;
 enum class Network { text_encoder = 0, unet = 1, vae = 2 };
 constexpr int kNetworkCount = 3;
 
+// A model's networks can be placed on different devices (at most one each); a device slot is the
+// index of a device among the model's own (Residency::set_device).
+constexpr int kMaxDevices = kNetworkCount;
+
 struct DeviceUsage {
     size_t weights[kNetworkCount] = {0, 0, 0};
     size_t compute[kNetworkCount] = {0, 0, 0};
     size_t total = 0;  // weights + compute, all networks
     size_t peak = 0;   // the largest total seen since load or the last reset_peak()
+    // The same two figures per device slot, over the networks placed on it.
+    int devices = 1;
+    size_t device_total[kMaxDevices] = {0, 0, 0};
+    size_t device_peak[kMaxDevices] = {0, 0, 0};
 };
 
 class Residency {
@@ -33,8 +43,10 @@ public:
     void set_weights(Network network, ModelWeights * weights) { weights_[static_cast<int>(network)] = weights; }
     void set_offload(bool offload) { offload_ = offload; }
     bool offload() const { return offload_; }
-    // Whether entering a network frees the other networks' idle compute buffers without offload.
-    void set_release_idle_compute(bool release) { release_idle_compute_ = release; }
+    // The device slot `network` is placed on (0 when all share one device).
+    void set_device(Network network, int slot);
+    // Whether entering another network frees `network`'s idle compute buffer without offload.
+    void set_release_idle_compute(Network network, bool release) { release_idle_compute_[static_cast<int>(network)] = release; }
 
     // Runners register for the life of their network object so that offload can free their
     // compute buffers; a runner must detach before it is destroyed.
@@ -52,15 +64,19 @@ public:
     void reset_peak();
 
 private:
-    size_t total_locked() const;
+    // Weights and compute buffers of the networks on device `slot`, or of all for slot -1.
+    size_t total_locked(int slot = -1) const;
 
     bool offload_ = false;
-    bool release_idle_compute_ = true;
+    bool release_idle_compute_[kNetworkCount] = {true, true, true};
+    int device_of_[kNetworkCount] = {0, 0, 0};
+    int devices_ = 1;
     ModelWeights * weights_[kNetworkCount] = {nullptr, nullptr, nullptr};
     std::mutex stage_mutex_;  // held across a network's use under offload
     mutable std::mutex registry_mutex_;
     std::vector<std::pair<Network, GraphRunner *>> runners_;
     size_t peak_ = 0;
+    size_t device_peak_[kMaxDevices] = {0, 0, 0};
 };
 
 } // namespace sd

@@ -180,7 +180,7 @@ std::vector<float> timestep_embedding(const std::vector<float> & timesteps, int 
 
 UNet::UNet(std::shared_ptr<const Model> model, UNetOptions options)
     : model_(std::move(model)), config_(model_->config().unet), weights_(model_->unet()), options_(options),
-      runner_(model_->backend(), model_->threads(), 32768) {
+      runner_(model_->backend(Network::unet), model_->threads(), 32768) {
     runner_.bind(&model_->residency(), Network::unet);
 }
 
@@ -242,6 +242,7 @@ HostTensor UNet::predict(const TensorView & sample, const std::vector<float> & t
     const int tdim = config_.block_channels[0];
     std::vector<float> temb = timestep_embedding(t, tdim);
 
+    ggml_backend_t backend = model_->backend(Network::unet);
     std::lock_guard<std::mutex> lock(mutex_);
     return runner_.run(
         [&](ggml_context * ctx, GraphInputs & inputs) {
@@ -249,7 +250,7 @@ HostTensor UNet::predict(const TensorView & sample, const std::vector<float> & t
             ggml_tensor * e = inputs.add_f32(ctx, "timestep_embedding", temb.data(), {tdim, batch});
             ggml_tensor * c = inputs.add_f32(ctx, "context", context.data, {context.shape[2], context.shape[1], batch});
             Builder builder(ctx, config_, weights_, options_.flash_attention,
-                            nn::conv_path_for(model_->backend(), nn::ConvPath::im2col), nn::is_cpu_backend(model_->backend()));
+                            nn::conv_path_for(backend, nn::ConvPath::im2col), nn::is_cpu_backend(backend));
             return builder.forward(x, e, c);
         },
         4);

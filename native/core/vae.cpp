@@ -103,7 +103,7 @@ std::string shape_text(const std::vector<int64_t> & shape) {
 } // namespace
 
 Vae::Vae(std::shared_ptr<const Model> model)
-    : model_(std::move(model)), runner_(model_->backend(), model_->threads()) {
+    : model_(std::move(model)), runner_(model_->backend(Network::vae), model_->threads()) {
     runner_.bind(&model_->residency(), Network::vae);
 }
 
@@ -145,12 +145,13 @@ HostTensor Vae::decode(const TensorView & latents) {
     check_decode_input(latents.shape);
     const VaeConfig & config = model_->config().vae;
     const ModelWeights & weights = model_->vae();
+    const nn::ConvPath conv_path = nn::conv_path_for(model_->backend(Network::vae), nn::ConvPath::direct);
     std::lock_guard<std::mutex> lock(mutex_);
     return runner_.run(
         [&](ggml_context * ctx, GraphInputs & inputs) {
             const auto & s = latents.shape;
             ggml_tensor * z = inputs.add_f32(ctx, "latents", latents.data, {s[3], s[2], s[1], s[0]});
-            return VaeGraph{ctx, weights, config.norm_groups, nn::conv_path_for(model_->backend(), nn::ConvPath::direct)}.decoder(z, config);
+            return VaeGraph{ctx, weights, config.norm_groups, conv_path}.decoder(z, config);
         },
         4);
 }
@@ -159,12 +160,13 @@ HostTensor Vae::encode(const TensorView & image) {
     check_encode_input(image.shape);
     const VaeConfig & config = model_->config().vae;
     const ModelWeights & weights = model_->vae();
+    const nn::ConvPath conv_path = nn::conv_path_for(model_->backend(Network::vae), nn::ConvPath::direct);
     std::lock_guard<std::mutex> lock(mutex_);
     return runner_.run(
         [&](ggml_context * ctx, GraphInputs & inputs) {
             const auto & s = image.shape;
             ggml_tensor * x = inputs.add_f32(ctx, "image", image.data, {s[3], s[2], s[1], s[0]});
-            return VaeGraph{ctx, weights, config.norm_groups, nn::conv_path_for(model_->backend(), nn::ConvPath::direct)}.encoder(x, config);
+            return VaeGraph{ctx, weights, config.norm_groups, conv_path}.encoder(x, config);
         },
         4);
 }
