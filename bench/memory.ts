@@ -1,7 +1,7 @@
 // Peak memory per stage for the low-memory options, on the full-size random SD 1.5 model:
 //   node --import tsx bench/memory.ts [--model PATH] [--size 512] [--types f16,q8_0,q4_0]
 //        [--threads 2] [--configs all|matrix|lowest|LIST] [--out results.jsonl]
-//        [--backend cpu|vulkan|cuda|auto]
+//        [--backend cpu|vulkan|cuda|auto] [--devices textEncoder=cpu,vae=cpu]
 // LIST: comma-separated weightType:flash:tiling:offload with 0/1, e.g. f16:0:0:0,q4_0:1:1:1.
 //
 // Each configuration (weight type × flashAttention × vaeTiling [× offload]) runs in its own
@@ -11,12 +11,13 @@
 // overall, the backend's own accounting (ggml buffers: weights + compute) at its peak, and the
 // seconds each stage took. Times are only meaningful on an idle machine. With --backend vulkan
 // or cuda, "device" is that backend's own accounting of its buffers (a Vulkan build and
-// GGML_VK_VISIBLE_DEVICES=0 for lavapipe; see the README's "Vulkan").
+// GGML_VK_VISIBLE_DEVICES=0 for lavapipe; see the README's "Vulkan"). --devices places networks
+// on other devices (LoadOptions.devices); the device peak is then given per device.
 import { execFileSync } from 'node:child_process';
 import { appendFileSync, existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-import { StableDiffusion, Tensor, type MemoryUsage } from '../lib/index.js';
+import { StableDiffusion, Tensor, type DeviceChoice, type MemoryUsage, type Network } from '../lib/index.js';
 import { filled } from './inputs.js';
 
 interface Config {
@@ -30,6 +31,8 @@ interface StageResult {
   seconds: number;
   hostPeak: number | null;
   devicePeak: number;
+  /** Per device name, when the networks are placed on more than one. */
+  devicePeaks: Record<string, number>;
 }
 
 type Backend = 'cpu' | 'vulkan' | 'cuda' | 'auto';
@@ -42,6 +45,19 @@ interface Result {
   hostPeak: number | null;
   hostPeakResettable: boolean;
   devicePeak: number;
+  devicePeaks: Record<string, number>;
+}
+
+type Placement = Partial<Record<Network, DeviceChoice>>;
+
+/** `textEncoder=cpu,vae=cpu` → `{ textEncoder: 'cpu', vae: 'cpu' }`. */
+function parsePlacement(text: string): Placement {
+  const placement: Placement = {};
+  for (const item of text.split(',').filter(Boolean)) {
+    const [network, device] = item.split('=');
+    placement[network as Network] = device!;
+  }
+  return placement;
 }
 
 const args = process.argv.slice(2);
@@ -51,14 +67,22 @@ const option = (name: string, fallback: string): string => {
 };
 
 
-async function measureOne(model: string, size: number, threads: number, backend: Backend, config: Config): Promise<Result> {
+async function measureOne(
+  model: string,
+  size: number,
+  threads: number,
+  backend: Backend,
+  devices: Placement,
+  config: Config,
+): Promise<Result> {
   let start = process.hrtime.bigint();
   const stage = (usage: MemoryUsage): StageResult => {
     const seconds = Number(process.hrtime.bigint() - start) / 1e9;
     start = process.hrtime.bigint();
-    return { seconds, hostPeak: usage.host.peak, devicePeak: usage.device.peak };
+    const devicePeaks = Object.fromEntries(usage.devices.map((d) => [d.name, d.peak]));
+    return { seconds, hostPeak: usage.host.peak, devicePeak: usage.device.peak, devicePeaks };
   };
-  const sd = await StableDiffusion.load({ model, threads, backend, ...config });
+  const sd = await StableDiffusion.load({ model, threads, backend, devices, ...config });
   const device = sd.device.name;
   const load = stage(sd.memoryUsage({ resetPeak: true }));
   const { cond, uncond } = await sd.encodePrompt('a photograph of an astronaut riding a horse', { negativePrompt: 'blurry' });
@@ -83,6 +107,9 @@ async function measureOne(model: string, size: number, threads: number, backend:
     hostPeak: hostPeaks.length ? Math.max(...hostPeaks) : null,
     hostPeakResettable: last.host.peakReset,
     devicePeak: Math.max(...all.map((s) => s.devicePeak)),
+    devicePeaks: Object.fromEntries(
+      Object.keys(load.devicePeaks).map((name) => [name, Math.max(...all.map((s) => s.devicePeaks[name] ?? 0))]),
+    ),
   };
 }
 
@@ -94,8 +121,9 @@ async function main(): Promise<void> {
   const size = Number(option('--size', '512'));
   const threads = Number(option('--threads', '2'));
   const backend = option('--backend', 'cpu') as Backend;
+  const devices = option('--devices', '');
   if (one) {
-    console.log(JSON.stringify(await measureOne(model, size, threads, backend, JSON.parse(one) as Config)));
+    console.log(JSON.stringify(await measureOne(model, size, threads, backend, parsePlacement(devices), JSON.parse(one) as Config)));
     return;
   }
   if (!existsSync(model)) {
@@ -120,14 +148,14 @@ async function main(): Promise<void> {
       }
     }
   }
-  console.log(`model ${model}, ${size}², ${threads} threads, backend ${backend}; GB = 1e9 bytes`);
+  console.log(`model ${model}, ${size}², ${threads} threads, backend ${backend}${devices ? `, devices ${devices}` : ''}; GB = 1e9 bytes`);
   console.log('host = peak RSS of the process (VmHWM) per stage; device = ggml buffers (weights + compute) at their peak');
   console.log('| weights | flash | tiling | offload | host: load | encode | sample | decode | host peak | device peak | s: load / encode / UNet / decode |');
   console.log('|---|---|---|---|---|---|---|---|---|---|---|');
   for (const config of configs) {
     const text = execFileSync(
       process.execPath,
-      ['--import', 'tsx', fileURLToPath(import.meta.url), '--one', JSON.stringify(config), '--model', model, '--size', String(size), '--threads', String(threads), '--backend', backend],
+      ['--import', 'tsx', fileURLToPath(import.meta.url), '--one', JSON.stringify(config), '--model', model, '--size', String(size), '--threads', String(threads), '--backend', backend, '--devices', devices],
       { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] },
     );
     const line = text.trim().split('\n').pop()!;
@@ -136,10 +164,12 @@ async function main(): Promise<void> {
     const s = r.stages;
     const yes = (v: boolean): string => (v ? 'on' : 'off');
     if (backend !== 'cpu') console.log(`(device ${r.device})`);
+    const peaks = Object.entries(r.devicePeaks);
+    const devicePeak = peaks.length > 1 ? peaks.map(([name, peak]) => `${name} ${gb(peak)}`).join(' / ') : gb(r.devicePeak);
     console.log(
       `| ${config.weightType} | ${yes(config.flashAttention)} | ${yes(config.vaeTiling)} | ${yes(config.offload)} | ` +
         `${gb(s.load.hostPeak)} | ${gb(s.encode.hostPeak)} | ${gb(s.sample.hostPeak)} | ${gb(s.decode.hostPeak)} | ` +
-        `${gb(r.hostPeak)} | ${gb(r.devicePeak)} | ` +
+        `${gb(r.hostPeak)} | ${devicePeak} | ` +
         `${[s.load, s.encode, s.sample, s.decode].map((x) => x.seconds.toFixed(1)).join(' / ')} |`,
     );
   }
