@@ -3,6 +3,7 @@
 #include <cmath>
 #include <string>
 
+#include "attention_cpu.h"
 #include "error.h"
 #include "geglu.h"
 #include "nn_layers.h"
@@ -55,7 +56,9 @@ public:
         ggml_tensor * q = nn::linear(ctx_, weights_, p + "to_q", x);
         ggml_tensor * k = nn::linear(ctx_, weights_, p + "to_k", kv_in);
         ggml_tensor * v = nn::linear(ctx_, weights_, p + "to_v", kv_in);
-        ggml_tensor * o = nn::attention(ctx_, q, k, v, heads, flash_);
+        ggml_tensor * o = cpu_graph_ && !flash_ && nn::attention_cpu_enabled()
+                              ? nn::attention_cpu(ctx_, q, k, v, heads, 1.0f / std::sqrt(static_cast<float>(q->ne[0] / heads)))
+                              : nn::attention(ctx_, q, k, v, heads, flash_);
         return nn::linear(ctx_, weights_, p + "to_out.0", o);
     }
 

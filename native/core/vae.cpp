@@ -1,8 +1,10 @@
 #include "vae.h"
 
+#include <cmath>
 #include <cstdlib>
 #include <string>
 
+#include "attention_cpu.h"
 #include "error.h"
 #include "nn_layers.h"
 
@@ -21,6 +23,7 @@ struct VaeGraph {
     // On GPU backends the direct convolution: at full image resolution an unfolded input would
     // take 9× the layer's activations.
     nn::ConvPath path;
+    bool cpu_graph;  // computed on the CPU backend: our own attention op may be used
 
     ggml_tensor * conv(const std::string & name, ggml_tensor * x, int stride, int padding) const {
         return nn::conv2d(ctx, w, name, x, stride, padding, path);
@@ -48,7 +51,10 @@ struct VaeGraph {
         ggml_tensor * q = nn::linear(ctx, w, name + ".to_q", seq);
         ggml_tensor * k = nn::linear(ctx, w, name + ".to_k", seq);
         ggml_tensor * v = nn::linear(ctx, w, name + ".to_v", seq);
-        ggml_tensor * o = nn::linear(ctx, w, name + ".to_out.0", nn::attention(ctx, q, k, v, 1));
+        ggml_tensor * a = cpu_graph && nn::attention_cpu_enabled()
+                              ? nn::attention_cpu(ctx, q, k, v, 1, 1.0f / std::sqrt(static_cast<float>(q->ne[0])))
+                              : nn::attention(ctx, q, k, v, 1);
+        ggml_tensor * o = nn::linear(ctx, w, name + ".to_out.0", a);
         return ggml_add(ctx, x, nn::from_sequence(ctx, o, width, height));
     }
 
@@ -146,12 +152,13 @@ HostTensor Vae::decode(const TensorView & latents) {
     const VaeConfig & config = model_->config().vae;
     const ModelWeights & weights = model_->vae();
     const nn::ConvPath conv_path = nn::conv_path_for(model_->backend(Network::vae), nn::ConvPath::direct);
+    const bool cpu = nn::is_cpu_backend(model_->backend(Network::vae));
     std::lock_guard<std::mutex> lock(mutex_);
     return runner_.run(
         [&](ggml_context * ctx, GraphInputs & inputs) {
             const auto & s = latents.shape;
             ggml_tensor * z = inputs.add_f32(ctx, "latents", latents.data, {s[3], s[2], s[1], s[0]});
-            return VaeGraph{ctx, weights, config.norm_groups, conv_path}.decoder(z, config);
+            return VaeGraph{ctx, weights, config.norm_groups, conv_path, cpu}.decoder(z, config);
         },
         4);
 }
@@ -161,12 +168,13 @@ HostTensor Vae::encode(const TensorView & image) {
     const VaeConfig & config = model_->config().vae;
     const ModelWeights & weights = model_->vae();
     const nn::ConvPath conv_path = nn::conv_path_for(model_->backend(Network::vae), nn::ConvPath::direct);
+    const bool cpu = nn::is_cpu_backend(model_->backend(Network::vae));
     std::lock_guard<std::mutex> lock(mutex_);
     return runner_.run(
         [&](ggml_context * ctx, GraphInputs & inputs) {
             const auto & s = image.shape;
             ggml_tensor * x = inputs.add_f32(ctx, "image", image.data, {s[3], s[2], s[1], s[0]});
-            return VaeGraph{ctx, weights, config.norm_groups, conv_path}.encoder(x, config);
+            return VaeGraph{ctx, weights, config.norm_groups, conv_path, cpu}.encoder(x, config);
         },
         4);
 }

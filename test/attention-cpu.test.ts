@@ -1,0 +1,82 @@
+// The CPU's attention op (native/core/attention_cpu.cpp: scores, softmax and the product with v
+// per block of queries, through our own GEMM, native/core/gemm_f32.cpp) runs in every UNet and
+// VAE golden of test/unet.test.ts and vae.test.ts with the best GEMM kernel this CPU has (the
+// VAE's single head of 512 or fewer channels over every latent pixel). Here the same f32 goldens
+// run with each lower kernel (SDNODE_GEMM_KERNEL, read whenever a graph is built), so that the
+// AVX2 and portable kernels, with their own row blocks (6 and 2 rows) and remainders, are
+// checked on a machine with AVX-512 too; and with SDNODE_ATTENTION=ggml, the ggml graph that
+// other backends use. Query counts include 120, 30 and 9 (the 12×10 case), so no kernel's row
+// block divides every one; keys include 77 text tokens (padded to 80).
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+
+import { StableDiffusion } from '../lib/index.js';
+import { fixturePath, relativeError, unetGoldens, vaeGoldens } from './helpers/goldens.js';
+
+const scratch = mkdtempSync(join(tmpdir(), 'sdnode-attention-'));
+const models = new Map<string, StableDiffusion>();
+async function model(fixture: string): Promise<StableDiffusion> {
+  let sd = models.get(fixture);
+  if (!sd) {
+    sd = await StableDiffusion.load({ model: fixturePath(fixture, scratch), backend: 'cpu', threads: 2, weightType: 'f32' });
+    models.set(fixture, sd);
+  }
+  return sd;
+}
+after(async () => {
+  for (const sd of models.values()) await sd.dispose();
+  rmSync(scratch, { recursive: true, force: true });
+  delete process.env.SDNODE_GEMM_KERNEL;
+  delete process.env.SDNODE_ATTENTION;
+});
+
+const SETTINGS: Array<[string, Record<string, string>]> = [
+  ['AVX2 GEMM kernel', { SDNODE_GEMM_KERNEL: 'avx2' }],
+  ['portable GEMM kernel', { SDNODE_GEMM_KERNEL: 'portable' }],
+  ["ggml's attention graph", { SDNODE_ATTENTION: 'ggml' }],
+];
+
+/** Runs `body` with `env` set, then puts the environment back. */
+async function withEnv(env: Record<string, string>, body: () => Promise<void>): Promise<void> {
+  const saved = { ...process.env };
+  Object.assign(process.env, env);
+  try {
+    await body();
+  } finally {
+    for (const key of Object.keys(env)) {
+      if (saved[key] === undefined) delete process.env[key];
+      else process.env[key] = saved[key];
+    }
+  }
+}
+
+for (const [label, env] of SETTINGS) {
+  describe(`f32 goldens with the ${label}`, () => {
+    const unet = unetGoldens();
+    for (const c of unet.cases) {
+      test(`UNet ${c.name}`, () =>
+        withEnv(env, async () => {
+          const sd = await model(c.fixture);
+          for (const out of c.outputs) {
+            const ours = await sd.unet.predict(unet.tensor(c.sample), out.timestep, unet.tensor(c.context));
+            const err = relativeError(ours, unet.tensor(out));
+            assert.ok(err <= 1e-4, `t=${JSON.stringify(out.timestep)}: error ${err.toExponential(3)} > 1e-4`);
+          }
+        }));
+    }
+    const vae = vaeGoldens();
+    for (const c of vae.cases) {
+      test(`VAE ${c.model} ${c.op} [${c.input.shape.join(', ')}]`, () =>
+        withEnv(env, async () => {
+          const sd = await model(c.model);
+          const input = vae.input(c);
+          const ours = c.op === 'decode' ? await sd.vae.decode(input) : (await sd.vae.encodeDistribution(input)).moments;
+          const err = relativeError(ours, vae.output(c));
+          assert.ok(err <= 1e-4, `error ${err.toExponential(3)} > 1e-4`);
+        }));
+    }
+  });
+}
