@@ -23,8 +23,8 @@ constexpr int kTilePositions = 16;
 constexpr int64_t kTileGroup = 8;
 // Input channels transformed together: one vector of them per patch position, so that the
 // arithmetic runs across channels and each transformed value is a contiguous 64-byte store.
-// The input channel count must be a multiple of it. The kernel and output transforms work on
-// blocks of as many output channels, one vector of them.
+// The input channel count must be a multiple of it. The output transform works on blocks of as
+// many output channels, one vector of them.
 constexpr int64_t kChannelBlock = 16;
 
 int64_t min_tiles() {
@@ -272,8 +272,8 @@ void transform_output(ggml_tensor * dst, int ith, int nth, void *) {
         const int64_t row = p.row_begin + r, n = row / tiles_h, ty = row % tiles_h;
         float block_bias[kChannelBlock] = {};
         if (bias != nullptr) std::copy_n(bias + c0, lanes, block_bias);
-        output_tiles(static_cast<const float *>(product->data) + r * tiles_w * tile_stride + c0, position_stride, tile_stride, tiles_w,
-                     block_bias, top.data(), bottom.data());
+        const float * row_products = static_cast<const float *>(product->data) + r * tiles_w * tile_stride + c0;
+        output_tiles(row_products, position_stride, tile_stride, tiles_w, block_bias, top.data(), bottom.data());
         for (int64_t l = 0; l < lanes; ++l) {
             char * plane = static_cast<char *>(dst->data) + (c0 + l) * dst->nb[2] + n * dst->nb[3];
             auto * upper_row = reinterpret_cast<float *>(plane + 2 * ty * dst->nb[1]);

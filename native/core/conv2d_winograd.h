@@ -13,9 +13,10 @@
 // so the result is no less accurate than unfolding, which rounds activations to F16. The 16
 // GEMMs are our own op (winograd_gemm.h), accumulating along output channels.
 //
-// Costs the unfolding path does not have: the kernel transform writes 16·IC·OC floats per
-// evaluation, which only pays off with enough tiles per GEMM (winograd_applies()), and the
-// transformed input and the 16 products are F32 (16·IC and 16·OC floats per tile): they are
+// Costs the unfolding path does not have: the kernel transform writes 16·IC·OCp floats per
+// evaluation (OCp: OC rounded up to the GEMM's panel of 32), which only pays off with enough
+// tiles per GEMM (winograd_applies()), and the transformed input and the 16 products are F32
+// (16·IC and 16·OCp floats per tile): they are
 // built for stripes of tile rows under the same byte bound as unfolding's stripes, and each
 // stripe's output transform writes its rows of the result in place before the next stripe is
 // transformed, so only one stripe's are held at a time.

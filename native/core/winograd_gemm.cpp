@@ -117,9 +117,11 @@ template <int M> struct Avx2Block {
 };
 
 WinogradGemmKernel best_kernel_of_cpu() {
-    static const WinogradGemmKernel best = __builtin_cpu_supports("avx512f")                                     ? WinogradGemmKernel::avx512
-                                           : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? WinogradGemmKernel::avx2
-                                                                                                             : WinogradGemmKernel::portable;
+    static const WinogradGemmKernel best = []() {
+        if (__builtin_cpu_supports("avx512f")) return WinogradGemmKernel::avx512;
+        if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return WinogradGemmKernel::avx2;
+        return WinogradGemmKernel::portable;
+    }();
     return best;
 }
 #else
@@ -153,8 +155,8 @@ WinogradGemmKernel winograd_gemm_kernel() {
 // Work items: (position, chunk of tiles, panel), panels innermost, so that a thread's
 // consecutive items reuse one chunk of V from L2 while the panels of U stream through; threads
 // take contiguous ranges of items and write disjoint parts of M.
-void winograd_gemm(WinogradGemmKernel kernel, const WinogradGemmShape & shape, const float * v, const float * u, float * m, int ith,
-                   int nth) {
+void winograd_gemm(WinogradGemmKernel kernel, const WinogradGemmShape & shape, const float * v, const float * u, float * m,
+                   int ith, int nth) {
     const int64_t tiles = shape.tiles, in_c = shape.in_c, out_c = shape.out_c_padded;
     const int64_t chunk = tiles_per_chunk(in_c);
     const int64_t chunks = (tiles + chunk - 1) / chunk, panels = out_c / kWinogradPanel;

@@ -40,7 +40,7 @@ struct WinogradGemmShape {
 };
 
 // Thread ith of nth computes its share of M (disjoint outputs; no synchronisation needed).
-void winograd_gemm(WinogradGemmKernel kernel, const WinogradGemmShape & shape, const float * v, const float * u, float * m, int ith,
-                   int nth);
+void winograd_gemm(WinogradGemmKernel kernel, const WinogradGemmShape & shape, const float * v, const float * u, float * m,
+                   int ith, int nth);
 
 } // namespace sd::nn
