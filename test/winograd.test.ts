@@ -5,7 +5,14 @@
 // VAE goldens, odd widths and heights included (the UNet's 12×10 case halves to 6×5 and 3×3,
 // the tiled decode's 12×9 case), go through it. The F(2×2, 3×3) transforms are additions and
 // halvings in F32, so the bounds are the ones the unfolding path meets.
+//
+// The 16 GEMMs (native/core/winograd_gemm.h) work on chunks of tiles sized for L2; this file
+// shrinks them to 24 tiles (SDNODE_WINOGRAD_CHUNK_BYTES), so that a layer has several chunks and
+// most have a short last block of tiles. They run the best micro-kernel the CPU has; the last
+// group below asks for the lower ones too (SDNODE_WINOGRAD_GEMM, read at each graph build), so
+// that an AVX-512 machine checks its AVX2 and portable code as well.
 process.env.SDNODE_WINOGRAD_MIN_TILES = '1';
+process.env.SDNODE_WINOGRAD_CHUNK_BYTES = '4096';
 
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -74,5 +81,37 @@ describe('Winograd convolutions on every 3×3 layer equal the goldens', () => {
       const err = relativeError(ours, tiling.output(c));
       assert.ok(err <= 1e-4, `error ${err.toExponential(3)} > 1e-4`);
     });
+  }
+});
+
+describe('each GEMM micro-kernel equals the goldens', () => {
+  const unet = unetGoldens();
+  const vae = vaeGoldens();
+  for (const kernel of ['avx2', 'portable']) {
+    const withKernel = async <T>(run: () => Promise<T>): Promise<T> => {
+      process.env.SDNODE_WINOGRAD_GEMM = kernel;
+      try {
+        return await run();
+      } finally {
+        delete process.env.SDNODE_WINOGRAD_GEMM;
+      }
+    };
+    for (const c of unet.cases) {
+      test(`${kernel}: UNet ${c.name} f32`, async () => {
+        const sd = await model(c.fixture, 'f32');
+        for (const out of c.outputs) {
+          const ours = await withKernel(() => sd.unet.predict(unet.tensor(c.sample), out.timestep, unet.tensor(c.context)));
+          const err = relativeError(ours, unet.tensor(out));
+          assert.ok(err <= 1e-4, `t=${JSON.stringify(out.timestep)}: error ${err.toExponential(3)} > 1e-4`);
+        }
+      });
+    }
+    for (const c of vae.cases.filter((v) => v.op === 'decode')) {
+      test(`${kernel}: VAE ${c.model} decode [${c.input.shape.join(', ')}]`, async () => {
+        const sd = await model(c.model, 'f32');
+        const err = relativeError(await withKernel(() => sd.vae.decode(vae.input(c))), vae.output(c));
+        assert.ok(err <= 1e-4, `error ${err.toExponential(3)} > 1e-4`);
+      });
+    }
   }
 });

@@ -10,6 +10,7 @@
 #include "error.h"
 #include "fp16_convert.h"
 #include "vector_clones.h"
+#include "winograd_gemm.h"
 
 namespace sd::nn {
 
@@ -22,8 +23,8 @@ constexpr int kTilePositions = 16;
 constexpr int64_t kTileGroup = 8;
 // Input channels transformed together: one vector of them per patch position, so that the
 // arithmetic runs across channels and each transformed value is a contiguous 64-byte store.
-// Also the F32 GEMM's vector width (16 floats with AVX-512), which the channel count must be a
-// multiple of for the tiled GEMM.
+// The input channel count must be a multiple of it. The output transform works on blocks of as
+// many output channels, one vector of them.
 constexpr int64_t kChannelBlock = 16;
 
 int64_t min_tiles() {
@@ -46,8 +47,12 @@ struct OutputParams {
 // Stripes per layer at most: each adds three graph nodes.
 constexpr int64_t kMaxStripes = 32;
 
-// U = G·g·Gᵀ for n input channels: g holds 9 planes of n values (kernel position ky·3 + kx),
-// u 16 rows of n values, `u_stride` bytes apart. Written over whole rows, so that the compiler
+// Input channels per step of the kernel transform: their 9 gathered planes of a panel's
+// output channels (36 KB) stay in L1.
+constexpr int64_t kKernelChunk = 32;
+
+// U = G·g·Gᵀ for n (input, output) channel pairs: g holds 9 planes of n values (kernel position
+// ky·3 + kx), u 16 rows of n values, `u_stride` bytes apart. Written over whole rows, so that the compiler
 // vectorizes across channels (the rows do not overlap: __restrict).
 SD_VECTOR_CLONES void kernel_planes_to_tiles(const float * __restrict g, char * __restrict u, size_t u_stride, int64_t n) {
     const float * __restrict g0 = g;
@@ -84,27 +89,47 @@ SD_VECTOR_CLONES void kernel_planes_to_tiles(const float * __restrict g, char * 
     }
 }
 
-// dst ne = (IC, OC, 16) F32: U = G·g·Gᵀ for each (ic, oc), with
-//   G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1].
-// src: the kernel, ne = (3, 3, IC, OC) F16 or F32, contiguous. Split over output channels; each
-// output channel's kernels are converted to F32 at once and laid out as 9 planes of IC values,
-// so that the transform runs over contiguous rows and writes 16 contiguous rows.
+// Gathers the kernels of one U panel's output channels oc0 … oc0 + kWinogradPanel − 1 (the lanes)
+// for input channels ic0 … ic0 + n − 1 into 9 planes of n rows of lanes, as F32, so that the
+// transform runs over the panel's contiguous rows; lanes past the last output channel are zeros,
+// U's padding columns.
+void gather_kernels(const ggml_tensor * kernel, int64_t oc0, int64_t ic0, int64_t n, float * slab, float * g) {
+    const int64_t out_c = kernel->ne[3];
+    for (int64_t l = 0; l < kWinogradPanel; ++l) {
+        if (oc0 + l >= out_c) {
+            for (int64_t r = 0; r < n; ++r) {
+                for (int p = 0; p < 9; ++p) g[(p * n + r) * kWinogradPanel + l] = 0.0f;
+            }
+            continue;
+        }
+        const char * src = static_cast<const char *>(kernel->data) + (oc0 + l) * kernel->nb[3] + ic0 * kernel->nb[2];
+        if (kernel->type == GGML_TYPE_F16) {
+            fp16_to_fp32(reinterpret_cast<const ggml_fp16_t *>(src), slab, 9 * n);
+        } else {
+            std::copy_n(reinterpret_cast<const float *>(src), 9 * n, slab);
+        }
+        for (int64_t r = 0; r < n; ++r) {
+            for (int p = 0; p < 9; ++p) g[(p * n + r) * kWinogradPanel + l] = slab[r * 9 + p];
+        }
+    }
+}
+
+// dst: U for all 16 positions in the GEMM's panel layout (winograd_gemm.h), ne = (OCp, IC, 16)
+// F32, U = G·g·Gᵀ for each (ic, oc), with G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1].
+// src: the kernel, ne = (3, 3, IC, OC) F16 or F32, contiguous. Work items: panels, each for all
+// input channels, kKernelChunk at a time.
 void transform_kernel(ggml_tensor * dst, int ith, int nth, void *) {
     const ggml_tensor * kernel = dst->src[0];
-    const int64_t in_c = kernel->ne[2], out_c = kernel->ne[3];
-    const int64_t first = out_c * ith / nth, last = out_c * (ith + 1) / nth;
-    std::vector<float> slab(static_cast<size_t>(9 * in_c)), planes(static_cast<size_t>(9 * in_c));
-    for (int64_t oc = first; oc < last; ++oc) {
-        const char * src = static_cast<const char *>(kernel->data) + oc * kernel->nb[3];
-        if (kernel->type == GGML_TYPE_F16) {
-            fp16_to_fp32(reinterpret_cast<const ggml_fp16_t *>(src), slab.data(), 9 * in_c);
-        } else {
-            std::copy_n(reinterpret_cast<const float *>(src), 9 * in_c, slab.data());
+    const int64_t in_c = kernel->ne[2], panels = dst->ne[0] / kWinogradPanel;
+    const int64_t first = panels * ith / nth, last = panels * (ith + 1) / nth;
+    std::vector<float> slab(static_cast<size_t>(9 * kKernelChunk)), g(static_cast<size_t>(9 * kKernelChunk * kWinogradPanel));
+    for (int64_t p = first; p < last; ++p) {
+        char * panel = static_cast<char *>(dst->data) + p * in_c * kWinogradPanel * sizeof(float);
+        for (int64_t ic0 = 0; ic0 < in_c; ic0 += kKernelChunk) {
+            const int64_t n = std::min(kKernelChunk, in_c - ic0);
+            gather_kernels(kernel, p * kWinogradPanel, ic0, n, slab.data(), g.data());
+            kernel_planes_to_tiles(g.data(), panel + ic0 * kWinogradPanel * sizeof(float), dst->nb[2], n * kWinogradPanel);
         }
-        for (int64_t ic = 0; ic < in_c; ++ic) {
-            for (int k = 0; k < 9; ++k) planes[k * in_c + ic] = slab[ic * 9 + k];
-        }
-        kernel_planes_to_tiles(planes.data(), static_cast<char *>(dst->data) + oc * dst->nb[1], dst->nb[2], in_c);
     }
 }
 
@@ -189,45 +214,73 @@ void transform_input(ggml_tensor * dst, int ith, int nth, void *) {
     }
 }
 
-// Writes one stripe's tile rows of dst ne = (W, H, OC, N) F32 from its product (ne =
-// (tiles_w·rows, OC, 16)): Y = Aᵀ·m·A + bias per tile, with Aᵀ = [1 1 1 0; 0 1 −1 −1]. The last
-// tile of an odd width or height has one row or column outside the image, which is dropped.
-// Split over output channels.
+// M = the 16 products for one stripe: dst ne = (OCp, tiles, 16) F32 (winograd_gemm.h), from
+// src[0] = V of the stripe and src[1] = U; op params: the GEMM kernel to run.
+void multiply_tiles(ggml_tensor * dst, int ith, int nth, void *) {
+    const ggml_tensor * v = dst->src[0];
+    const ggml_tensor * u = dst->src[1];
+    const WinogradGemmShape shape = {v->ne[1], v->ne[0], dst->ne[0]};
+    winograd_gemm(get_op_params<WinogradGemmKernel>(dst), shape, static_cast<const float *>(v->data),
+                  static_cast<const float *>(u->data), static_cast<float *>(dst->data), ith, nth);
+}
+
+// Y = Aᵀ·m·A + bias for `count` tiles of one row and kChannelBlock output channels (the lanes),
+// with Aᵀ = [1 1 1 0; 0 1 −1 −1]: position k of tile t is at m + k·position_stride +
+// t·tile_stride; the tiles' two output rows go to top and bottom, pixel x's lanes at x·lanes.
+// Vectorized across the lanes.
+SD_VECTOR_CLONES void output_tiles(const float * __restrict m, size_t position_stride, size_t tile_stride, int64_t count,
+                                   const float * __restrict bias, float * __restrict top, float * __restrict bottom) {
+    for (int64_t t = 0; t < count; ++t) {
+        const float * __restrict tile = m + t * tile_stride;
+        float * __restrict top_pair = top + 2 * t * kChannelBlock;
+        float * __restrict bottom_pair = bottom + 2 * t * kChannelBlock;
+        for (int64_t l = 0; l < kChannelBlock; ++l) {
+            float upper[4], lower[4];  // Aᵀ·m
+            for (int j = 0; j < 4; ++j) {
+                const float m0 = tile[j * position_stride + l], m1 = tile[(4 + j) * position_stride + l];
+                const float m2 = tile[(8 + j) * position_stride + l], m3 = tile[(12 + j) * position_stride + l];
+                upper[j] = m0 + m1 + m2;
+                lower[j] = m1 - m2 - m3;
+            }
+            top_pair[l] = upper[0] + upper[1] + upper[2] + bias[l];  // (Aᵀ·m)·A
+            top_pair[kChannelBlock + l] = upper[1] - upper[2] - upper[3] + bias[l];
+            bottom_pair[l] = lower[0] + lower[1] + lower[2] + bias[l];
+            bottom_pair[kChannelBlock + l] = lower[1] - lower[2] - lower[3] + bias[l];
+        }
+    }
+}
+
+// Writes one stripe's tile rows of dst ne = (W, H, OC, N) F32 from its product M (ne = (OCp,
+// tiles_w·rows, 16)). The last tile of an odd width or height has one row or column outside
+// the image, which is dropped. Work items: a tile row for a block of kChannelBlock channels,
+// whose results are computed with channels innermost and then written out plane by plane.
 void transform_output(ggml_tensor * dst, int ith, int nth, void *) {
     const OutputParams p = get_op_params<OutputParams>(dst);
     const int64_t out_w = dst->ne[0], out_h = dst->ne[1], channels = dst->ne[2];
     const int64_t tiles_w = tiles_along(out_w), tiles_h = tiles_along(out_h);
-    const int64_t c_first = channels * ith / nth, c_last = channels * (ith + 1) / nth;
     const ggml_tensor * product = dst->src[p.first_arg];
     const float * bias = p.has_bias ? static_cast<const float *>(dst->src[p.first_arg + 1]->data) : nullptr;
+    const int64_t rows = product->ne[1] / tiles_w, blocks = (channels + kChannelBlock - 1) / kChannelBlock;
+    const int64_t items = rows * blocks;
+    const int64_t first = items * ith / nth, last = items * (ith + 1) / nth;
+    const size_t position_stride = product->nb[2] / sizeof(float), tile_stride = product->nb[1] / sizeof(float);
 
-    std::vector<float> top(2 * tiles_w), bottom(2 * tiles_w);  // one tile row's two output rows
-    const int64_t rows = product->ne[0] / tiles_w;
-    for (int64_t c = c_first; c < c_last; ++c) {
-        const float b = bias != nullptr ? bias[c] : 0.0f;
-        for (int64_t r = 0; r < rows; ++r) {
-            const int64_t row = p.row_begin + r, n = row / tiles_h, ty = row % tiles_h;
-            const float * m[kTilePositions];
-            for (int k = 0; k < kTilePositions; ++k) {
-                m[k] = reinterpret_cast<const float *>(static_cast<const char *>(product->data) + k * product->nb[2] +
-                                                       c * product->nb[1]) +
-                       r * tiles_w;
-            }
-            for (int64_t tx = 0; tx < tiles_w; ++tx) {
-                float upper[4], lower[4];  // Aᵀ·m
-                for (int j = 0; j < 4; ++j) {
-                    upper[j] = m[j][tx] + m[4 + j][tx] + m[8 + j][tx];
-                    lower[j] = m[4 + j][tx] - m[8 + j][tx] - m[12 + j][tx];
-                }
-                top[2 * tx] = upper[0] + upper[1] + upper[2] + b;  // (Aᵀ·m)·A
-                top[2 * tx + 1] = upper[1] - upper[2] - upper[3] + b;
-                bottom[2 * tx] = lower[0] + lower[1] + lower[2] + b;
-                bottom[2 * tx + 1] = lower[1] - lower[2] - lower[3] + b;
-            }
-            char * plane = static_cast<char *>(dst->data) + c * dst->nb[2] + n * dst->nb[3];
-            std::copy(top.begin(), top.begin() + out_w, reinterpret_cast<float *>(plane + 2 * ty * dst->nb[1]));
+    std::vector<float> top(2 * tiles_w * kChannelBlock), bottom(2 * tiles_w * kChannelBlock);
+    for (int64_t item = first; item < last; ++item) {
+        const int64_t r = item / blocks, c0 = (item % blocks) * kChannelBlock;
+        const int64_t lanes = std::min(kChannelBlock, channels - c0);
+        const int64_t row = p.row_begin + r, n = row / tiles_h, ty = row % tiles_h;
+        float block_bias[kChannelBlock] = {};
+        if (bias != nullptr) std::copy_n(bias + c0, lanes, block_bias);
+        const float * row_products = static_cast<const float *>(product->data) + r * tiles_w * tile_stride + c0;
+        output_tiles(row_products, position_stride, tile_stride, tiles_w, block_bias, top.data(), bottom.data());
+        for (int64_t l = 0; l < lanes; ++l) {
+            char * plane = static_cast<char *>(dst->data) + (c0 + l) * dst->nb[2] + n * dst->nb[3];
+            auto * upper_row = reinterpret_cast<float *>(plane + 2 * ty * dst->nb[1]);
+            for (int64_t x = 0; x < out_w; ++x) upper_row[x] = top[x * kChannelBlock + l];
             if (2 * ty + 1 < out_h) {
-                std::copy(bottom.begin(), bottom.begin() + out_w, reinterpret_cast<float *>(plane + (2 * ty + 1) * dst->nb[1]));
+                auto * lower_row = reinterpret_cast<float *>(plane + (2 * ty + 1) * dst->nb[1]);
+                for (int64_t x = 0; x < out_w; ++x) lower_row[x] = bottom[x * kChannelBlock + l];
             }
         }
     }
@@ -250,7 +303,7 @@ bool winograd_applies(const ggml_tensor * x, const ggml_tensor * kernel, int str
     }
     const int64_t tiles_w = tiles_along(x->ne[0]), tile_rows = tiles_along(x->ne[1]) * x->ne[3];
     if (tiles_w * tile_rows < min_tiles()) return false;
-    return rows_per_stripe(tile_rows, tiles_w, std::max(kernel->ne[2], kernel->ne[3])) > 0;
+    return rows_per_stripe(tile_rows, tiles_w, std::max(kernel->ne[2], winograd_padded_channels(kernel->ne[3]))) > 0;
 }
 
 ggml_tensor * conv2d_winograd(ggml_context * ctx, ggml_tensor * x, ggml_tensor * kernel, ggml_tensor * bias) {
@@ -260,11 +313,13 @@ ggml_tensor * conv2d_winograd(ggml_context * ctx, ggml_tensor * x, ggml_tensor *
     }
     const int64_t in_c = kernel->ne[2], out_c = kernel->ne[3], batch = x->ne[3];
     const int64_t tiles_w = tiles_along(x->ne[0]), tile_rows = tiles_along(x->ne[1]) * batch;
-    const int64_t rows = rows_per_stripe(tile_rows, tiles_w, std::max(in_c, out_c));
+    const int64_t padded_c = winograd_padded_channels(out_c);
+    const int64_t rows = rows_per_stripe(tile_rows, tiles_w, std::max(in_c, padded_c));
+    const WinogradGemmKernel gemm_kernel = winograd_gemm_kernel();
 
     if (x->nb[0] != sizeof(float)) x = ggml_cont(ctx, x);
     ggml_tensor * kernel_args[] = {kernel};
-    ggml_tensor * u = ggml_custom_4d(ctx, GGML_TYPE_F32, in_c, out_c, kTilePositions, 1, kernel_args, 1, transform_kernel,
+    ggml_tensor * u = ggml_custom_4d(ctx, GGML_TYPE_F32, padded_c, in_c, kTilePositions, 1, kernel_args, 1, transform_kernel,
                                      GGML_N_TASKS_MAX, nullptr);
     // Each stripe's output transform writes its rows of y in place, so that only one stripe's
     // transformed input and products are held at a time: y is made by the first stripe's op and
@@ -276,7 +331,11 @@ ggml_tensor * conv2d_winograd(ggml_context * ctx, ggml_tensor * x, ggml_tensor *
         ggml_tensor * v = ggml_custom_4d(ctx, GGML_TYPE_F32, in_c, (row_end - row_begin) * tiles_w, kTilePositions, 1,
                                          input_args, 1, transform_input, GGML_N_TASKS_MAX, nullptr);
         set_op_params(v, TileRows{static_cast<int32_t>(row_begin), static_cast<int32_t>(row_end)});
-        ggml_tensor * output_args[] = {ggml_mul_mat(ctx, v, u), bias};  // (tiles, OC, 16): 16 GEMMs over IC
+        ggml_tensor * product_args[] = {v, u};
+        ggml_tensor * product = ggml_custom_4d(ctx, GGML_TYPE_F32, padded_c, (row_end - row_begin) * tiles_w, kTilePositions, 1,
+                                               product_args, 2, multiply_tiles, GGML_N_TASKS_MAX, nullptr);
+        set_op_params(product, gemm_kernel);
+        ggml_tensor * output_args[] = {product, bias};
         const int n_args = bias != nullptr ? 2 : 1;
         if (y == nullptr) {
             y = ggml_custom_4d(ctx, GGML_TYPE_F32, x->ne[0], x->ne[1], out_c, batch, output_args, n_args, transform_output,

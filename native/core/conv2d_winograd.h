@@ -10,11 +10,13 @@
 // and the GEMM already runs near the machine's FMA peak (bench/README.md), so fewer FLOPs is
 // what is left. All three transforms use only additions and halvings, and everything is F32
 // (the kernel is transformed per graph from its F16 or F32 values; the GEMMs take F32 operands),
-// so the result is no less accurate than unfolding, which rounds activations to F16.
+// so the result is no less accurate than unfolding, which rounds activations to F16. The 16
+// GEMMs are our own op (winograd_gemm.h), accumulating along output channels.
 //
-// Costs the unfolding path does not have: the kernel transform writes 16·IC·OC floats per
-// evaluation, which only pays off with enough tiles per GEMM (winograd_applies()), and the
-// transformed input and the 16 products are F32 (16·IC and 16·OC floats per tile): they are
+// Costs the unfolding path does not have: the kernel transform writes 16·IC·OCp floats per
+// evaluation (OCp: OC rounded up to the GEMM's panel of 32), which only pays off with enough
+// tiles per GEMM (winograd_applies()), and the transformed input and the 16 products are F32
+// (16·IC and 16·OCp floats per tile): they are
 // built for stripes of tile rows under the same byte bound as unfolding's stripes, and each
 // stripe's output transform writes its rows of the result in place before the next stripe is
 // transformed, so only one stripe's are held at a time.
@@ -24,8 +26,8 @@
 namespace sd::nn {
 
 // Whether conv2d_winograd() takes this convolution (x ne = (W, H, IC, N), kernel ne = (KW, KH,
-// IC, OC)): a 3×3 kernel with stride 1 and padding 1, IC a multiple of 16 (the F32 GEMM's
-// vector width; the 4-channel input layers are left to unfolding), and at least
+// IC, OC)): a 3×3 kernel with stride 1 and padding 1, IC a multiple of 16 (the input
+// transform's channel block; the 4-channel input layers are left to unfolding), and at least
 // SDNODE_WINOGRAD_MIN_TILES tiles (default 64; tests set 1 to cover the tiny fixtures).
 bool winograd_applies(const ggml_tensor * x, const ggml_tensor * kernel, int stride, int padding);
 
