@@ -9,7 +9,7 @@
 // The 16 GEMMs (native/core/winograd_gemm.h) work on chunks of tiles sized for L2; this file
 // shrinks them to 24 tiles (SDNODE_WINOGRAD_CHUNK_BYTES), so that a layer has several chunks and
 // most have a short last block of tiles. They run the best micro-kernel the CPU has; the last
-// group below asks for the lower ones too (SDNODE_WINOGRAD_GEMM, read at each graph build), so
+// group below asks for the lower ones too (SDNODE_GEMM_KERNEL, read at each graph build), so
 // that an AVX-512 machine checks its AVX2 and portable code as well.
 process.env.SDNODE_WINOGRAD_MIN_TILES = '1';
 process.env.SDNODE_WINOGRAD_CHUNK_BYTES = '4096';
@@ -89,11 +89,11 @@ describe('each GEMM micro-kernel equals the goldens', () => {
   const vae = vaeGoldens();
   for (const kernel of ['avx2', 'portable']) {
     const withKernel = async <T>(run: () => Promise<T>): Promise<T> => {
-      process.env.SDNODE_WINOGRAD_GEMM = kernel;
+      process.env.SDNODE_GEMM_KERNEL = kernel;
       try {
         return await run();
       } finally {
-        delete process.env.SDNODE_WINOGRAD_GEMM;
+        delete process.env.SDNODE_GEMM_KERNEL;
       }
     };
     for (const c of unet.cases) {

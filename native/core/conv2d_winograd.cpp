@@ -220,7 +220,7 @@ void multiply_tiles(ggml_tensor * dst, int ith, int nth, void *) {
     const ggml_tensor * v = dst->src[0];
     const ggml_tensor * u = dst->src[1];
     const WinogradGemmShape shape = {v->ne[1], v->ne[0], dst->ne[0]};
-    winograd_gemm(get_op_params<WinogradGemmKernel>(dst), shape, static_cast<const float *>(v->data),
+    winograd_gemm(get_op_params<GemmKernel>(dst), shape, static_cast<const float *>(v->data),
                   static_cast<const float *>(u->data), static_cast<float *>(dst->data), ith, nth);
 }
 
@@ -315,7 +315,7 @@ ggml_tensor * conv2d_winograd(ggml_context * ctx, ggml_tensor * x, ggml_tensor *
     const int64_t tiles_w = tiles_along(x->ne[0]), tile_rows = tiles_along(x->ne[1]) * batch;
     const int64_t padded_c = winograd_padded_channels(out_c);
     const int64_t rows = rows_per_stripe(tile_rows, tiles_w, std::max(in_c, padded_c));
-    const WinogradGemmKernel gemm_kernel = winograd_gemm_kernel();
+    const GemmKernel product_kernel = gemm_kernel();
 
     if (x->nb[0] != sizeof(float)) x = ggml_cont(ctx, x);
     ggml_tensor * kernel_args[] = {kernel};
@@ -334,7 +334,7 @@ ggml_tensor * conv2d_winograd(ggml_context * ctx, ggml_tensor * x, ggml_tensor *
         ggml_tensor * product_args[] = {v, u};
         ggml_tensor * product = ggml_custom_4d(ctx, GGML_TYPE_F32, padded_c, (row_end - row_begin) * tiles_w, kTilePositions, 1,
                                                product_args, 2, multiply_tiles, GGML_N_TASKS_MAX, nullptr);
-        set_op_params(product, gemm_kernel);
+        set_op_params(product, product_kernel);
         ggml_tensor * output_args[] = {product, bias};
         const int n_args = bias != nullptr ? 2 : 1;
         if (y == nullptr) {
