@@ -10,6 +10,7 @@
 #include "conv2d_winograd.h"
 #include "env_settings.h"
 #include "error.h"
+#include "norm_cpu.h"
 
 namespace sd::nn {
 
@@ -105,18 +106,26 @@ ggml_tensor * conv2d(ggml_context * ctx, const ModelWeights & w, const std::stri
 }
 
 ggml_tensor * group_norm(ggml_context * ctx, const ModelWeights & w, const std::string & prefix, ggml_tensor * x,
-                         int groups, float eps) {
+                         int groups, float eps, bool cpu, bool then_silu) {
     if (groups <= 0 || x->ne[2] % groups != 0) {
         throw Error("ERR_INTERNAL", prefix + ": " + std::to_string(x->ne[2]) + " channels do not split into " +
                                         std::to_string(groups) + " groups");
     }
+    if (cpu && norm_cpu_enabled()) {
+        return group_norm_cpu(ctx, x, as_f32(ctx, w.get(prefix + ".weight")), as_f32(ctx, w.get(prefix + ".bias")), groups,
+                              eps, then_silu);
+    }
     ggml_tensor * y = ggml_group_norm(ctx, x, groups, eps);
     y = ggml_mul(ctx, y, channel_vector(ctx, w.get(prefix + ".weight")));
-    return ggml_add(ctx, y, channel_vector(ctx, w.get(prefix + ".bias")));
+    y = ggml_add(ctx, y, channel_vector(ctx, w.get(prefix + ".bias")));
+    return then_silu ? ggml_silu(ctx, y) : y;
 }
 
 ggml_tensor * layer_norm(ggml_context * ctx, const ModelWeights & w, const std::string & prefix, ggml_tensor * x,
-                         float eps) {
+                         float eps, bool cpu) {
+    if (cpu && norm_cpu_enabled()) {
+        return layer_norm_cpu(ctx, x, as_f32(ctx, w.get(prefix + ".weight")), as_f32(ctx, w.get(prefix + ".bias")), eps);
+    }
     ggml_tensor * y = ggml_norm(ctx, x, eps);
     y = ggml_mul(ctx, y, as_f32(ctx, w.get(prefix + ".weight")));
     return ggml_add(ctx, y, as_f32(ctx, w.get(prefix + ".bias")));

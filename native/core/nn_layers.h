@@ -68,13 +68,15 @@ ggml_tensor * conv2d(ggml_context * ctx, const ModelWeights & w, const std::stri
                      int stride, int padding, ConvPath path);
 
 // GroupNorm over (W, H, C/groups) per sample, then per-channel affine from "<prefix>.weight" and
-// "<prefix>.bias". x ne = (W, H, C, N). PyTorch's default eps is 1e-5; SD's VAE uses 1e-6.
+// "<prefix>.bias", then SiLU if `then_silu`. x ne = (W, H, C, N). PyTorch's default eps is 1e-5;
+// SD's VAE uses 1e-6. `cpu`: the graph runs on the CPU backend, so one op does it all (norm_cpu.h).
 ggml_tensor * group_norm(ggml_context * ctx, const ModelWeights & w, const std::string & prefix, ggml_tensor * x,
-                         int groups = 32, float eps = 1e-5f);
+                         int groups = 32, float eps = 1e-5f, bool cpu = false, bool then_silu = false);
 
-// LayerNorm over the innermost dimension with affine "<prefix>.weight" / "<prefix>.bias".
+// LayerNorm over the innermost dimension with affine "<prefix>.weight" / "<prefix>.bias"; `cpu`
+// as for group_norm.
 ggml_tensor * layer_norm(ggml_context * ctx, const ModelWeights & w, const std::string & prefix, ggml_tensor * x,
-                         float eps = 1e-5f);
+                         float eps = 1e-5f, bool cpu = false);
 
 ggml_tensor * silu(ggml_context * ctx, ggml_tensor * x);
 

@@ -37,11 +37,11 @@ public:
     // ResnetBlock2D: x [W, H, Cin, N], temb_act = SiLU(time embedding) [T, N].
     ggml_tensor * resnet(const std::string & p, ggml_tensor * x, ggml_tensor * temb_act) {
         const int groups = config_.norm_groups;
-        ggml_tensor * h = nn::silu(ctx_, nn::group_norm(ctx_, weights_, p + "norm1", x, groups, kResnetEps));
+        ggml_tensor * h = nn::group_norm(ctx_, weights_, p + "norm1", x, groups, kResnetEps, cpu_graph_, true);
         h = nn::conv2d(ctx_, weights_, p + "conv1", h, 1, 1, conv_path_);
         ggml_tensor * t = nn::linear(ctx_, weights_, p + "time_emb_proj", temb_act);  // [C, N]
         h = ggml_add(ctx_, h, ggml_reshape_4d(ctx_, t, 1, 1, t->ne[0], t->ne[1]));
-        h = nn::silu(ctx_, nn::group_norm(ctx_, weights_, p + "norm2", h, groups, kResnetEps));
+        h = nn::group_norm(ctx_, weights_, p + "norm2", h, groups, kResnetEps, cpu_graph_, true);
         h = nn::conv2d(ctx_, weights_, p + "conv2", h, 1, 1, conv_path_);
         ggml_tensor * shortcut = x;
         if (weights_.find(p + "conv_shortcut.weight") != nullptr) {
@@ -64,11 +64,11 @@ public:
 
     // BasicTransformerBlock: x [C, T, N].
     ggml_tensor * transformer_block(const std::string & p, ggml_tensor * x, ggml_tensor * context, int heads) {
-        ggml_tensor * h = nn::layer_norm(ctx_, weights_, p + "norm1", x, kLayerNormEps);
+        ggml_tensor * h = nn::layer_norm(ctx_, weights_, p + "norm1", x, kLayerNormEps, cpu_graph_);
         x = ggml_add(ctx_, x, attn(p + "attn1.", h, nullptr, heads));
-        h = nn::layer_norm(ctx_, weights_, p + "norm2", x, kLayerNormEps);
+        h = nn::layer_norm(ctx_, weights_, p + "norm2", x, kLayerNormEps, cpu_graph_);
         x = ggml_add(ctx_, x, attn(p + "attn2.", h, context, heads));
-        h = nn::layer_norm(ctx_, weights_, p + "norm3", x, kLayerNormEps);
+        h = nn::layer_norm(ctx_, weights_, p + "norm3", x, kLayerNormEps, cpu_graph_);
         // GEGLU: proj → halves (hidden, gate) → hidden · gelu(gate), exact (erf) GELU; the
         // swapped op applies the activation to the second half.
         h = nn::linear(ctx_, weights_, p + "ff.net.0.proj", h);
@@ -86,7 +86,7 @@ public:
 
     // Transformer2DModel: x [W, H, C, N] → same shape.
     ggml_tensor * transformer(const std::string & p, ggml_tensor * x, ggml_tensor * context, int heads) {
-        ggml_tensor * h = nn::group_norm(ctx_, weights_, p + "norm", x, config_.norm_groups, kTransformerNormEps);
+        ggml_tensor * h = nn::group_norm(ctx_, weights_, p + "norm", x, config_.norm_groups, kTransformerNormEps, cpu_graph_);
         h = projection(p + "proj_in", nn::to_sequence(ctx_, h));
         for (int d = 0; d < config_.transformer_depth; ++d) {
             h = transformer_block(p + "transformer_blocks." + std::to_string(d) + ".", h, context, heads);
@@ -144,8 +144,7 @@ public:
             }
         }
 
-        x = nn::group_norm(ctx_, weights_, "conv_norm_out", x, cfg.norm_groups, kResnetEps);
-        x = ggml_silu(ctx_, x);
+        x = nn::group_norm(ctx_, weights_, "conv_norm_out", x, cfg.norm_groups, kResnetEps, cpu_graph_, true);
         return conv2d_f32(ctx_, x, w("conv_out.weight"), w("conv_out.bias"), 1, 1);
     }
 

@@ -23,22 +23,22 @@ struct VaeGraph {
     // On GPU backends the direct convolution: at full image resolution an unfolded input would
     // take 9× the layer's activations.
     nn::ConvPath path;
-    bool cpu_graph;  // computed on the CPU backend: our own attention op may be used
+    bool cpu_graph;  // computed on the CPU backend: our own attention and norm ops may be used
 
     ggml_tensor * conv(const std::string & name, ggml_tensor * x, int stride, int padding) const {
         return nn::conv2d(ctx, w, name, x, stride, padding, path);
     }
 
-    ggml_tensor * norm(const std::string & name, ggml_tensor * x) const {
-        return nn::group_norm(ctx, w, name, x, groups, kNormEps);
+    ggml_tensor * norm(const std::string & name, ggml_tensor * x, bool then_silu = false) const {
+        return nn::group_norm(ctx, w, name, x, groups, kNormEps, cpu_graph, then_silu);
     }
 
     // ResnetBlock2D without time embedding: x + conv2(silu(norm2(conv1(silu(norm1(x)))))), with a
     // 1×1 conv_shortcut on x when the channel count changes.
     ggml_tensor * resnet(const std::string & name, ggml_tensor * x) const {
-        ggml_tensor * h = nn::silu(ctx, norm(name + ".norm1", x));
+        ggml_tensor * h = norm(name + ".norm1", x, true);
         h = conv(name + ".conv1", h, 1, 1);
-        h = nn::silu(ctx, norm(name + ".norm2", h));
+        h = norm(name + ".norm2", h, true);
         h = conv(name + ".conv2", h, 1, 1);
         ggml_tensor * skip = w.find(name + ".conv_shortcut.weight") ? conv(name + ".conv_shortcut", x, 1, 0) : x;
         return ggml_add(ctx, skip, h);
@@ -77,7 +77,7 @@ struct VaeGraph {
             }
         }
         x = mid("encoder", x);
-        x = nn::silu(ctx, norm("encoder.conv_norm_out", x));
+        x = norm("encoder.conv_norm_out", x, true);
         x = conv("encoder.conv_out", x, 1, 1);
         return conv("quant_conv", x, 1, 0);
     }
@@ -95,7 +95,7 @@ struct VaeGraph {
                 x = conv(level + ".upsamplers.0.conv", x, 1, 1);
             }
         }
-        x = nn::silu(ctx, norm("decoder.conv_norm_out", x));
+        x = norm("decoder.conv_norm_out", x, true);
         return conv("decoder.conv_out", x, 1, 1);
     }
 };

@@ -1,12 +1,14 @@
-// The CPU's attention op (native/core/attention_cpu.cpp: scores, softmax and the product with v
-// per block of queries, through our own GEMM, native/core/gemm_f32.cpp) runs in every UNet and
-// VAE golden of test/unet.test.ts and vae.test.ts with the best GEMM kernel this CPU has (the
-// VAE's single head of 512 or fewer channels over every latent pixel). Here the same f32 goldens
-// run with each lower kernel (SDNODE_GEMM_KERNEL, read whenever a graph is built), so that the
-// AVX2 and portable kernels, with their own row blocks (6 and 2 rows) and remainders, are
-// checked on a machine with AVX-512 too; and with SDNODE_ATTENTION=ggml, the ggml graph that
-// other backends use. Query counts include 120, 30 and 9 (the 12×10 case), so no kernel's row
-// block divides every one; keys include 77 text tokens (padded to 80).
+// Our CPU ops, with each of their alternatives. The attention op (native/core/attention_cpu.cpp:
+// scores, softmax and the product with v per block of queries, through our own GEMM,
+// native/core/gemm_f32.cpp) and the norm ops (native/core/norm_cpu.cpp: GroupNorm and LayerNorm
+// with their affine, and the SiLU after GroupNorm, in one op each) run in every UNet and VAE
+// golden of test/unet.test.ts and vae.test.ts with the best GEMM kernel this CPU has. Here the
+// same f32 goldens run with each lower kernel (SDNODE_GEMM_KERNEL, read whenever a graph is
+// built), so that the AVX2 and portable kernels, with their own row blocks (6 and 2 rows) and
+// remainders, are checked on a machine with AVX-512 too; and with SDNODE_ATTENTION=ggml and
+// SDNODE_NORM=ggml, the ggml graphs that other backends use. Query counts include 120, 30 and 9
+// (the 12×10 case), so no kernel's row block divides every one; keys include 77 text tokens
+// (padded to 80).
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,7 +18,7 @@ import { after, describe, test } from 'node:test';
 import { StableDiffusion } from '../lib/index.js';
 import { fixturePath, relativeError, unetGoldens, vaeGoldens } from './helpers/goldens.js';
 
-const scratch = mkdtempSync(join(tmpdir(), 'sdnode-attention-'));
+const scratch = mkdtempSync(join(tmpdir(), 'sdnode-cpu-ops-'));
 const models = new Map<string, StableDiffusion>();
 async function model(fixture: string): Promise<StableDiffusion> {
   let sd = models.get(fixture);
@@ -31,12 +33,14 @@ after(async () => {
   rmSync(scratch, { recursive: true, force: true });
   delete process.env.SDNODE_GEMM_KERNEL;
   delete process.env.SDNODE_ATTENTION;
+  delete process.env.SDNODE_NORM;
 });
 
 const SETTINGS: Array<[string, Record<string, string>]> = [
   ['AVX2 GEMM kernel', { SDNODE_GEMM_KERNEL: 'avx2' }],
   ['portable GEMM kernel', { SDNODE_GEMM_KERNEL: 'portable' }],
   ["ggml's attention graph", { SDNODE_ATTENTION: 'ggml' }],
+  ["ggml's norm ops", { SDNODE_NORM: 'ggml' }],
 ];
 
 /** Runs `body` with `env` set, then puts the environment back. */
