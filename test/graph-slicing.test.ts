@@ -8,31 +8,18 @@
 process.env.SDNODE_CONV_STRIPE_BYTES = '2048';
 process.env.SDNODE_ATTENTION_GROUP_BYTES = '1024';
 process.env.SDNODE_WINOGRAD_MIN_TILES = '1';
+// The head groups are nn::attention's, which the CPU uses only with SDNODE_ATTENTION=ggml (its
+// own attention op has no score buffer to cut; test/cpu-ops.test.ts covers that one).
+process.env.SDNODE_ATTENTION = 'ggml';
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 
-import { StableDiffusion } from '../lib/index.js';
-import { fixturePath, relativeError, unetGoldens, vaeGoldens } from './helpers/goldens.js';
+import { relativeError, unetGoldens, vaeGoldens } from './helpers/goldens.js';
+import { cpuF32Models } from './helpers/models.js';
 
-const scratch = mkdtempSync(join(tmpdir(), 'sdnode-stripes-'));
-after(() => rmSync(scratch, { recursive: true, force: true }));
-
-const models = new Map<string, StableDiffusion>();
-async function model(fixture: string): Promise<StableDiffusion> {
-  let sd = models.get(fixture);
-  if (!sd) {
-    sd = await StableDiffusion.load({ model: fixturePath(fixture, scratch), backend: 'cpu', threads: 2, weightType: 'f32' });
-    models.set(fixture, sd);
-  }
-  return sd;
-}
-after(async () => {
-  for (const sd of models.values()) await sd.dispose();
-});
+const { model, dispose } = cpuF32Models('stripes');
+after(dispose);
 
 // f32 weights: the unfolded inputs stay F32, so the bounds are the f32 goldens' own.
 const BOUND = 1e-4;

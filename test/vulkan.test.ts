@@ -74,6 +74,12 @@ const TXT2IMG_SUBSET = [
 
 type Coded = Error & { code?: string };
 
+/** What every txt2img golden case shares: prompts, size, steps and seed. */
+function sharedSettings(goldens: ReturnType<typeof pipelineGoldens>) {
+  const { prompt, negativePrompt, width, height, steps, seed } = goldens;
+  return { prompt, negativePrompt, width, height, steps, seed };
+}
+
 const scratch = mkdtempSync(join(tmpdir(), 'sdnode-vulkan-'));
 after(() => rmSync(scratch, { recursive: true, force: true }));
 
@@ -179,12 +185,7 @@ describe('UNet on Vulkan, text encoder and VAE on the CPU', { skip }, () => {
       assert.equal(split.devices.textEncoder.backend, 'CPU');
       assert.equal(split.devices.vae.backend, 'CPU');
       const result = await split.txt2img({
-        prompt: goldens.prompt,
-        negativePrompt: goldens.negativePrompt,
-        width: goldens.width,
-        height: goldens.height,
-        steps: goldens.steps,
-        seed: goldens.seed,
+        ...sharedSettings(goldens),
         scheduler: c.scheduler,
         guidanceScale: c.guidanceScale,
         latents: goldens.tensor(c.injected!),
@@ -287,14 +288,7 @@ describe('VAE goldens on Vulkan', { skip }, () => {
 
 describe('txt2img goldens on Vulkan', { skip }, () => {
   const goldens = pipelineGoldens();
-  const base = {
-    prompt: goldens.prompt,
-    negativePrompt: goldens.negativePrompt,
-    width: goldens.width,
-    height: goldens.height,
-    steps: goldens.steps,
-    seed: goldens.seed,
-  };
+  const base = sharedSettings(goldens);
   test('the named subset exists in the goldens', () => {
     for (const name of TXT2IMG_SUBSET) assert.ok(goldens.cases.some((c) => c.name === name), `no txt2img golden ${name}`);
   });

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "custom_op_params.h"
+#include "env_settings.h"
 #include "error.h"
 #include "fast_exp.h"
 #include "gemm_f32.h"
@@ -23,9 +24,13 @@ struct AttentionParams {
     GemmKernel kernel;
 };
 
-// Queries per work item: their scores (queries × padded keys floats) stay under this many bytes,
-// within the core's L2 next to one head's kᵀ and v.
-constexpr int64_t kScoreBlockBytes = 256 << 10;
+// Queries per work item: their scores (queries × padded keys floats) stay under this many bytes
+// (SDNODE_ATTENTION_BLOCK_BYTES, default 256 KiB), within the core's L2 next to one head's kᵀ
+// and v; at least 8. Tests shrink it so that the tiny models' heads take several blocks.
+int64_t score_block_bytes() {
+    static const int64_t bytes = env_positive_int("SDNODE_ATTENTION_BLOCK_BYTES", 256 << 10);
+    return bytes;
+}
 
 int64_t round_up(int64_t n, int64_t multiple) { return (n + multiple - 1) / multiple * multiple; }
 
@@ -76,7 +81,7 @@ void attend(ggml_tensor * dst, int ith, int nth, void *) {
     const ggml_tensor * vp = dst->src[2];
     const int64_t keys_padded = kt->ne[0], d = kt->ne[1], dv_padded = vp->ne[0];
     const int64_t dv = dst->ne[0] / p.heads, queries = q->ne[1], planes = kt->ne[2];
-    const int64_t block = std::max<int64_t>(8, kScoreBlockBytes / (keys_padded * static_cast<int64_t>(sizeof(float))) / 8 * 8);
+    const int64_t block = std::max<int64_t>(8, score_block_bytes() / (keys_padded * static_cast<int64_t>(sizeof(float))) / 8 * 8);
     const int64_t blocks = (queries + block - 1) / block;
     const int64_t items = planes * blocks;
     const int64_t first = items * ith / nth, last = items * (ith + 1) / nth;
