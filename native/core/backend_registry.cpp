@@ -17,7 +17,13 @@ void load_backends(const std::string & dir) {
     std::call_once(g_load_once, [&dir] {
         log_init_from_env();
         g_backend_dir = dir;
-        ggml_backend_load_all_from_path(dir.empty() ? nullptr : dir.c_str());
+        {
+            // What a GPU backend says while it looks for devices is not an error of ours: CUDA's
+            // "failed to initialize CUDA" on a machine without a driver, for one. It shows with
+            // SDNODE_LOG=debug; asking for the backend says it has no device (select_backend).
+            QuietGgmlLog quiet;
+            ggml_backend_load_all_from_path(dir.empty() ? nullptr : dir.c_str());
+        }
         if (ggml_backend_dev_count() == 0) {
             log(LogLevel::error, "no ggml backend could be loaded from %s", dir.c_str());
         }
@@ -102,7 +108,7 @@ ggml_backend_dev_t select_device(const std::string & backend) {
     std::string present;
     for (const DeviceInfo & d : list_devices()) present += (present.empty() ? "" : ", ") + d.name + " (" + d.backend + ")";
     std::string why = wanted == "auto" ? "is not usable: no device is present"
-                      : built          ? "is built into this binary but no " + backend + " device is present"
+                      : built          ? "is built into this binary but no " + backend + " device is present (SDNODE_LOG=debug shows what the backend found)"
                                        : "is not built into this binary (build with --" + wanted + ")";
     throw Error("ERR_BACKEND_UNAVAILABLE",
                 "The " + backend + " backend " + why + "; available: " + (present.empty() ? "none" : present));
