@@ -10,12 +10,20 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import { StableDiffusion, Tensor, TorchGenerator, type Txt2ImgResult } from '../lib/index.js';
-import { fixturePath as sharedFixturePath, maxAbsDiff, pipelineGoldens, relativeError, type PipelineTensor } from './helpers/goldens.js';
+import {
+  fixturePath as sharedFixturePath,
+  maxAbsDiff,
+  pipelineCaseOptions,
+  pipelineGoldens,
+  pipelineSettings,
+  relativeError,
+  type PipelineTensor,
+} from './helpers/goldens.js';
 
 const index = pipelineGoldens();
 const golden = (t: PipelineTensor): Tensor => index.tensor(t);
 
-const base = { prompt: index.prompt, negativePrompt: index.negativePrompt, width: index.width, height: index.height, steps: index.steps, seed: index.seed };
+const base = pipelineSettings(index);
 
 // The tiny UNets' GroupNorm cancels the time embedding (tools/README.md); sd1-unet-t64 is
 // sd1-diffusers with the timestep-sensitive UNet of goldens/unet/sd1-unet-t64.
@@ -38,14 +46,7 @@ describe('txt2img equals diffusers (f32 weights)', () => {
   for (const c of index.cases) {
     test(c.name, async () => {
       const sd = model(c.fixture);
-      const result = await sd.txt2img({
-        ...base,
-        scheduler: c.scheduler,
-        guidanceScale: c.guidanceScale,
-        batchSize: c.batchSize,
-        ...(c.eta > 0 && { schedulerOptions: { eta: c.eta } }),
-        ...(c.injected && { latents: golden(c.injected) }),
-      });
+      const result = await sd.txt2img(pipelineCaseOptions(index, c));
       const latentError = relativeError(result.latents, golden(c.latents));
       if (process.env.SDNODE_TEST_VERBOSE) console.log(c.name, latentError, maxAbsDiff(result.images!, golden(c.image)));
       assert.ok(latentError <= 1e-3, `final latents: relative error ${latentError}`);

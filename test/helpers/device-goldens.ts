@@ -22,6 +22,7 @@ import { StableDiffusion, listDevices, systemInfo } from '../../lib/index.js';
 import {
   fixturePath,
   maxAbsDiff,
+  pipelineCaseOptions,
   pipelineGoldens,
   relativeError,
   textEncoderGoldens,
@@ -52,12 +53,6 @@ export interface DeviceGoldenOptions {
   txt2imgSubset?: string[];
   /** Load a fresh model for every golden case instead of one per fixture. */
   modelPerCase?: boolean;
-}
-
-/** What every txt2img golden case shares: prompts, size, steps and seed. */
-export function sharedSettings(goldens: ReturnType<typeof pipelineGoldens>) {
-  const { prompt, negativePrompt, width, height, steps, seed } = goldens;
-  return { prompt, negativePrompt, width, height, steps, seed };
 }
 
 export function describeDeviceGoldens(options: DeviceGoldenOptions): void {
@@ -126,12 +121,7 @@ export function describeDeviceGoldens(options: DeviceGoldenOptions): void {
         assert.equal(split.devices.unet.backend, backend);
         assert.equal(split.devices.textEncoder.backend, 'CPU');
         assert.equal(split.devices.vae.backend, 'CPU');
-        const result = await split.txt2img({
-          ...sharedSettings(goldens),
-          scheduler: c.scheduler,
-          guidanceScale: c.guidanceScale,
-          latents: goldens.tensor(c.injected!),
-        });
+        const result = await split.txt2img(pipelineCaseOptions(goldens, c));
         const latentError = relativeError(result.latents, goldens.tensor(c.latents));
         const imageError = maxAbsDiff(result.images!, goldens.tensor(c.image));
         console.log(`# split txt2img ${c.name}: latents ${latentError.toExponential(2)}, images ${(imageError * 255).toFixed(2)}/255`);
@@ -221,7 +211,6 @@ export function describeDeviceGoldens(options: DeviceGoldenOptions): void {
 
   describe(`txt2img goldens on ${backend}`, { skip }, () => {
     const goldens = pipelineGoldens();
-    const base = sharedSettings(goldens);
     const subset = options.txt2imgSubset;
     if (subset) {
       test('the named subset exists in the goldens', () => {
@@ -232,14 +221,7 @@ export function describeDeviceGoldens(options: DeviceGoldenOptions): void {
       test(`${c.name}: latents within ${PIPELINE_LATENT_BOUND}, images within ${PIPELINE_IMAGE_BOUND}`, async () => {
         // The same f32 weights as test/txt2img.test.ts; the device may still compute in f16 (header).
         await withModel(c.fixture, 'f32', async (sd) => {
-          const result = await sd.txt2img({
-            ...base,
-            scheduler: c.scheduler,
-            guidanceScale: c.guidanceScale,
-            batchSize: c.batchSize,
-            ...(c.eta > 0 && { schedulerOptions: { eta: c.eta } }),
-            ...(c.injected && { latents: goldens.tensor(c.injected) }),
-          });
+          const result = await sd.txt2img(pipelineCaseOptions(goldens, c));
           const latentError = relativeError(result.latents, goldens.tensor(c.latents));
           const imageError = maxAbsDiff(result.images!, goldens.tensor(c.image));
           console.log(`# ${name} txt2img ${c.name}: latents ${latentError.toExponential(2)}, images ${(imageError * 255).toFixed(2)}/255`);

@@ -171,3 +171,21 @@ export function pipelineGoldens(): PipelineGoldens & { tensor(t: PipelineTensor)
   const all = readFloat32(join(dir, 'goldens.bin'));
   return { ...index, tensor: (t) => new Tensor(t.shape, all.slice(t.offset, t.offset + sizeOf(t.shape))) };
 }
+
+/** What every txt2img golden case shares: prompts, size, steps and seed. */
+export function pipelineSettings(goldens: PipelineGoldens) {
+  const { prompt, negativePrompt, width, height, steps, seed } = goldens;
+  return { prompt, negativePrompt, width, height, steps, seed };
+}
+
+/** One golden case's txt2img options: the shared settings and the case's own. */
+export function pipelineCaseOptions(goldens: ReturnType<typeof pipelineGoldens>, c: PipelineCase) {
+  return {
+    ...pipelineSettings(goldens),
+    scheduler: c.scheduler,
+    guidanceScale: c.guidanceScale,
+    batchSize: c.batchSize,
+    ...(c.eta > 0 && { schedulerOptions: { eta: c.eta } }),
+    ...(c.injected && { latents: goldens.tensor(c.injected) }),
+  };
+}
