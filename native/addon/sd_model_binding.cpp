@@ -222,14 +222,15 @@ private:
             return o;
         };
         // One entry per device the networks are placed on, with only its networks' buffers; `device`
-        // sums them all (the same as the one entry when every network shares a device).
+        // sums them all (the same as the one entry when every network shares a device). Slots are
+        // the model's devices in order (Model::place_networks gives Residency the same numbering).
         const std::vector<ggml_backend_dev_t> & placed = m.devices();
         Napi::Array devices = Napi::Array::New(env, placed.size());
         std::string names;
         for (size_t slot = 0; slot < placed.size(); ++slot) {
             size_t weights[sd::kNetworkCount] = {0, 0, 0}, compute[sd::kNetworkCount] = {0, 0, 0};
             for (int n = 0; n < sd::kNetworkCount; ++n) {
-                if (m.device(static_cast<sd::Network>(n)) != placed[slot]) continue;
+                if (device.device_of[n] != static_cast<int>(slot)) continue;
                 weights[n] = device.weights[n];
                 compute[n] = device.compute[n];
             }

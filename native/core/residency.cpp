@@ -80,6 +80,7 @@ DeviceUsage Residency::usage() const {
     u.total = total_locked();
     u.peak = std::max(peak_, u.total);
     u.devices = devices_;
+    for (int i = 0; i < kNetworkCount; ++i) u.device_of[i] = device_of_[i];
     for (int slot = 0; slot < devices_; ++slot) {
         u.device_total[slot] = total_locked(slot);
         u.device_peak[slot] = std::max(device_peak_[slot], u.device_total[slot]);

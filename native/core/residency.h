@@ -30,6 +30,7 @@ struct DeviceUsage {
     size_t peak = 0;   // the largest total seen since load or the last reset_peak()
     // The same two figures per device slot, over the networks placed on it.
     int devices = 1;
+    int device_of[kNetworkCount] = {0, 0, 0};  // each network's slot (Residency::set_device)
     size_t device_total[kMaxDevices] = {0, 0, 0};
     size_t device_peak[kMaxDevices] = {0, 0, 0};
 };
