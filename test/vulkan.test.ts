@@ -4,12 +4,12 @@
 // SDNODE_REQUIRE_VULKAN=1 where the Vulkan build and lavapipe are installed, so that a broken
 // driver setup fails there instead of passing as skipped.
 //
-// Known issue (open): on lavapipe, running a graph that needs more device resources than the
-// graphs before it on the same model (e.g. the text encoder on 77 tokens after 8, or the UNet
-// on a new latent size) corrupts the host heap, which lavapipe's device memory lives in; the
-// process aborts later ("malloc(): unsorted double linked list corrupted"). Fresh models do not
-// show it, so until it is found every golden case here loads its own model (README, "Vulkan",
-// says what is known); txt2img runs a named subset because each case takes 15–80 s on lavapipe.
+// Known issue: Mesa 22.3's lavapipe (Debian 12's, what CI installs) corrupts the host heap when
+// a graph needs more device resources than the graphs before it on the same model (e.g. the
+// text encoder on 77 tokens after 8, or the UNet on a new latent size); the process aborts later
+// ("malloc(): unsorted double linked list corrupted"). Mesa 25.0's lavapipe does not (README,
+// "Vulkan"), and fresh models do not show it, so every golden case here loads its own model;
+// txt2img runs a named subset because each case takes 15–80 s on lavapipe.
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
