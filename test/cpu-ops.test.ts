@@ -16,9 +16,10 @@ import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 
 import { relativeError, unetGoldens, vaeGoldens } from './helpers/goldens.js';
-import { cpuF32Models } from './helpers/models.js';
+import { withEnv } from './helpers/env.js';
+import { cpuModels } from './helpers/models.js';
 
-const { model, dispose } = cpuF32Models('cpu-ops');
+const { model, dispose } = cpuModels('cpu-ops');
 after(async () => {
   await dispose();
   delete process.env.SDNODE_GEMM_KERNEL;
@@ -33,27 +34,13 @@ const SETTINGS: Array<[string, Record<string, string>]> = [
   ["ggml's norm ops", { SDNODE_NORM: 'ggml' }],
 ];
 
-/** Runs `body` with `env` set, then puts the environment back. */
-async function withEnv(env: Record<string, string>, body: () => Promise<void>): Promise<void> {
-  const saved = { ...process.env };
-  Object.assign(process.env, env);
-  try {
-    await body();
-  } finally {
-    for (const key of Object.keys(env)) {
-      if (saved[key] === undefined) delete process.env[key];
-      else process.env[key] = saved[key];
-    }
-  }
-}
-
 for (const [label, env] of SETTINGS) {
   describe(`f32 goldens with the ${label}`, () => {
     const unet = unetGoldens();
     for (const c of unet.cases) {
       test(`UNet ${c.name}`, () =>
         withEnv(env, async () => {
-          const sd = await model(c.fixture);
+          const sd = await model(c.fixture, 'f32');
           for (const out of c.outputs) {
             const ours = await sd.unet.predict(unet.tensor(c.sample), out.timestep, unet.tensor(c.context));
             const err = relativeError(ours, unet.tensor(out));
@@ -65,7 +52,7 @@ for (const [label, env] of SETTINGS) {
     for (const c of vae.cases) {
       test(`VAE ${c.model} ${c.op} [${c.input.shape.join(', ')}]`, () =>
         withEnv(env, async () => {
-          const sd = await model(c.model);
+          const sd = await model(c.model, 'f32');
           const input = vae.input(c);
           const ours = c.op === 'decode' ? await sd.vae.decode(input) : (await sd.vae.encodeDistribution(input)).moments;
           const err = relativeError(ours, vae.output(c));

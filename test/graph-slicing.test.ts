@@ -16,9 +16,9 @@ import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 
 import { relativeError, unetGoldens, vaeGoldens } from './helpers/goldens.js';
-import { cpuF32Models } from './helpers/models.js';
+import { cpuModels } from './helpers/models.js';
 
-const { model, dispose } = cpuF32Models('stripes');
+const { model, dispose } = cpuModels('stripes');
 after(dispose);
 
 // f32 weights: the unfolded inputs stay F32, so the bounds are the f32 goldens' own.
@@ -28,7 +28,7 @@ describe('convolutions in stripes and attention in head groups equal the goldens
   const vae = vaeGoldens();
   for (const c of vae.cases) {
     test(`VAE ${c.model} ${c.op} [${c.input.shape.join(', ')}]`, async () => {
-      const sd = await model(c.model);
+      const sd = await model(c.model, 'f32');
       const input = vae.input(c);
       const ours = c.op === 'decode' ? await sd.vae.decode(input) : (await sd.vae.encodeDistribution(input)).moments;
       const err = relativeError(ours, vae.output(c));
@@ -39,7 +39,7 @@ describe('convolutions in stripes and attention in head groups equal the goldens
   const unet = unetGoldens();
   for (const c of unet.cases.filter((u) => u.fixture === 'sd1-diffusers' || u.fixture === 'sd1-unet-t64')) {
     test(`UNet ${c.name} [${c.sample.shape.join(', ')}]`, async () => {
-      const sd = await model(c.fixture);
+      const sd = await model(c.fixture, 'f32');
       for (const out of c.outputs) {
         const ours = await sd.unet.predict(unet.tensor(c.sample), out.timestep, unet.tensor(c.context));
         const err = relativeError(ours, unet.tensor(out));

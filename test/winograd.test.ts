@@ -15,29 +15,15 @@ process.env.SDNODE_WINOGRAD_MIN_TILES = '1';
 process.env.SDNODE_WINOGRAD_CHUNK_BYTES = '4096';
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 
-import { StableDiffusion, type WeightType } from '../lib/index.js';
-import { fixturePath, relativeError, unetGoldens, vaeGoldens, vaeTilingGoldens } from './helpers/goldens.js';
+import { type WeightType } from '../lib/index.js';
+import { withEnv } from './helpers/env.js';
+import { relativeError, unetGoldens, vaeGoldens, vaeTilingGoldens } from './helpers/goldens.js';
+import { cpuModels } from './helpers/models.js';
 
-const scratch = mkdtempSync(join(tmpdir(), 'sdnode-winograd-'));
-const models = new Map<string, StableDiffusion>();
-async function model(fixture: string, weightType: WeightType | undefined): Promise<StableDiffusion> {
-  const key = `${fixture}/${weightType ?? 'as stored'}`;
-  let sd = models.get(key);
-  if (!sd) {
-    sd = await StableDiffusion.load({ model: fixturePath(fixture, scratch), backend: 'cpu', threads: 2, ...(weightType && { weightType }) });
-    models.set(key, sd);
-  }
-  return sd;
-}
-after(async () => {
-  for (const sd of models.values()) await sd.dispose();
-  rmSync(scratch, { recursive: true, force: true });
-});
+const { model, dispose } = cpuModels('winograd');
+after(dispose);
 
 // f32: the goldens' own bound; f16 as stored: the f16 bound of test/unet.test.ts.
 const BOUNDS: Array<[WeightType | undefined, number]> = [
@@ -88,14 +74,7 @@ describe('each GEMM micro-kernel equals the goldens', () => {
   const unet = unetGoldens();
   const vae = vaeGoldens();
   for (const kernel of ['avx2', 'portable']) {
-    const withKernel = async <T>(run: () => Promise<T>): Promise<T> => {
-      process.env.SDNODE_GEMM_KERNEL = kernel;
-      try {
-        return await run();
-      } finally {
-        delete process.env.SDNODE_GEMM_KERNEL;
-      }
-    };
+    const withKernel = <T>(run: () => Promise<T>): Promise<T> => withEnv({ SDNODE_GEMM_KERNEL: kernel }, run);
     for (const c of unet.cases) {
       test(`${kernel}: UNet ${c.name} f32`, async () => {
         const sd = await model(c.fixture, 'f32');
