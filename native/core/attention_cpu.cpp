@@ -2,8 +2,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <cstdlib>
-#include <cstring>
 #include <vector>
 
 #include "custom_op_params.h"
@@ -117,10 +115,7 @@ void attend(ggml_tensor * dst, int ith, int nth, void *) {
 
 } // namespace
 
-bool attention_cpu_enabled() {
-    const char * env = std::getenv("SDNODE_ATTENTION");
-    return env == nullptr || std::strcmp(env, "ggml") != 0;
-}
+bool attention_cpu_enabled() { return !env_equals("SDNODE_ATTENTION", "ggml"); }
 
 ggml_tensor * attention_cpu(ggml_context * ctx, ggml_tensor * q, ggml_tensor * k, ggml_tensor * v, int heads, float scale) {
     const int64_t dim = q->ne[0], tq = q->ne[1], n = q->ne[2];

@@ -3,10 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <cstdlib>
-#include <cstring>
 
 #include "custom_op_params.h"
+#include "env_settings.h"
 #include "error.h"
 #include "fast_exp.h"
 #include "vector_clones.h"
@@ -128,10 +127,7 @@ void check_affine(const ggml_tensor * x, int64_t channels, const ggml_tensor * w
 
 } // namespace
 
-bool norm_cpu_enabled() {
-    const char * env = std::getenv("SDNODE_NORM");
-    return env == nullptr || std::strcmp(env, "ggml") != 0;
-}
+bool norm_cpu_enabled() { return !env_equals("SDNODE_NORM", "ggml"); }
 
 ggml_tensor * group_norm_cpu(ggml_context * ctx, ggml_tensor * x, ggml_tensor * weight, ggml_tensor * bias, int groups,
                              float eps, bool then_silu) {
