@@ -1,4 +1,4 @@
-// init, systemInfo, listDevices and the device check.
+// init, probeLibrary, systemInfo, listDevices and the device check.
 #include "system_binding.h"
 
 #include <memory>
@@ -12,11 +12,45 @@
 
 namespace sdnode {
 
+// init(dir, modules, unavailable) → [{ path, backend, error }] for each of `modules`.
+// lib/binary decides what to load; this only passes it on.
 static Napi::Value Init(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
-    if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "Expected the backend folder as a string");
-    sd::load_backends(info[0].As<Napi::String>().Utf8Value());
-    return env.Undefined();
+    if (info.Length() < 3 || !info[0].IsString() || !info[1].IsArray() || !info[2].IsObject()) {
+        throw Napi::TypeError::New(env, "Expected init(dir: string, modules: string[], unavailable: Record<string, string>)");
+    }
+    sd::BackendLoadRequest request;
+    request.dir = info[0].As<Napi::String>().Utf8Value();
+    Napi::Array modules = info[1].As<Napi::Array>();
+    for (uint32_t i = 0; i < modules.Length(); ++i) {
+        Napi::Value path = modules.Get(i);
+        if (!path.IsString()) throw Napi::TypeError::New(env, "Expected each module path to be a string");
+        request.modules.push_back(path.As<Napi::String>().Utf8Value());
+    }
+    Napi::Object unavailable = info[2].As<Napi::Object>();
+    Napi::Array names = unavailable.GetPropertyNames();
+    for (uint32_t i = 0; i < names.Length(); ++i) {
+        Napi::Value reason = unavailable.Get(names.Get(i));
+        if (!reason.IsString()) throw Napi::TypeError::New(env, "Expected each reason to be a string");
+        request.unavailable.emplace_back(names.Get(i).ToString().Utf8Value(), reason.As<Napi::String>().Utf8Value());
+    }
+    std::vector<sd::ModuleLoadResult> results = sd::load_backends(request);
+    Napi::Array out = Napi::Array::New(env, results.size());
+    for (size_t i = 0; i < results.size(); ++i) {
+        Napi::Object r = Napi::Object::New(env);
+        r.Set("path", results[i].path);
+        r.Set("backend", results[i].backend);
+        r.Set("error", results[i].error);
+        out.Set(static_cast<uint32_t>(i), r);
+    }
+    return out;
+}
+
+// probeLibrary(name) → '' when the shared library loads, else why not.
+static Napi::Value ProbeLibrary(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "Expected a library name string");
+    return Napi::String::New(env, sd::library_load_error(info[0].As<Napi::String>().Utf8Value()));
 }
 
 static Napi::Value SystemInfo(const Napi::CallbackInfo & info) {
@@ -30,6 +64,9 @@ static Napi::Value SystemInfo(const Napi::CallbackInfo & info) {
     Napi::Array backends = Napi::Array::New(env, system.backends.size());
     for (size_t i = 0; i < system.backends.size(); ++i) backends.Set(static_cast<uint32_t>(i), system.backends[i]);
     result.Set("backends", backends);
+    Napi::Array paths = Napi::Array::New(env, system.backend_paths.size());
+    for (size_t i = 0; i < system.backend_paths.size(); ++i) paths.Set(static_cast<uint32_t>(i), system.backend_paths[i]);
+    result.Set("backendPaths", paths);
     Napi::Object features = Napi::Object::New(env);
     for (const auto & [name, value] : system.cpu_features) features.Set(name, value);
     result.Set("cpuFeatures", features);
@@ -71,6 +108,7 @@ static Napi::Value DeviceCheck(const Napi::CallbackInfo & info) {
 
 void register_system_binding(Napi::Env env, Napi::Object exports) {
     exports.Set("init", Napi::Function::New(env, Init, "init"));
+    exports.Set("probeLibrary", Napi::Function::New(env, ProbeLibrary, "probeLibrary"));
     exports.Set("systemInfo", Napi::Function::New(env, SystemInfo, "systemInfo"));
     exports.Set("listDevices", Napi::Function::New(env, ListDevices, "listDevices"));
     exports.Set("deviceCheck", Napi::Function::New(env, DeviceCheck, "deviceCheck"));

@@ -5,6 +5,12 @@
 #include <mutex>
 #include <thread>
 
+#if defined(_WIN32)
+#include <windows.h>
+#else
+#include <dlfcn.h>
+#endif
+
 #include "error.h"
 #include "log.h"
 
@@ -12,25 +18,112 @@ namespace sd {
 
 static std::once_flag g_load_once;
 static std::string g_backend_dir;
+static std::vector<ModuleLoadResult> g_module_results;
+static std::vector<std::pair<std::string, std::string>> g_unavailable;
 
-void load_backends(const std::string & dir) {
-    std::call_once(g_load_once, [&dir] {
+static std::string lowercase(std::string text) {
+    std::transform(text.begin(), text.end(), text.begin(), [](unsigned char c) { return std::tolower(c); });
+    return text;
+}
+
+static bool registry_loaded(const std::string & lowercase_name) {
+    for (size_t i = 0; i < ggml_backend_reg_count(); ++i) {
+        if (lowercase(ggml_backend_reg_name(ggml_backend_reg_get(i))) == lowercase_name) return true;
+    }
+    return false;
+}
+
+static ModuleLoadResult load_module(const std::string & path) {
+    ModuleLoadResult result;
+    result.path = path;
+    const size_t before = ggml_backend_reg_count();
+    std::string said;
+    ggml_backend_reg_t reg = nullptr;
+    {
+        QuietGgmlLog quiet(&said);
+        reg = ggml_backend_load(path.c_str());
+    }
+    if (reg == nullptr) {
+        while (!said.empty() && (said.back() == '\n' || said.back() == ' ')) said.pop_back();
+        result.error = said.empty() ? "ggml could not load it" : said;
+    } else if (ggml_backend_reg_count() == before) {
+        result.error = std::string("a ") + ggml_backend_reg_name(reg) + " backend was already loaded";
+    } else {
+        result.backend = ggml_backend_reg_name(reg);
+    }
+    return result;
+}
+
+std::vector<ModuleLoadResult> load_backends(const BackendLoadRequest & request) {
+    std::call_once(g_load_once, [&request] {
         log_init_from_env();
-        g_backend_dir = dir;
+        g_backend_dir = request.dir;
+        g_unavailable = request.unavailable;
+        for (auto & entry : g_unavailable) entry.first = lowercase(entry.first);
         {
             // What a GPU backend says while it looks for devices is not an error of ours: CUDA's
             // "failed to initialize CUDA" on a machine without a driver, for one. It shows with
             // SDNODE_LOG=debug; asking for the backend says it has no device (select_backend).
             QuietGgmlLog quiet;
-            ggml_backend_load_all_from_path(dir.empty() ? nullptr : dir.c_str());
+            ggml_backend_load_all_from_path(request.dir.empty() ? nullptr : request.dir.c_str());
+        }
+        for (const std::string & path : request.modules) {
+            g_module_results.push_back(load_module(path));
+            const ModuleLoadResult & r = g_module_results.back();
+            if (!r.error.empty()) log(LogLevel::debug, "backend module %s not loaded: %s", path.c_str(), r.error.c_str());
         }
         if (ggml_backend_dev_count() == 0) {
-            log(LogLevel::error, "no ggml backend could be loaded from %s", dir.c_str());
+            log(LogLevel::error, "no ggml backend could be loaded from %s", request.dir.c_str());
         }
     });
+    return g_module_results;
 }
 
 std::string backend_dir() { return g_backend_dir; }
+
+// The file that holds `address`: a registry's name string lives in its module's image.
+static std::string module_file_of(const void * address) {
+#if defined(_WIN32)
+    HMODULE module = nullptr;
+    if (!GetModuleHandleExA(GET_MODULE_HANDLE_EX_FLAG_FROM_ADDRESS | GET_MODULE_HANDLE_EX_FLAG_UNCHANGED_REFCOUNT,
+                            static_cast<LPCSTR>(address), &module)) {
+        return "";
+    }
+    char path[MAX_PATH];
+    DWORD n = GetModuleFileNameA(module, path, MAX_PATH);
+    return n == 0 ? "" : std::string(path, n);
+#else
+    Dl_info info;
+    if (dladdr(address, &info) == 0 || info.dli_fname == nullptr) return "";
+    return info.dli_fname;
+#endif
+}
+
+std::vector<BackendModule> backend_modules() {
+    std::vector<BackendModule> modules;
+    for (size_t i = 0; i < ggml_backend_reg_count(); ++i) {
+        const char * name = ggml_backend_reg_name(ggml_backend_reg_get(i));
+        modules.push_back({name, module_file_of(name)});
+    }
+    return modules;
+}
+
+std::string library_load_error(const std::string & name) {
+#if defined(_WIN32)
+    HMODULE module = LoadLibraryA(name.c_str());
+    if (module == nullptr) return "cannot load " + name + " (error " + std::to_string(GetLastError()) + ")";
+    FreeLibrary(module);
+    return "";
+#else
+    void * handle = dlopen(name.c_str(), RTLD_LAZY | RTLD_LOCAL);
+    if (handle == nullptr) {
+        const char * why = dlerror();
+        return why != nullptr ? why : "cannot load " + name;
+    }
+    dlclose(handle);
+    return "";
+#endif
+}
 
 std::vector<std::string> backend_names() {
     std::vector<std::string> names;
@@ -63,11 +156,6 @@ std::vector<DeviceInfo> list_devices() {
         devices.push_back(std::move(info));
     }
     return devices;
-}
-
-static std::string lowercase(std::string text) {
-    std::transform(text.begin(), text.end(), text.begin(), [](unsigned char c) { return std::tolower(c); });
-    return text;
 }
 
 ggml_backend_dev_t find_device(const std::string & name) {
@@ -103,13 +191,17 @@ ggml_backend_dev_t select_device(const std::string & backend) {
     // Say which of the two it is: a binary without the backend needs a rebuild, a built backend
     // without a device needs a driver (or, for CPU-type Vulkan devices such as Mesa's lavapipe,
     // GGML_VK_VISIBLE_DEVICES, since ggml skips those unless named).
-    bool built = false;
-    for (const std::string & name : backend_names()) built = built || lowercase(name) == wanted;
+    const bool built = registry_loaded(wanted);
+    std::string left_out;
+    for (const auto & [name, reason] : g_unavailable) {
+        if (name == wanted) left_out = reason;
+    }
     std::string present;
     for (const DeviceInfo & d : list_devices()) present += (present.empty() ? "" : ", ") + d.name + " (" + d.backend + ")";
-    std::string why = wanted == "auto" ? "is not usable: no device is present"
-                      : built          ? "is built into this binary but no " + backend + " device is present (SDNODE_LOG=debug shows what the backend found)"
-                                       : "is not built into this binary (build with --" + wanted + ")";
+    std::string why = wanted == "auto"      ? "is not usable: no device is present"
+                      : built               ? "is loaded but no " + backend + " device is present (SDNODE_LOG=debug shows what the backend found)"
+                      : !left_out.empty()   ? "is not available: " + left_out
+                                            : "is not built into this binary (build with --" + wanted + ")";
     throw Error("ERR_BACKEND_UNAVAILABLE",
                 "The " + backend + " backend " + why + "; available: " + (present.empty() ? "none" : present));
 }

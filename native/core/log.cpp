@@ -22,11 +22,22 @@ static LogLevel from_ggml(enum ggml_log_level level) {
 }
 
 static thread_local int t_quiet_ggml = 0;
+static thread_local std::string * t_capture = nullptr;
 
-QuietGgmlLog::QuietGgmlLog() { ++t_quiet_ggml; }
-QuietGgmlLog::~QuietGgmlLog() { --t_quiet_ggml; }
+QuietGgmlLog::QuietGgmlLog(std::string * capture) : previous_capture_(t_capture) {
+    ++t_quiet_ggml;
+    if (capture != nullptr) t_capture = capture;
+}
+
+QuietGgmlLog::~QuietGgmlLog() {
+    --t_quiet_ggml;
+    t_capture = previous_capture_;
+}
 
 static void ggml_log_to_sd(enum ggml_log_level level, const char * text, void *) {
+    if (t_capture != nullptr && (level == GGML_LOG_LEVEL_WARN || level == GGML_LOG_LEVEL_ERROR)) {
+        t_capture->append(text);
+    }
     LogLevel ours = t_quiet_ggml > 0 ? LogLevel::debug : from_ggml(level);
     if (static_cast<int>(ours) >= g_threshold.load()) {
         std::fputs(text, stderr);

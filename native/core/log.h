@@ -2,6 +2,7 @@
 // One logging path for the engine and ggml. Messages at or above the threshold go to stderr;
 // SDNODE_LOG=debug|info|warn|error|none sets the threshold (default: warn).
 #include <cstdarg>
+#include <string>
 
 namespace sd {
 
@@ -18,12 +19,17 @@ void log(LogLevel level, const char * format, ...)
 
 // While one lives, ggml's warnings and errors on this thread are logged at debug level: used
 // where we check ggml's verdict ourselves and report a better error (e.g. parsing a GGUF file).
+// With `capture`, those warnings and errors are also appended to it, so that the caller can say
+// why ggml refused (e.g. which library a backend module could not find).
 class QuietGgmlLog {
 public:
-    QuietGgmlLog();
+    explicit QuietGgmlLog(std::string * capture = nullptr);
     ~QuietGgmlLog();
     QuietGgmlLog(const QuietGgmlLog &) = delete;
     QuietGgmlLog & operator=(const QuietGgmlLog &) = delete;
+
+private:
+    std::string * previous_capture_;
 };
 
 } // namespace sd

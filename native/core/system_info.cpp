@@ -16,7 +16,10 @@ SystemInfo system_info() {
     info.ggml_version = ggml_version();
     info.ggml_commit = ggml_commit();
     info.backend_dir = backend_dir();
-    info.backends = backend_names();
+    for (const BackendModule & module : backend_modules()) {
+        info.backends.push_back(module.backend);
+        info.backend_paths.push_back(module.path);
+    }
     info.default_threads = default_thread_count();
 
     ggml_backend_reg_t cpu = ggml_backend_reg_by_name("CPU");
