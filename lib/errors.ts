@@ -1,6 +1,7 @@
 /** Error codes this package sets on `error.code`. */
 export type ErrorCode =
   | 'ERR_NATIVE_MISSING'
+  | 'ERR_NATIVE_LOAD'
   | 'ERR_NOT_IMPLEMENTED'
   | 'ERR_BACKEND_UNAVAILABLE'
   | 'ERR_BACKEND_INIT'

@@ -3,7 +3,7 @@ export type { TensorLike } from './tensor.js';
 export { StableDiffusion, convertModel, BACKENDS, NETWORKS, WEIGHT_TYPES, PREDICTION_TYPES } from './stable-diffusion.js';
 export type { Backend, DeviceChoice, Network, WeightType, PredictionType, LoadOptions, ModelInfo, LoadedModelInfo, ModelDevice, WeightInfo, ModelMemory, DeviceMemory, MemoryUsage, ConvertOptions, ConvertResult } from './stable-diffusion.js';
 export { systemInfo, listDevices } from './system.js';
-export type { SystemInfo, DeviceInfo, DeviceType } from './system.js';
+export type { SystemInfo, DeviceInfo, DeviceType, Variant, GpuVariant, GpuVariantStatus, GpuBackend, BinarySource } from './system.js';
 export { inspectModelFile, readModelTensor, writeGgufFile, GGUF_WRITE_TYPES } from './model-file.js';
 export type { ModelFileFormat, ModelFileInfo, ModelTensorInfo, GgufWriteType, GgufTensorInput, GgufWriteOptions, GgufWriteResult } from './model-file.js';
 export { Tokenizer, parsePromptAttention, PROMPT_MODES, CLIP_VOCAB_PATH } from './tokenizer.js';

@@ -1,4 +1,14 @@
-import { native } from './native.js';
+import { cpuVariantOf } from './binary/load.js';
+import type { BinarySource } from './binary/addon-candidates.js';
+import type { GpuVariant } from './binary/gpu-packages.js';
+import { loadedBinary, native } from './native.js';
+
+export type { BinarySource, GpuVariant };
+export type { GpuVariantStatus } from './binary/gpu-packages.js';
+export type { GpuBackend } from './binary/platform.js';
+
+/** What `backend: 'auto'` runs on: a CUDA or Vulkan device when one is usable, else the CPU. */
+export type Variant = 'cuda' | 'vulkan' | 'cpu';
 
 export interface SystemInfo {
   /** This package's version. */
@@ -12,6 +22,16 @@ export interface SystemInfo {
   defaultThreads: number;
   /** The folder the addon and ggml's backend modules were loaded from. */
   nativeDir: string;
+  /** The addon in use: a prebuilt binary, a source build, or the file SDNODE_ADDON names. */
+  binary: { source: BinarySource; path: string };
+  /** The best variant available: `cuda` or `vulkan` when such a device is usable, else `cpu`. */
+  variant: Variant;
+  /** The CPU variant ggml chose for this CPU (`zen4`, `haswell`, `x64`, …); undefined when the CPU backend is built in (`--native-cpu`). */
+  cpuVariant?: string;
+  /** Each loaded backend and the module file it came from, e.g. `{ CPU: '…/libggml-cpu-zen4.so' }`. */
+  modules: Record<string, string>;
+  /** Each GPU backend's variant: loaded, or why not (not installed, no driver, no device, failed). */
+  gpu: GpuVariant[];
 }
 
 export type DeviceType = 'cpu' | 'gpu' | 'igpu' | 'accel' | 'unknown';
@@ -30,6 +50,11 @@ export interface DeviceInfo {
 
 export function systemInfo(): SystemInfo {
   const info = native().systemInfo();
+  const binary = loadedBinary();
+  const modules = Object.fromEntries(info.backends.map((name, i) => [name, info.backendPaths[i] ?? '']));
+  const devices = listDevices();
+  const variant: Variant = devices.some((d) => d.backend === 'CUDA') ? 'cuda' : devices.some((d) => d.backend === 'Vulkan') ? 'vulkan' : 'cpu';
+  const cpuVariant = modules.CPU ? cpuVariantOf(modules.CPU) : undefined;
   return {
     version: info.version,
     ggml: { version: info.ggmlVersion, commit: info.ggmlCommit },
@@ -39,6 +64,11 @@ export function systemInfo(): SystemInfo {
       .map(([name, value]) => (value === '1' ? name : `${name}=${value}`)),
     defaultThreads: info.defaultThreads,
     nativeDir: info.backendDir,
+    binary: { source: binary.source, path: binary.path },
+    variant,
+    ...(cpuVariant !== undefined && { cpuVariant }),
+    modules,
+    gpu: binary.gpu.map((v) => ({ ...v })),
   };
 }
 

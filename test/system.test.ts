@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { test } from 'node:test';
 
 import { listDevices, systemInfo } from '../lib/index.js';
@@ -38,6 +39,29 @@ test('systemInfo lists the SIMD features of the CPU variant ggml chose for this 
   for (const f of features) {
     if (f === 'AVX2') assert.ok(flags.includes('avx2'), 'loaded an AVX2 variant on a CPU without AVX2');
     if (f === 'AVX512') assert.ok(flags.includes('avx512f'), 'loaded an AVX-512 variant on a CPU without it');
+  }
+});
+
+test('systemInfo says which binary, variant and CPU variant it took', () => {
+  const info = systemInfo();
+  assert.ok(['prebuilt', 'source build', 'SDNODE_ADDON'].includes(info.binary.source), info.binary.source);
+  assert.ok(existsSync(info.binary.path));
+  assert.equal(info.nativeDir, dirname(info.binary.path));
+  assert.deepEqual(Object.keys(info.modules), info.backends);
+  const cpuModule = basename(info.modules.CPU ?? '');
+  if (/ggml-cpu-/.test(cpuModule)) {
+    // Every CPU variant sits beside the addon and ggml took one of them.
+    assert.equal(dirname(info.modules.CPU!), info.nativeDir);
+    assert.ok(info.cpuVariant && cpuModule.includes(`ggml-cpu-${info.cpuVariant}.`), `${info.cpuVariant} vs ${cpuModule}`);
+  }
+  assert.ok(['cpu', 'vulkan', 'cuda'].includes(info.variant));
+  if (info.variant === 'cpu') assert.ok(!listDevices().some((d) => d.backend === 'CUDA' || d.backend === 'Vulkan'));
+  assert.deepEqual(info.gpu.map((g) => g.backend), ['cuda', 'vulkan']);
+  for (const g of info.gpu) if (g.status !== 'loaded' && g.status !== 'built-in') assert.ok(g.reason, `${g.backend}: ${g.status} without a reason`);
+  // CI runs the whole suite on the release binaries (prebuilds/, made by `npm run prebuild`).
+  if (process.env.SDNODE_EXPECT_PREBUILT === '1') {
+    assert.match(info.binary.path, /[\\/]prebuilds[\\/][^\\/]+[\\/]sd_node\.node$/);
+    assert.ok(existsSync(join(info.nativeDir, 'build.json')));
   }
 });
 

@@ -2,7 +2,8 @@
 // golden tests on a Vulkan device (test/helpers/device-goldens.ts): in CI Mesa's lavapipe, a
 // software Vulkan device that ggml uses only when GGML_VK_VISIBLE_DEVICES names it. CI sets
 // SDNODE_REQUIRE_VULKAN=1 where the Vulkan build and lavapipe are installed, so that a broken
-// driver setup fails there instead of passing as skipped.
+// driver setup fails there instead of passing as skipped, and runs it on the prebuilt addon with
+// the Vulkan package (SDNODE_EXPECT_VULKAN_PACKAGE=1 checks that the module came from there).
 //
 // Known issue: Mesa 22.3's lavapipe (Debian 12's, what CI installs) corrupts the host heap when
 // a graph needs more device resources than the graphs before it on the same model (e.g. the
@@ -40,8 +41,11 @@ describe('backend selection', () => {
       await assert.rejects(StableDiffusion.load({ model: join(tinyDir, 'sd1-diffusers'), backend: backend as 'cuda' }), (e: Coded) => {
         assert.equal(e.code, 'ERR_BACKEND_UNAVAILABLE');
         assert.match(e.message, /available: .*CPU \(CPU\)/);
-        const isBuilt = systemInfo().backends.some((b) => b.toLowerCase() === backend);
-        assert.match(e.message, isBuilt ? /is built into this binary but no/ : new RegExp(`not built into this binary \\(build with --${backend}\\)`));
+        const info = systemInfo();
+        const isLoaded = info.backends.some((b) => b.toLowerCase() === backend);
+        const reason = info.gpu.find((g) => g.backend === backend)?.reason;
+        if (isLoaded) assert.match(e.message, /is loaded but no/);
+        else assert.ok(reason !== undefined && e.message.includes(`backend is not available: ${reason}`), `${e.message} does not say ${reason}`);
         if (device) assert.match(e.message, new RegExp(`${device.name} \\(Vulkan\\)`));
         return true;
       });
@@ -101,6 +105,13 @@ describe('network placement (devices)', () => {
       await sd.dispose();
     }
   });
+});
+
+test('the Vulkan backend comes from the @stable-diffusion-node Vulkan package when CI asks for it', { skip: process.env.SDNODE_EXPECT_VULKAN_PACKAGE !== '1' ? 'set SDNODE_EXPECT_VULKAN_PACKAGE=1 to check' : false }, () => {
+  const vulkan = systemInfo().gpu.find((g) => g.backend === 'vulkan')!;
+  assert.equal(vulkan.status, 'loaded', JSON.stringify(vulkan));
+  assert.match(vulkan.modulePath ?? '', /[\\/][^\\/]+-vulkan[\\/]libggml-vulkan\.so$/);
+  assert.equal(systemInfo().modules.Vulkan, vulkan.modulePath);
 });
 
 describeDeviceGoldens({

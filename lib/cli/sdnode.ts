@@ -20,7 +20,8 @@ Commands:
                         shapes), or the generation parameters an image carries
   convert <model> -o <out.gguf> [--weight-type f16]
                         Convert any readable model to GGUF (${WEIGHT_TYPES.join(', ')})
-  system                Package and ggml versions, backends and CPU features
+  system                Package and ggml versions, the binary and variant in use (CPU,
+                        Vulkan, CUDA) and why a GPU variant is not
   devices               Devices ggml can use, with their memory
 
 Options:
@@ -139,8 +140,14 @@ function system(args: string[]): void {
   }
   console.log(`stable-diffusion-node ${i.version}`);
   console.log(`ggml ${i.ggml.version} (${i.ggml.commit})`);
+  console.log(`binary: ${i.binary.source} (${i.binary.path})`);
+  console.log(`variant: ${i.variant}`);
+  console.log(`CPU variant: ${i.cpuVariant ?? 'built in'} (${i.cpuFeatures.join(' ')})`);
+  for (const gpu of i.gpu) {
+    const what = gpu.status === 'loaded' || gpu.status === 'built-in' ? `${gpu.status}, ${gpu.devices?.join(', ') || gpu.modulePath}` : `${gpu.status}: ${gpu.reason}`;
+    console.log(`${gpu.backend}: ${what}`);
+  }
   console.log(`backends: ${i.backends.join(', ')}`);
-  console.log(`CPU features: ${i.cpuFeatures.join(' ')}`);
   console.log(`default threads: ${i.defaultThreads}`);
 }
 

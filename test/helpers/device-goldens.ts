@@ -43,7 +43,7 @@ export const PIPELINE_IMAGE_BOUND = F16_BOUND;
 export interface DeviceGoldenOptions {
   /** ggml's backend name, as in listDevices() and systemInfo().backends. */
   backend: 'Vulkan' | 'CUDA';
-  /** How to build it, for the skip message. */
+  /** How to build it into a source build, for the skip message. */
   buildFlag: string;
   /** Why a present backend may list no device, for the skip message. */
   noDeviceHint: string;
@@ -58,10 +58,12 @@ export interface DeviceGoldenOptions {
 export function describeDeviceGoldens(options: DeviceGoldenOptions): void {
   const { backend } = options;
   const name = backend.toLowerCase() as 'vulkan' | 'cuda';
-  const built = systemInfo().backends.includes(backend);
+  const info = systemInfo();
+  const built = info.backends.includes(backend);
   const device = listDevices().find((d) => d.backend === backend);
+  const why = info.gpu.find((g) => g.backend === name)?.reason;
   const skip = !built
-    ? `this addon was built without ${backend} (node scripts/build-native.mjs ${options.buildFlag})`
+    ? `no ${backend} backend is loaded (${why ?? 'not built'}; or build it in: node scripts/build-native.mjs ${options.buildFlag})`
     : !device
       ? `${backend} is built but no ${backend} device is present (${options.noDeviceHint})`
       : false;
