@@ -27,8 +27,8 @@ const option = (name, fallback) => {
   return i >= 0 && i + 1 < args.length ? args[i + 1] : fallback;
 };
 
-const outDir = option('--out', 'build');
-const addon = join(root, outDir, 'Release', 'sd_node.node');
+const outDir = resolve(root, option('--out', 'build'));
+const addon = join(outDir, 'Release', 'sd_node.node');
 if (flag('--if-missing') && existsSync(addon)) {
   console.log(`[sdnode] using the existing native build at ${addon}`);
   process.exit(0);
