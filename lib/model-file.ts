@@ -3,30 +3,8 @@
 // no mapping to a model's layout happens here.
 import { native, type NativeAddon } from './native.js';
 import { Tensor, type TensorLike } from './tensor.js';
+import { GGUF_WRITE_TYPES, type GgufWriteResult, type GgufWriteType, type ModelFileInfo } from './types.js';
 import { describe, expectObject, expectOneOf, expectPath, expectString } from './validate.js';
-
-export type ModelFileFormat = 'safetensors' | 'gguf' | 'checkpoint';
-
-export interface ModelTensorInfo {
-  /** As stored in the file, e.g. `model.diffusion_model.input_blocks.0.0.weight`. */
-  name: string;
-  /** ggml's type name: `f32`, `f16`, `bf16`, `q8_0`, `q4_0`, …; `i64`, `i32`, `f64` for non-weight tensors. */
-  type: string;
-  /** Outermost first, as PyTorch lists it. GGUF files do not record outer dimensions of 1, so they are absent. */
-  shape: number[];
-}
-
-export interface ModelFileInfo {
-  format: ModelFileFormat;
-  path: string;
-  /** safetensors `__metadata__`, GGUF key-values, or a checkpoint's top-level scalars (`global_step`, …), as text. */
-  metadata: Record<string, string>;
-  tensors: ModelTensorInfo[];
-}
-
-/** Storage types `writeGgufFile` can write. The quantized ones need rows (the innermost dimension) of whole 32-element blocks. */
-export const GGUF_WRITE_TYPES = ['f32', 'f16', 'bf16', 'q8_0', 'q5_0', 'q5_1', 'q4_0', 'q4_1'] as const;
-export type GgufWriteType = (typeof GGUF_WRITE_TYPES)[number];
 
 export interface GgufTensorInput {
   name: string;
@@ -40,11 +18,6 @@ export interface GgufWriteOptions {
   type?: GgufWriteType;
   /** Written as GGUF string key-values. */
   metadata?: Record<string, string>;
-}
-
-export interface GgufWriteResult {
-  /** Tensors asked to be quantized whose rows are not whole 32-element blocks: written as f16. */
-  keptF16: string[];
 }
 
 interface ModelFileAddon {

@@ -10,16 +10,16 @@
 import { AbortError } from './errors.js';
 import { readDepthMap, readImage, readMask, resizeImage, type ImageInput } from './image.js';
 import { latentPreview } from './latent-preview.js';
-import { TorchGenerator, toSeed, type Seed } from './rng.js';
+import { TorchGenerator, toSeed } from './rng.js';
 import { createScheduler, Scheduler, type SchedulerOverrides } from './scheduler.js';
 import { Tensor, type TensorLike } from './tensor.js';
 import {
   binarize, blendMasked, concatBatch, concatChannels, guide, maskOut, normalizePerItem, repeatBatch, resizeBicubic,
   resizeNearest, scale, toBatch, toSignedRange, toUnitRange,
 } from './tensor-ops.js';
-import type { MemoryUsage } from './stable-diffusion.js';
 import type { EncodePromptOptions, PromptEmbeddings } from './text-encoder.js';
 import type { UNet } from './unet.js';
+import type { GenerationParameters, MemoryUsage, PipelineName, Seed } from './types.js';
 import type { Vae } from './vae.js';
 import {
   describe, expectBoolean, expectInteger, expectNumber, expectObject, expectOneOf, expectString,
@@ -31,8 +31,6 @@ export type OutputType = (typeof OUTPUT_TYPES)[number];
 export const PREVIEW_METHODS = ['latent', 'vae'] as const;
 /** 'latent': a linear latent → RGB map at 1/8 size (free); 'vae': the VAE decoder at full size (a decode each time). */
 export type PreviewMethod = (typeof PREVIEW_METHODS)[number];
-
-export type PipelineName = 'txt2img' | 'img2img' | 'inpaint' | 'depth2img';
 
 /** What `onStep` receives after each denoising step. */
 export interface StepInfo {
@@ -126,24 +124,6 @@ export interface Depth2ImgOptions extends GenerationOptions {
    */
   depthMap: ImageInput;
   /** Default 0.8, as img2img. */
-  strength?: number;
-}
-
-export interface GenerationParameters {
-  pipeline: PipelineName;
-  prompt: string;
-  negativePrompt: string;
-  width: number;
-  height: number;
-  /** The steps asked for (img2img-style pipelines run about strength · steps of them). */
-  steps: number;
-  guidanceScale: number;
-  scheduler: string;
-  seed: Seed;
-  batchSize: number;
-  clipSkip: number | undefined;
-  promptWeighting: boolean;
-  /** img2img, inpaint and depth2img. */
   strength?: number;
 }
 

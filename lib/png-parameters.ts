@@ -9,8 +9,8 @@
 // where a value containing a comma, colon, quote or newline is written as a JSON string.
 import { inflateSync, crc32 } from 'node:zlib';
 
-import type { GenerationParameters } from './pipelines.js';
 import { A1111_SCHEDULER_NAMES, canonicalSchedulerName, SCHEDULER_NAMES, type SchedulerName } from './scheduler.js';
+import type { GenerationParameters } from './types.js';
 import { describe } from './validate.js';
 
 /**

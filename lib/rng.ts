@@ -7,25 +7,13 @@
 // another in the order they were asked for, whatever order their promises are awaited in.
 import { native, type NativeAddon } from './native.js';
 import { Tensor, type TensorLike } from './tensor.js';
+import { TORCH_KERNELS, type Seed, type TorchKernel } from './types.js';
 import { describe, expectObject, expectOneOf } from './validate.js';
-
-/**
- * Which of torch's float32 kernels to reproduce for draws of 16 or more values.
- * `avx2` (default): torch on x86-64 CPUs with AVX2 or AVX-512, i.e. what diffusers gives on a
- * PC or server CPU. `scalar`: torch without AVX2 (its "default" CPU capability, as on ARM);
- * it uses the C library's logf/sinf/cosf, so it matches torch where the C library is the same.
- * Draws of fewer than 16 values are the same for both.
- */
-export const TORCH_KERNELS = ['avx2', 'scalar'] as const;
-export type TorchKernel = (typeof TORCH_KERNELS)[number];
 
 export interface RandnOptions {
   /** Default `avx2`. */
   kernel?: TorchKernel;
 }
-
-/** A seed: an integer from 0 to 2^64 − 1, as a bigint or a safe-integer number. */
-export type Seed = number | bigint;
 
 export const MAX_SEED = 18446744073709551615n;
 /** The most values one draw may give (2^30: 4 GiB of float32). */

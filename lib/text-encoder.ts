@@ -1,8 +1,8 @@
 // The CLIP text encoder (`sd.textEncoder`) and prompt encoding (`sd.encodePrompt`), over
 // native/addon/text_encoder_binding.h and native/core/clip_text_encoder.h.
-import type { TextEncoderDetails } from './model.js';
 import { Tensor, type TensorLike } from './tensor.js';
-import { PROMPT_MODES, type PromptChunk, type PromptMode, type TokenIds, type Tokenizer } from './tokenizer.js';
+import type { TokenIds, Tokenizer } from './tokenizer.js';
+import { PROMPT_MODES, type PromptChunk, type PromptMode, type TextEncoderDetails } from './types.js';
 import { describe, expectBoolean, expectInteger, expectObject, expectOneOf, expectString } from './validate.js';
 
 /** The native model's text-encoder methods (see native/addon/text_encoder_binding.h). */

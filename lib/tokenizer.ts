@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 
 import { native, packageRoot, type NativeAddon } from './native.js';
+import { PROMPT_MODES, type PromptMode, type TokenizedPrompt } from './types.js';
 import { describe, expectBoolean, expectInteger, expectObject, expectOneOf, expectString } from './validate.js';
 
 const VOCAB_SIZE = 49408;
@@ -14,9 +15,6 @@ const MAX_ID = VOCAB_SIZE - 1;
 
 /** Ids as arrays of numbers or as integer typed arrays. */
 export type TokenIds = readonly number[] | Int32Array | Uint32Array | Uint16Array;
-
-export const PROMPT_MODES = ['chunks', 'truncate'] as const;
-export type PromptMode = (typeof PROMPT_MODES)[number];
 
 export interface TokenizerOptions {
   /**
@@ -40,16 +38,6 @@ export interface TokenizePromptOptions {
   weighting?: boolean;
   /** Default: the tokenizer's `padId`. */
   padId?: number;
-}
-
-/** 77 ids (bos, up to 75 tokens, eos, padding) and the weight of each (1 for bos, eos and padding). */
-export interface PromptChunk {
-  ids: number[];
-  weights: number[];
-}
-
-export interface TokenizedPrompt {
-  chunks: PromptChunk[];
 }
 
 export interface WeightedText {

@@ -1,5 +1,5 @@
-import type { UNetDetails } from './model.js';
 import { Tensor, type TensorLike } from './tensor.js';
+import type { UNetDetails } from './types.js';
 import { describe } from './validate.js';
 
 /** The native model's UNet method (see native/addon/sd_model_binding.cpp). */

@@ -1,5 +1,5 @@
-import type { VaeDetails } from './model.js';
 import { Tensor, type TensorLike } from './tensor.js';
+import type { VaeDetails } from './types.js';
 import { describe, expectBoolean, expectInteger, expectObject } from './validate.js';
 
 /** The native model's VAE methods (see native/addon/sd_model_binding.cpp). */
