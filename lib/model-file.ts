@@ -1,7 +1,7 @@
 // Model files as containers: what tensors a safetensors, GGUF or PyTorch checkpoint file holds,
 // reading one of them as float32, and writing tensors to GGUF. Names are as stored in the file;
 // no mapping to a model's layout happens here.
-import { native, type NativeAddon } from './native.js';
+import { native } from './native.js';
 import { Tensor, type TensorLike } from './tensor.js';
 import { GGUF_WRITE_TYPES, type GgufWriteResult, type GgufWriteType, type ModelFileInfo } from './types.js';
 import { describe, expectObject, expectOneOf, expectPath, expectString } from './validate.js';
@@ -20,31 +20,16 @@ export interface GgufWriteOptions {
   metadata?: Record<string, string>;
 }
 
-interface ModelFileAddon {
-  inspectModelFile(path: string): Promise<ModelFileInfo>;
-  readModelTensor(path: string, name: string): Promise<TensorLike>;
-  writeGguf(
-    path: string,
-    tensors: { name: string; type: GgufWriteType; tensor: TensorLike }[],
-    metadata: Record<string, string>,
-  ): Promise<GgufWriteResult>;
-}
-
-// These functions are registered by native/addon/model_file_binding.cpp.
-function addon(): NativeAddon & ModelFileAddon {
-  return native() as NativeAddon & ModelFileAddon;
-}
-
 /** Lists the tensors and metadata of a model file, chosen by its contents (not its extension). */
 export async function inspectModelFile(path: string): Promise<ModelFileInfo> {
-  return addon().inspectModelFile(expectPath(path, 'path'));
+  return native().inspectModelFile(expectPath(path, 'path'));
 }
 
 /** Reads one tensor as float32, converting f16, bf16, quantized and integer types. */
 export async function readModelTensor(path: string, name: string): Promise<Tensor> {
   const file = expectPath(path, 'path');
   const tensorName = expectString(name, 'name');
-  const result = await addon().readModelTensor(file, tensorName);
+  const result = await native().readModelTensor(file, tensorName);
   if (result.data.length === 0) {
     throw new RangeError(`Tensor "${tensorName}" in ${file} has no elements (shape [${result.shape.join(', ')}])`);
   }
@@ -75,5 +60,5 @@ export async function writeGgufFile(
       tensor: Tensor.of(item.tensor as TensorLike),
     };
   });
-  return addon().writeGguf(file, list, metadata);
+  return native().writeGguf(file, list, metadata);
 }

@@ -3,24 +3,14 @@
 // (family, variant, prediction type, shapes). Names are diffusers' state-dict keys with the
 // component as prefix: `unet.…`, `vae.…`, `text_encoder.…` (CLIPTextModel keys without
 // `text_model.`). See the README's "Model files" section for the rules.
-import { native, type NativeAddon } from './native.js';
-import { Tensor, type TensorLike } from './tensor.js';
+import { native } from './native.js';
+import { Tensor } from './tensor.js';
 import { PREDICTION_TYPES, type ModelInspection, type PredictionType } from './types.js';
 import { describe, expectObject, expectOneOf, expectPath, expectString } from './validate.js';
 
 export interface InspectModelOptions {
   /** Overrides what the files say (or what detection guesses for single files). */
   predictionType?: PredictionType;
-}
-
-interface ModelAddon {
-  inspectModel(path: string, predictionType: PredictionType | undefined): Promise<ModelInspection>;
-  readCanonicalTensors(path: string, names: string[]): Promise<TensorLike[]>;
-}
-
-// Registered by native/addon/model_binding.cpp.
-function addon(): NativeAddon & ModelAddon {
-  return native() as NativeAddon & ModelAddon;
 }
 
 /**
@@ -33,7 +23,7 @@ export async function inspectModel(path: string, options: InspectModelOptions = 
   const o = expectObject(options, 'options');
   const predictionType =
     o.predictionType === undefined ? undefined : expectOneOf(o.predictionType, 'options.predictionType', PREDICTION_TYPES);
-  return addon().inspectModel(file, predictionType);
+  return native().inspectModel(file, predictionType);
 }
 
 /** Reads one tensor of a model by its canonical name, as float32. */
@@ -47,5 +37,5 @@ export async function readCanonicalTensors(path: string, names: readonly string[
   const file = expectPath(path, 'path');
   if (!Array.isArray(names)) throw new TypeError(`Expected names to be an array of strings but received ${describe(names)}`);
   const list = names.map((name, i) => expectString(name, `names[${i}]`));
-  return (await addon().readCanonicalTensors(file, list)).map((t) => Tensor.of(t));
+  return (await native().readCanonicalTensors(file, list)).map((t) => Tensor.of(t));
 }

@@ -5,7 +5,7 @@
 //
 // Draws run on a native worker thread and return Promises; a generator's draws run one after
 // another in the order they were asked for, whatever order their promises are awaited in.
-import { native, type NativeAddon } from './native.js';
+import { native, type NativeTorchGenerator } from './native.js';
 import { Tensor, type TensorLike } from './tensor.js';
 import { TORCH_KERNELS, type Seed, type TorchKernel } from './types.js';
 import { describe, expectObject, expectOneOf } from './validate.js';
@@ -19,22 +19,6 @@ export const MAX_SEED = 18446744073709551615n;
 /** The most values one draw may give (2^30: 4 GiB of float32). */
 export const MAX_RANDN_SIZE = 1073741824;
 const MAX_DIMENSION = 1e9; // as Tensor allows
-
-interface NativeTorchGenerator {
-  randn(shape: number[]): Promise<TensorLike>;
-  manualSeed(seed: bigint): void;
-  initialSeed(): bigint;
-  kernel(): TorchKernel;
-}
-
-interface RngAddon {
-  torchRandn(shape: number[], seed: bigint, kernel: TorchKernel): Promise<TensorLike>;
-  TorchGenerator: new (seed: bigint, kernel: TorchKernel) => NativeTorchGenerator;
-}
-
-function addon(): NativeAddon & RngAddon {
-  return native() as NativeAddon & RngAddon;
-}
 
 /** Checks a seed and returns it as a bigint. */
 export function toSeed(seed: unknown, name = 'seed'): bigint {
@@ -87,7 +71,7 @@ export async function randn(shape: readonly number[], seed: Seed, options?: Rand
   const dims = toShape(shape);
   const s = toSeed(seed);
   const kernel = toKernel(options);
-  return toTensor(await addon().torchRandn(dims, s, kernel));
+  return toTensor(await native().torchRandn(dims, s, kernel));
 }
 
 /**
@@ -102,7 +86,7 @@ export class TorchGenerator {
 
   constructor(seed: Seed, options?: RandnOptions) {
     this.#seed = toSeed(seed);
-    this.#native = new (addon().TorchGenerator)(this.#seed, toKernel(options));
+    this.#native = new (native().TorchGenerator)(this.#seed, toKernel(options));
   }
 
   /** The seed last given (torch's `initial_seed()`), as a bigint. */

@@ -1,7 +1,7 @@
 // Noise schedulers for the denoising loop, computed by the native core exactly as diffusers'
 // schedulers compute them when built from Stable Diffusion's scheduler config. All methods are
 // synchronous: a step is element-wise maths over one latent (well under a millisecond).
-import { native, type NativeAddon } from './native.js';
+import { native, type NativeScheduler } from './native.js';
 import { Tensor, type TensorLike } from './tensor.js';
 import { describe, expectBoolean, expectInteger, expectNumber, expectObject, expectOneOf, expectString } from './validate.js';
 
@@ -48,27 +48,6 @@ export interface SchedulerOverrides {
 
 /** Returns standard normal noise of `shape` (e.g. drawn from the pipeline's generator). */
 export type NoiseFunction = (shape: number[]) => TensorLike | Float32Array;
-
-interface NativeScheduler {
-  readonly name: string;
-  readonly stochastic: boolean;
-  readonly timesteps: number[];
-  readonly sigmas: Float32Array | null;
-  readonly initNoiseSigma: number;
-  setTimesteps(steps: number): void;
-  setBeginIndex(index: number): void;
-  scaleModelInput(sample: TensorLike, timestep: number): TensorLike;
-  step(output: TensorLike, timestep: number, sample: TensorLike, noise?: TensorLike | NoiseFunction): { prevSample: TensorLike };
-  addNoise(original: TensorLike, noise: TensorLike, timesteps: number | number[]): TensorLike;
-}
-
-interface SchedulerAddon {
-  Scheduler: new (name: string, overrides: SchedulerOverrides) => NativeScheduler;
-}
-
-function addon(): NativeAddon & SchedulerAddon {
-  return native() as NativeAddon & SchedulerAddon;
-}
 
 /** The canonical name for one of ours or A1111's (any case), or undefined. */
 export function canonicalSchedulerName(name: string): SchedulerName | undefined {
@@ -117,7 +96,7 @@ export class Scheduler {
       const valid = [...SCHEDULER_NAMES, ...Object.keys(A1111_SCHEDULER_NAMES).map((n) => JSON.stringify(n))];
       throw new RangeError(`Unknown scheduler ${JSON.stringify(given)}; expected one of ${valid.join(', ')}`);
     }
-    this.#native = new (addon().Scheduler)(canonical, checkOverrides(overrides));
+    this.#native = new (native().Scheduler)(canonical, checkOverrides(overrides));
   }
 
   /** The canonical name, e.g. 'dpmpp_2m_karras' for "DPM++ 2M Karras". */

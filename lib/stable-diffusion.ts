@@ -1,15 +1,15 @@
 import { StableDiffusionError } from './errors.js';
-import { native, type NativeAddon } from './native.js';
+import { native, type NativeModel } from './native.js';
 import {
   depth2img, img2img, inpaint, txt2img, type Depth2ImgOptions, type GenerationResult, type Img2ImgOptions,
   type InpaintOptions, type Txt2ImgOptions,
 } from './pipelines.js';
 import { createScheduler, type Scheduler, type SchedulerOverrides } from './scheduler.js';
-import { Tensor, type TensorLike } from './tensor.js';
+import { Tensor } from './tensor.js';
 import { Tokenizer } from './tokenizer.js';
-import { ClipTextEncoder, encodePrompt, type EncodePromptOptions, type PromptEmbeddings, type TextEncoderNative } from './text-encoder.js';
-import { UNet, type UNetNative } from './unet.js';
-import { checkTileSize, Vae, type VaeNative } from './vae.js';
+import { ClipTextEncoder, encodePrompt, type EncodePromptOptions, type PromptEmbeddings } from './text-encoder.js';
+import { UNet } from './unet.js';
+import { checkTileSize, Vae } from './vae.js';
 import {
   BACKENDS, NETWORKS, PREDICTION_TYPES, WEIGHT_TYPES, type Backend, type ConvertOptions, type ConvertResult, type DeviceChoice,
   type LoadedModelInfo, type MemoryUsage, type ModelDevice, type ModelMemory, type Network, type PredictionType, type WeightInfo,
@@ -86,31 +86,6 @@ function checkDevices(value: unknown): Partial<Record<Network, DeviceChoice>> {
   return devices;
 }
 
-interface NativeModel extends VaeNative, UNetNative, TextEncoderNative {
-  info(): LoadedModelInfo;
-  weights(): WeightInfo[];
-  readWeight(name: string): Promise<TensorLike>;
-  memory(): ModelMemory;
-  memoryUsage(resetPeak?: boolean): MemoryUsage;
-  devices(): Record<Network, ModelDevice>;
-  dispose(): void;
-}
-
-interface LoadAddon {
-  loadModel(
-    path: string,
-    options: {
-      backend: Backend;
-      devices?: Partial<Record<Network, DeviceChoice>>;
-      weightType?: WeightType;
-      predictionType?: PredictionType;
-      vae?: string;
-      threads?: number;
-      offload?: boolean;
-    },
-  ): Promise<NativeModel>;
-}
-
 /**
  * A loaded Stable Diffusion 1.x/2.x model: its detected configuration (`info`), its tokenizer and
  * its weights on their devices (`devices`), the networks (`textEncoder`, `unet`, `vae`) and the pipelines
@@ -154,8 +129,7 @@ export class StableDiffusion {
    */
   static async load(options: LoadOptions): Promise<StableDiffusion> {
     const o = checkLoadOptions(options);
-    const addon = native() as NativeAddon & LoadAddon;
-    const model = await addon.loadModel(o.model, {
+    const model = await native().loadModel(o.model, {
       backend: o.backend,
       ...(o.devices && { devices: o.devices }),
       ...(o.weightType && { weightType: o.weightType }),
@@ -291,6 +265,5 @@ export async function convertModel(input: string, output: string, options: Conve
     checked.predictionType = expectOneOf(o.predictionType, 'options.predictionType', PREDICTION_TYPES);
   }
   if (o.vae !== undefined) checked.vae = expectPath(o.vae, 'options.vae');
-  const addon = native() as NativeAddon & { convertModel(i: string, o: string, opts: ConvertOptions): Promise<ConvertResult> };
-  return addon.convertModel(from, to, checked);
+  return native().convertModel(from, to, checked);
 }

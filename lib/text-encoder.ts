@@ -1,19 +1,10 @@
 // The CLIP text encoder (`sd.textEncoder`) and prompt encoding (`sd.encodePrompt`), over
 // native/addon/text_encoder_binding.h and native/core/clip_text_encoder.h.
-import { Tensor, type TensorLike } from './tensor.js';
+import type { TextEncoderNative } from './native.js';
+import { Tensor } from './tensor.js';
 import type { TokenIds, Tokenizer } from './tokenizer.js';
-import { PROMPT_MODES, type PromptChunk, type PromptMode, type TextEncoderDetails } from './types.js';
+import { PROMPT_MODES, type PromptMode, type TextEncoderDetails } from './types.js';
 import { describe, expectBoolean, expectInteger, expectObject, expectOneOf, expectString } from './validate.js';
-
-/** The native model's text-encoder methods (see native/addon/text_encoder_binding.h). */
-export interface TextEncoderNative {
-  encodeText(ids: Int32Array, batch: number, clipSkip: number): Promise<TensorLike>;
-  encodePrompt(
-    cond: PromptChunk[],
-    uncond: PromptChunk[],
-    options: { clipSkip: number; weighting: boolean; padId: number },
-  ): Promise<{ cond: TensorLike; uncond: TensorLike }>;
-}
 
 /** The largest `clipSkip` accepted by the API (SD 1.x's CLIP has 12 layers). */
 export const MAX_CLIP_SKIP = 12;

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 
-import { native, packageRoot, type NativeAddon } from './native.js';
+import { native, packageRoot, type NativeTokenizer } from './native.js';
 import { PROMPT_MODES, type PromptMode, type TokenizedPrompt } from './types.js';
 import { describe, expectBoolean, expectInteger, expectObject, expectOneOf, expectString } from './validate.js';
 
@@ -46,24 +46,6 @@ export interface WeightedText {
   weight: number;
 }
 
-interface NativeTokenizer {
-  encode(text: string): number[];
-  tokenize(text: string): string[];
-  decode(ids: number[], skipSpecialTokens: boolean): string;
-  convertIdsToTokens(ids: number[]): string[];
-  tokenizePrompt(prompt: string, options: { mode: PromptMode; weighting: boolean; padId: number }): TokenizedPrompt;
-}
-
-// Registered by native/addon/tokenizer_binding.cpp.
-interface TokenizerAddon {
-  Tokenizer: new (mergesText: string) => NativeTokenizer;
-  parsePromptAttention(prompt: string): [string, number][];
-}
-
-function addon(): NativeAddon & TokenizerAddon {
-  return native() as NativeAddon & TokenizerAddon;
-}
-
 /** OpenAI CLIP's merges list, shipped gzipped with the package. */
 export const CLIP_VOCAB_PATH = join(packageRoot, 'native', 'core', 'data', 'bpe_simple_vocab_16e6.txt.gz');
 
@@ -97,7 +79,7 @@ export class Tokenizer {
     const padId = padIdOption(options);
     let tokenizer = shippedByPadId.get(padId);
     if (tokenizer === undefined) {
-      shippedNative ??= new (addon().Tokenizer)(gunzipSync(readFileSync(CLIP_VOCAB_PATH)).toString('utf8'));
+      shippedNative ??= new (native().Tokenizer)(gunzipSync(readFileSync(CLIP_VOCAB_PATH)).toString('utf8'));
       Tokenizer.#adopt = shippedNative;
       tokenizer = new Tokenizer('', { padId });
       shippedByPadId.set(padId, tokenizer);
@@ -115,7 +97,7 @@ export class Tokenizer {
       this.#native = Tokenizer.#adopt;
       Tokenizer.#adopt = undefined;
     } else {
-      this.#native = new (addon().Tokenizer)(expectString(mergesText, 'mergesText'));
+      this.#native = new (native().Tokenizer)(expectString(mergesText, 'mergesText'));
     }
   }
 
@@ -163,7 +145,7 @@ function padIdOption(options: unknown): number {
  * weight: 1.3 }, { text: ' ', weight: 1 }, { text: 'dog', weight: 1 / 1.1 }]`.
  */
 export function parsePromptAttention(prompt: string): WeightedText[] {
-  return addon()
+  return native()
     .parsePromptAttention(expectString(prompt, 'prompt'))
     .map(([text, weight]) => ({ text, weight }));
 }

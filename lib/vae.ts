@@ -1,12 +1,7 @@
+import type { VaeNative } from './native.js';
 import { Tensor, type TensorLike } from './tensor.js';
 import type { VaeDetails } from './types.js';
 import { describe, expectBoolean, expectInteger, expectObject } from './validate.js';
-
-/** The native model's VAE methods (see native/addon/sd_model_binding.cpp). */
-export interface VaeNative {
-  vaeDecode(latents: TensorLike): Promise<TensorLike>;
-  vaeEncode(image: TensorLike): Promise<TensorLike>;
-}
 
 /** What the encoder says about an image: a diagonal Gaussian over the latents. */
 export interface LatentDistribution {
