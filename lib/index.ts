@@ -28,11 +28,11 @@ export type { LatentDistribution, VaeTilingOptions } from './vae.js';
 export { UNet } from './unet.js';
 export { ClipTextEncoder, MAX_CLIP_SKIP } from './text-encoder.js';
 export type { TextEncodeOptions, EncodePromptOptions, PromptEmbeddings } from './text-encoder.js';
-export { txt2img, img2img, inpaint, depth2img, OUTPUT_TYPES, PREVIEW_METHODS } from './pipelines.js';
+export { txt2img, img2img, inpaint, depth2img, OUTPUT_TYPES, PREVIEW_METHODS } from './pipelines/index.js';
 export type {
   GenerationOptions, Txt2ImgOptions, Img2ImgOptions, InpaintOptions, Depth2ImgOptions, GenerationResult, Txt2ImgResult,
   StepInfo, StepCallback, OutputType, PreviewMethod, PipelineModel, StageMemory,
-} from './pipelines.js';
+} from './pipelines/index.js';
 export { latentPreview } from './latent-preview.js';
 export { readImage, readMask, readDepthMap, resizeImage, encodeImage, saveImage, toRgbBytes, formatForPath, IMAGE_FORMATS } from './image.js';
 export type { ImageInput, RawImage, ImageFormat, EncodeImageOptions } from './image.js';

@@ -3,7 +3,7 @@ import { native, type NativeModel } from './native.js';
 import {
   depth2img, img2img, inpaint, txt2img, type Depth2ImgOptions, type GenerationResult, type Img2ImgOptions,
   type InpaintOptions, type Txt2ImgOptions,
-} from './pipelines.js';
+} from './pipelines/index.js';
 import { createScheduler, type Scheduler, type SchedulerOverrides } from './scheduler.js';
 import { Tensor } from './tensor.js';
 import { Tokenizer } from './tokenizer.js';

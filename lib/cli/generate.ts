@@ -11,7 +11,7 @@ import { AbortError, StableDiffusionError } from '../errors.js';
 import { encodeImage, formatForPath, readDepthMap, readImage, readMask, resizeImage, toRgbBytes, type ImageFormat } from '../image.js';
 import { modelHash } from '../model-hash.js';
 import { packageRoot } from '../native.js';
-import type { GenerationResult } from '../pipelines.js';
+import type { GenerationResult } from '../pipelines/index.js';
 import { formatParameters, isPng, parseParameters, readExifUserComment, readPngText, samplerLabel, setPngText, toInfotext, type InfotextParameters, type ParsedParameters } from '../png-parameters.js';
 import { MAX_SEED } from '../rng.js';
 import { A1111_SCHEDULER_NAMES, canonicalSchedulerName, SCHEDULER_NAMES } from '../scheduler.js';

@@ -7,23 +7,23 @@
 //   inpaint   StableDiffusionInpaintPipeline (9-channel inpainting UNets, or latent blending
 //             on ordinary 4-channel ones)
 //   depth2img StableDiffusionDepth2ImgPipeline with a given depth map
-import { AbortError } from './errors.js';
-import { readDepthMap, readImage, readMask, resizeImage, type ImageInput } from './image.js';
-import { latentPreview } from './latent-preview.js';
-import { TorchGenerator, toSeed } from './rng.js';
-import { createScheduler, Scheduler, type SchedulerOverrides } from './scheduler.js';
-import { Tensor, type TensorLike } from './tensor.js';
+import { AbortError } from '../errors.js';
+import { readDepthMap, readImage, readMask, resizeImage, type ImageInput } from '../image.js';
+import { latentPreview } from '../latent-preview.js';
+import { TorchGenerator, toSeed } from '../rng.js';
+import { createScheduler, Scheduler, type SchedulerOverrides } from '../scheduler.js';
+import { Tensor, type TensorLike } from '../tensor.js';
 import {
   binarize, blendMasked, concatBatch, concatChannels, guide, maskOut, normalizePerItem, repeatBatch, resizeBicubic,
   resizeNearest, scale, toBatch, toSignedRange, toUnitRange,
-} from './tensor-ops.js';
-import type { EncodePromptOptions, PromptEmbeddings } from './text-encoder.js';
-import type { UNet } from './unet.js';
-import type { GenerationParameters, MemoryUsage, PipelineName, Seed } from './types.js';
-import type { Vae } from './vae.js';
+} from '../tensor-ops.js';
+import type { EncodePromptOptions, PromptEmbeddings } from '../text-encoder.js';
+import type { UNet } from '../unet.js';
+import type { GenerationParameters, MemoryUsage, PipelineName, Seed } from '../types.js';
+import type { Vae } from '../vae.js';
 import {
   describe, expectBoolean, expectInteger, expectNumber, expectObject, expectOneOf, expectString,
-} from './validate.js';
+} from '../validate.js';
 
 export const OUTPUT_TYPES = ['tensor', 'latent'] as const;
 export type OutputType = (typeof OUTPUT_TYPES)[number];
