@@ -228,10 +228,23 @@ export class StableDiffusion {
     return this.#model().memoryUsage(reset);
   }
 
-  /** Frees the weights. The object cannot be used afterwards (ERR_DISPOSED). */
+  /** Frees the weights. The object cannot be used afterwards (ERR_DISPOSED). Calling it again does nothing. */
   async dispose(): Promise<void> {
     this.#native?.dispose();
     this.#native = undefined;
+  }
+
+  /** Whether `dispose()` has run: the weights are freed and every other call fails with ERR_DISPOSED. */
+  get disposed(): boolean {
+    return this.#native === undefined;
+  }
+
+  /**
+   * `dispose()`, for `await using sd = await StableDiffusion.load(…)` (TypeScript 5.2+, or a
+   * runtime with explicit resource management): the model is freed when the block ends.
+   */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.dispose();
   }
 
   #model(): NativeModel {
