@@ -6,13 +6,17 @@ import { Tensor, type TensorLike } from './tensor.js';
 import { GGUF_WRITE_TYPES, type GgufWriteResult, type GgufWriteType, type ModelFileInfo } from './types.js';
 import { describe, expectObject, expectOneOf, expectPath, expectString } from './validate.js';
 
+/** One tensor for `writeGgufFile`. */
 export interface GgufTensorInput {
+  /** The name to store it under. */
   name: string;
+  /** Its values. */
   tensor: TensorLike;
   /** Default: the `type` option of `writeGgufFile`. */
   type?: GgufWriteType;
 }
 
+/** Options of `writeGgufFile`. */
 export interface GgufWriteOptions {
   /** Storage type for tensors that name none (default `f16`). */
   type?: GgufWriteType;

@@ -8,6 +8,7 @@ import { Tensor } from './tensor.js';
 import { PREDICTION_TYPES, type ModelInspection, type PredictionType } from './types.js';
 import { describe, expectObject, expectOneOf, expectPath, expectString } from './validate.js';
 
+/** Options of `inspectModel`. */
 export interface InspectModelOptions {
   /** Overrides what the files say (or what detection guesses for single files). */
   predictionType?: PredictionType;

@@ -10,11 +10,13 @@ import { Tensor, type TensorLike } from './tensor.js';
 import { TORCH_KERNELS, type Seed, type TorchKernel } from './types.js';
 import { describe, expectObject, expectOneOf } from './validate.js';
 
+/** Options of `randn` and the TorchGenerator constructor. */
 export interface RandnOptions {
   /** Default `avx2`. */
   kernel?: TorchKernel;
 }
 
+/** The largest seed: 2^64 − 1. */
 export const MAX_SEED = 18446744073709551615n;
 /** The most values one draw may give (2^30: 4 GiB of float32). */
 export const MAX_RANDN_SIZE = 1073741824;
@@ -94,6 +96,7 @@ export class TorchGenerator {
     return this.#seed;
   }
 
+  /** The torch kernel this generator's draws reproduce. */
   get kernel(): TorchKernel {
     return this.#native.kernel();
   }

@@ -17,6 +17,7 @@ import {
 } from './types.js';
 import { expectBoolean, expectInteger, expectObject, expectOneOf, expectPath, expectString } from './validate.js';
 
+/** Options of `StableDiffusion.load`. */
 export interface LoadOptions {
   /** A single-file checkpoint (.safetensors, .ckpt, .gguf) or a diffusers folder. */
   model: string;
@@ -36,6 +37,7 @@ export interface LoadOptions {
   threads?: number;
   /** Overrides what the model files say (or what detection guesses for single files). */
   predictionType?: PredictionType;
+  /** Attention through ggml's fused flash-attention kernel (K and V in f16; default false). */
   flashAttention?: boolean;
   /** Decode and encode in overlapping, blended tiles (lib/vae.ts); calls can override it. */
   vaeTiling?: boolean;

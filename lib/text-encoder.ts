@@ -9,6 +9,7 @@ import { describe, expectBoolean, expectInteger, expectObject, expectOneOf, expe
 /** The largest `clipSkip` accepted by the API (SD 1.x's CLIP has 12 layers). */
 export const MAX_CLIP_SKIP = 12;
 
+/** Options of `sd.textEncoder.encode`. */
 export interface TextEncodeOptions {
   /**
    * A1111's "Clip skip": 1 (default) takes the last layer SD uses, 2 the one before, …; the final
@@ -17,6 +18,7 @@ export interface TextEncodeOptions {
   clipSkip?: number;
 }
 
+/** Options of `sd.encodePrompt`. */
 export interface EncodePromptOptions extends TextEncodeOptions {
   /** Default: the empty prompt (as diffusers and A1111 use without one). */
   negativePrompt?: string;
@@ -35,7 +37,9 @@ export interface EncodePromptOptions extends TextEncodeOptions {
 
 /** Conditioning for classifier-free guidance: both [1, 77 · chunks, hidden], the same length. */
 export interface PromptEmbeddings {
+  /** The prompt's embeddings. */
   cond: Tensor;
+  /** The negative prompt's embeddings. */
   uncond: Tensor;
 }
 
@@ -57,6 +61,7 @@ export class ClipTextEncoder {
   readonly hidden: number;
   /** The longest id sequence (77). */
   readonly maxPositions: number;
+  /** Vocabulary size (49408). */
   readonly vocabSize: number;
   /** Transformer layers SD runs (12 SD 1.x, 23 SD 2.x); `clipSkip` counts back from the last. */
   readonly layersUsed: number;

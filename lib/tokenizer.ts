@@ -16,6 +16,7 @@ const MAX_ID = VOCAB_SIZE - 1;
 /** Ids as arrays of numbers or as integer typed arrays. */
 export type TokenIds = readonly number[] | Int32Array | Uint32Array | Uint16Array;
 
+/** Options of `Tokenizer.clip` and the Tokenizer constructor. */
 export interface TokenizerOptions {
   /**
    * Id that pads prompts to 77 tokens: 49407 (`<|endoftext|>`, SD 1.x, the default) or 0 (`!`, SD 2.x).
@@ -23,11 +24,13 @@ export interface TokenizerOptions {
   padId?: number;
 }
 
+/** Options of `tokenizer.decode`. */
 export interface DecodeOptions {
   /** Leave out `<|startoftext|>` and `<|endoftext|>` (default false, as in transformers). */
   skipSpecialTokens?: boolean;
 }
 
+/** Options of `tokenizer.tokenizePrompt`. */
 export interface TokenizePromptOptions {
   /**
    * `chunks` (default): A1111's long prompts, as many 77-token chunks as needed, breaking after a
@@ -40,7 +43,9 @@ export interface TokenizePromptOptions {
   padId?: number;
 }
 
+/** A piece of a prompt and its attention weight (`parsePromptAttention`). */
 export interface WeightedText {
+  /** The text, brackets removed. */
   text: string;
   /** The product of the brackets around the text; a `BREAK` is `{ text: 'BREAK', weight: -1 }`. */
   weight: number;
@@ -64,9 +69,13 @@ function expectIds(ids: unknown): number[] {
  * `"A painting of a flooble"` → `[49406, 320, 3086, 539, 320, 4062, 1059, 49407]`.
  */
 export class Tokenizer {
+  /** Vocabulary size (49408). */
   readonly vocabSize = VOCAB_SIZE;
+  /** `<|startoftext|>` (49406). */
   readonly bosId = BOS_ID;
+  /** `<|endoftext|>` (49407). */
   readonly eosId = EOS_ID;
+  /** The id prompts are padded with to 77 tokens (see `TokenizerOptions.padId`). */
   readonly padId: number;
   readonly #native: NativeTokenizer;
   static #adopt: NativeTokenizer | undefined;

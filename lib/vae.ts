@@ -5,11 +5,11 @@ import { describe, expectBoolean, expectInteger, expectObject } from './validate
 
 /** What the encoder says about an image: a diagonal Gaussian over the latents. */
 export interface LatentDistribution {
-  /** [B, 4, H/8, W/8]: the latents' mean (what `encode` returns). */
+  /** `[B, 4, H/8, W/8]`: the latents' mean (what `encode` returns). */
   mean: Tensor;
-  /** [B, 4, H/8, W/8]: log-variance, clamped to [-30, 20] as diffusers' DiagonalGaussianDistribution does. */
+  /** `[B, 4, H/8, W/8]`: log-variance, clamped to [-30, 20] as diffusers' DiagonalGaussianDistribution does. */
   logvar: Tensor;
-  /** [B, 8, H/8, W/8]: the encoder's raw output after quant_conv, mean then log-variance on channels (unclamped). */
+  /** `[B, 8, H/8, W/8]`: the encoder's raw output after quant_conv, mean then log-variance on channels (unclamped). */
   moments: Tensor;
 }
 

@@ -7,9 +7,12 @@ import type { GenerationParameters, MemoryUsage, Seed } from '../types.js';
 import type { UNet } from '../unet.js';
 import type { Vae } from '../vae.js';
 
+/** What a pipeline returns: decoded images (`tensor`) or only the latents (`latent`). */
 export const OUTPUT_TYPES = ['tensor', 'latent'] as const;
+/** One of OUTPUT_TYPES. */
 export type OutputType = (typeof OUTPUT_TYPES)[number];
 
+/** How `onStep` previews are made (see PreviewMethod). */
 export const PREVIEW_METHODS = ['latent', 'vae'] as const;
 /** 'latent': a linear latent → RGB map at 1/8 size (free); 'vae': the VAE decoder at full size (a decode each time). */
 export type PreviewMethod = (typeof PREVIEW_METHODS)[number];
@@ -33,6 +36,7 @@ export type StepCallback = (info: StepInfo) => boolean | void | Promise<boolean 
 
 /** Options every pipeline takes. */
 export interface GenerationOptions {
+  /** The prompt (A1111 attention syntax unless `promptWeighting` is false). */
   prompt: string;
   /** Default '' (diffusers' unconditional embedding). */
   negativePrompt?: string;
@@ -42,6 +46,7 @@ export interface GenerationOptions {
    * image when it differs.
    */
   width?: number;
+  /** As width. */
   height?: number;
   /** Default 50. */
   steps?: number;
@@ -58,14 +63,17 @@ export interface GenerationOptions {
   seed?: Seed;
   /** Images per prompt, default 1. */
   batchSize?: number;
+  /** A1111's Clip skip: 1 (default) the last layer SD uses, 2 the one before, … */
   clipSkip?: number;
   /** A1111's attention syntax, default true; false takes the prompt literally, as diffusers does. */
   promptWeighting?: boolean;
+  /** Called after each denoising step; returning false stops the generation with an AbortError. */
   onStep?: StepCallback;
   /** Previews passed to `onStep` (needs `onStep`). */
   preview?: PreviewMethod;
   /** Preview every N steps (default 1 for 'latent', 5 for 'vae'); the last step always has one. */
   previewEvery?: number;
+  /** Aborting it stops the generation with an AbortError; the model stays usable. */
   signal?: AbortSignal;
   /** 'tensor' (default): images [B, 3, H, W] in [0, 1]. 'latent': no VAE decode, `images` is null. */
   outputType?: OutputType;
@@ -76,11 +84,13 @@ export interface GenerationOptions {
   memoryReport?: boolean;
 }
 
+/** Options of `sd.txt2img`. */
 export interface Txt2ImgOptions extends GenerationOptions {
   /** Initial latents [batchSize, 4, height/8, width/8] instead of random ones (multiplied by initNoiseSigma, as diffusers does). */
   latents?: TensorLike;
 }
 
+/** Options of `sd.img2img`. */
 export interface Img2ImgOptions extends GenerationOptions {
   /** The starting image: a path, an encoded image Buffer, a sharp instance, raw pixels or a tensor [B, 3, H, W] in [0, 1] (lib/image.ts). */
   image: ImageInput;
@@ -88,7 +98,9 @@ export interface Img2ImgOptions extends GenerationOptions {
   strength?: number;
 }
 
+/** Options of `sd.inpaint`. */
 export interface InpaintOptions extends GenerationOptions {
+  /** The starting image: a path, an encoded image Buffer, a sharp instance, raw pixels or a tensor [B, 3, H, W] in [0, 1]. */
   image: ImageInput;
   /** White (≥ 0.5) = repaint, black = keep; the image's size. From alpha when not opaque, else luminance. */
   mask: ImageInput;
@@ -96,7 +108,9 @@ export interface InpaintOptions extends GenerationOptions {
   strength?: number;
 }
 
+/** Options of `sd.depth2img`. */
 export interface Depth2ImgOptions extends GenerationOptions {
+  /** The starting image: a path, an encoded image Buffer, a sharp instance, raw pixels or a tensor [B, 3, H, W] in [0, 1]. */
   image: ImageInput;
   /**
    * Depth (larger = nearer, as MiDaS gives it), any size and scale: a tensor [H, W], [B, H, W] or
@@ -119,6 +133,7 @@ export interface StageMemory {
   decode?: MemoryUsage;
 }
 
+/** What a pipeline returns. */
 export interface GenerationResult {
   /** [B, 3, H, W] in [0, 1] (diffusers' output_type 'pt'), or null with outputType 'latent'. */
   images: Tensor | null;
@@ -126,18 +141,30 @@ export interface GenerationResult {
   latents: Tensor;
   /** The seed of the generator each image's noise came from (one generator for the batch, as diffusers). */
   seeds: Seed[];
+  /** What the generation was made with. */
   parameters: GenerationParameters;
   /** With `memoryReport: true`. */
   memory?: StageMemory;
 }
 
+/** What `sd.txt2img` returns (the same as every pipeline). */
 export type Txt2ImgResult = GenerationResult;
 
 /** What the pipelines need of a loaded model. */
 export interface PipelineModel {
-  readonly info: { imageSize: number; predictionType: 'epsilon' | 'v_prediction' };
+  /** The default image size and what the UNet predicts. */
+  readonly info: {
+    /** The default width and height. */
+    imageSize: number;
+    /** What the UNet predicts. */
+    predictionType: 'epsilon' | 'v_prediction';
+  };
+  /** The denoising network. */
   readonly unet: UNet;
+  /** The autoencoder (to and from latents). */
   readonly vae: Vae;
+  /** The text conditioning for a prompt and its negative prompt. */
   encodePrompt(prompt: string, options?: EncodePromptOptions): Promise<PromptEmbeddings>;
+  /** Memory now and its peaks (for `memoryReport`). */
   memoryUsage?(options?: { resetPeak?: boolean }): MemoryUsage;
 }
