@@ -16,7 +16,8 @@ import type { LoadOptions } from '../../stable-diffusion.js';
 import type { Tensor } from '../../tensor.js';
 import { BACKENDS, PREDICTION_TYPES, WEIGHT_TYPES, type PipelineName, type Seed } from '../../types.js';
 import { oneOf, parse, UsageError, warn } from '../usage.js';
-import { gridAxes, type JobValues } from './plan.js';
+import { gridAxes } from './plan.js';
+import type { GenerateRequest, JobValues } from './types.js';
 
 const OPTIONS = {
   model: { type: 'string', short: 'm' },
@@ -51,35 +52,6 @@ const OPTIONS = {
   strict: { type: 'boolean' },
   quiet: { type: 'boolean', short: 'q' },
 } as const;
-
-/** A generate command line, checked. */
-export interface GenerateRequest {
-  /** `--from`: the image whose parameters were taken, and what they said. */
-  from: { path: string; parameters: ParsedParameters } | undefined;
-  prompt: string;
-  negativePrompt: string;
-  /** `--model` as given (`demo` or a path) and the path it names. */
-  model: string;
-  modelPath: string;
-  /** The values of the parts of a job; several for a grid. */
-  values: JobValues;
-  isGrid: boolean;
-  width: number | undefined;
-  height: number | undefined;
-  batchSize: number;
-  /** `--from` an image of a batch: the position of the image to keep. */
-  keep: number | undefined;
-  pipeline: PipelineName;
-  output: string;
-  format: ImageFormat;
-  quality: number | undefined;
-  loadOptions: LoadOptions;
-  image: Tensor | undefined;
-  mask: Tensor | undefined;
-  depthMap: Tensor | undefined;
-  json: boolean;
-  quiet: boolean;
-}
 
 function list(value: string, flag: string): string[] {
   const items = value.split(',').map((s) => s.trim());

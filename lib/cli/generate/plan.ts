@@ -2,29 +2,7 @@
 // --sampler, --steps, --clip-skip and --strength make a grid: one job per combination, the
 // first list varying fastest.
 import { samplerLabel } from '../../png-parameters.js';
-import type { Seed } from '../../types.js';
-
-/** The varying part of one generation; a grid has one per cell. */
-export interface Job {
-  steps: number;
-  guidanceScale: number;
-  sampler: string;
-  seed: Seed;
-  clipSkip: number | undefined;
-  strength: number | undefined;
-}
-
-/** The values given for each part of a job (one each unless the command line lists several). */
-export type JobValues = { [K in keyof Job]: Job[K][] };
-
-/** One dimension of a grid: a part of the job with more than one value, and its label. */
-export type Axis = { key: keyof Job; label: string; values: Job[keyof Job][] };
-
-export interface JobPlan {
-  /** The grid's axes, in the order the grid lays them out (none: a single generation). */
-  axes: Axis[];
-  jobs: Job[];
-}
+import type { Axis, Job, JobPlan, JobValues } from './types.js';
 
 /** The parts of the job given more than one value: the grid's axes, the first across. */
 export function gridAxes(values: JobValues): Axis[] {

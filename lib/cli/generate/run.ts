@@ -5,22 +5,14 @@ import { basename } from 'node:path';
 import { StableDiffusionError } from '../../errors.js';
 import { modelHash } from '../../model-hash.js';
 import type { GenerationResult } from '../../pipelines/index.js';
-import { toInfotext, type InfotextParameters } from '../../png-parameters.js';
+import { toInfotext } from '../../png-parameters.js';
 import { StableDiffusion } from '../../stable-diffusion.js';
-import type { Tensor } from '../../tensor.js';
 import type { PipelineName } from '../../types.js';
 import type { Progress } from '../progress.js';
 import { UsageError, warn } from '../usage.js';
-import type { GenerateRequest } from './parse.js';
-import type { JobPlan } from './plan.js';
+import type { GenerateRequest, JobPlan, JobResult } from './types.js';
 
 type PipelineCall = (options: Record<string, unknown>) => Promise<GenerationResult>;
-
-/** One job's images and the parameters recorded for each. */
-export interface JobResult {
-  images: Tensor;
-  parameters: InfotextParameters[];
-}
 
 /** Loads the model and hashes its file (A1111's "Model hash"), together. */
 export async function loadModel(request: GenerateRequest): Promise<{ sd: StableDiffusion; hash: string | undefined }> {

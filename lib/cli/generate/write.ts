@@ -9,9 +9,8 @@ import { StableDiffusionError } from '../../errors.js';
 import { encodeImage, toRgbBytes, type ImageFormat } from '../../image.js';
 import { formatParameters, setPngText, type InfotextParameters } from '../../png-parameters.js';
 import { renderGrid, type GridLayout } from '../grid.js';
-import type { GenerateRequest } from './parse.js';
-import { axisValue, type Axis, type JobPlan } from './plan.js';
-import type { JobResult } from './run.js';
+import { axisValue } from './plan.js';
+import type { Axis, GenerateRequest, JobPlan, JobResult } from './types.js';
 
 /** A file to write, and what the report says about it. */
 export interface OutputFile {
