@@ -20,7 +20,9 @@ export type ErrorCode =
 
 /** An Error with a machine-readable `code` and, where a file is involved, its `path`. */
 export class StableDiffusionError extends Error {
+  /** What went wrong, for programs (see `ErrorCode`). */
   readonly code: ErrorCode;
+  /** The file or folder concerned, where there is one. */
   readonly path?: string;
 
   constructor(code: ErrorCode, message: string, options: { path?: string; cause?: unknown } = {}) {

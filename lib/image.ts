@@ -12,9 +12,13 @@ import { describe, expectInteger, expectObject, expectPath } from './validate.js
 
 /** Raw interleaved 8-bit pixels, as sharp's `.raw()` gives them. */
 export interface RawImage {
+  /** width × height × channels bytes, row by row, the channels of a pixel together. */
   data: Uint8Array | Uint8ClampedArray;
+  /** Pixels across. */
   width: number;
+  /** Pixels down. */
   height: number;
+  /** Gray, gray and alpha, RGB or RGBA. */
   channels: 1 | 2 | 3 | 4;
 }
 
@@ -22,7 +26,10 @@ export interface RawImage {
  * An image for a pipeline: a file path, an encoded image in a Buffer (any format sharp reads),
  * a sharp instance, raw pixels, or a float tensor [3, H, W] / [B, 3, H, W] in [0, 1].
  */
-export type ImageInput = string | Uint8Array | RawImage | TensorLike | { toBuffer: unknown };
+export type ImageInput = string | Uint8Array | RawImage | TensorLike | {
+  /** A sharp instance (anything with sharp's toBuffer). */
+  toBuffer: unknown;
+};
 
 function isTensorLike(value: unknown): value is TensorLike {
   const v = value as { shape?: unknown; data?: unknown } | null;
@@ -229,7 +236,9 @@ export async function resizeImage(image: Tensor, width: number, height: number):
 
 // Output ---------------------------------------------------------------------------------------
 
+/** The formats images are written in. */
 export const IMAGE_FORMATS = ['png', 'jpeg', 'webp'] as const;
+/** One of IMAGE_FORMATS. */
 export type ImageFormat = (typeof IMAGE_FORMATS)[number];
 
 /** The format a file name asks for (.png, .jpg/.jpeg, .webp), or undefined. */
@@ -245,7 +254,19 @@ export function formatForPath(path: string): ImageFormat | undefined {
  * One image of [B, 3, H, W] in [0, 1] as 8-bit RGB bytes, rounded as diffusers' numpy_to_pil
  * does: (x · 255).round() in float32, halves to even.
  */
-export function toRgbBytes(images: TensorLike, index = 0): { data: Buffer; width: number; height: number; channels: 3 } {
+export function toRgbBytes(
+  images: TensorLike,
+  index = 0,
+): {
+  /** width × height × 3 bytes, row by row. */
+  data: Buffer;
+  /** Pixels across. */
+  width: number;
+  /** Pixels down. */
+  height: number;
+  /** Always 3 (RGB). */
+  channels: 3;
+} {
   const t = Tensor.of(images);
   if (t.rank !== 4 || t.shape[1] !== 3) throw new RangeError(`Expected images of shape [batch, 3, height, width] but received [${t.shape.join(', ')}]`);
   const [batch, , height, width] = t.shape as [number, number, number, number];
@@ -265,6 +286,7 @@ export function toRgbBytes(images: TensorLike, index = 0): { data: Buffer; width
   return { data, width, height, channels: 3 };
 }
 
+/** Options of `encodeImage` and `saveImage`. */
 export interface EncodeImageOptions {
   /** Default 'png'. */
   format?: ImageFormat;

@@ -1,31 +1,38 @@
 export { Tensor } from './tensor.js';
 export type { TensorLike } from './tensor.js';
-export { StableDiffusion, convertModel, BACKENDS, NETWORKS, WEIGHT_TYPES, PREDICTION_TYPES } from './stable-diffusion.js';
-export type { Backend, DeviceChoice, Network, WeightType, PredictionType, LoadOptions, ModelInfo, LoadedModelInfo, ModelDevice, WeightInfo, ModelMemory, DeviceMemory, MemoryUsage, ConvertOptions, ConvertResult } from './stable-diffusion.js';
+export { StableDiffusion, convertModel } from './stable-diffusion.js';
+export type { LoadOptions } from './stable-diffusion.js';
+export { BACKENDS, NETWORKS, WEIGHT_TYPES, PREDICTION_TYPES, GGUF_WRITE_TYPES, PROMPT_MODES, TORCH_KERNELS } from './types.js';
+export type {
+  Backend, DeviceChoice, Network, WeightType, PredictionType, ModelInfo, LoadedModelInfo, ModelDevice, WeightInfo, ModelMemory,
+  DeviceMemory, MemoryUsage, ConvertOptions, ConvertResult, ModelFileFormat, ModelFileInfo, ModelTensorInfo, GgufWriteType,
+  GgufWriteResult, PromptMode, PromptChunk, TokenizedPrompt, ModelLayout, ModelDetails, ModelInspection, CanonicalTensorInfo,
+  UNetDetails, VaeDetails, TextEncoderDetails, Seed, TorchKernel, GenerationParameters, PipelineName,
+} from './types.js';
 export { systemInfo, listDevices } from './system.js';
 export type { SystemInfo, DeviceInfo, DeviceType, Variant, GpuVariant, GpuVariantStatus, GpuBackend, BinarySource } from './system.js';
-export { inspectModelFile, readModelTensor, writeGgufFile, GGUF_WRITE_TYPES } from './model-file.js';
-export type { ModelFileFormat, ModelFileInfo, ModelTensorInfo, GgufWriteType, GgufTensorInput, GgufWriteOptions, GgufWriteResult } from './model-file.js';
-export { Tokenizer, parsePromptAttention, PROMPT_MODES, CLIP_VOCAB_PATH } from './tokenizer.js';
-export type { TokenizerOptions, DecodeOptions, TokenizePromptOptions, PromptMode, PromptChunk, TokenizedPrompt, WeightedText, TokenIds } from './tokenizer.js';
+export { inspectModelFile, readModelTensor, writeGgufFile } from './model-file.js';
+export type { GgufTensorInput, GgufWriteOptions } from './model-file.js';
+export { Tokenizer, parsePromptAttention, CLIP_VOCAB_PATH } from './tokenizer.js';
+export type { TokenizerOptions, DecodeOptions, TokenizePromptOptions, WeightedText, TokenIds } from './tokenizer.js';
 export { inspectModel, readCanonicalTensor, readCanonicalTensors } from './model.js';
-export type { ModelLayout, ModelDetails, ModelInspection, InspectModelOptions, CanonicalTensorInfo, UNetDetails, VaeDetails, TextEncoderDetails } from './model.js';
+export type { InspectModelOptions } from './model.js';
 export { StableDiffusionError, AbortError } from './errors.js';
 export type { ErrorCode } from './errors.js';
 export { createScheduler, Scheduler, SCHEDULER_NAMES, A1111_SCHEDULER_NAMES, TIMESTEP_SPACINGS } from './scheduler.js';
 export type { SchedulerName, SchedulerOverrides, TimestepSpacing, NoiseFunction } from './scheduler.js';
-export { randn, TorchGenerator, TORCH_KERNELS, MAX_SEED, MAX_RANDN_SIZE } from './rng.js';
-export type { RandnOptions, Seed, TorchKernel } from './rng.js';
+export { randn, TorchGenerator, MAX_SEED, MAX_RANDN_SIZE } from './rng.js';
+export type { RandnOptions } from './rng.js';
 export { Vae, DEFAULT_VAE_TILE_SIZE } from './vae.js';
 export type { LatentDistribution, VaeTilingOptions } from './vae.js';
 export { UNet } from './unet.js';
 export { ClipTextEncoder, MAX_CLIP_SKIP } from './text-encoder.js';
 export type { TextEncodeOptions, EncodePromptOptions, PromptEmbeddings } from './text-encoder.js';
-export { txt2img, img2img, inpaint, depth2img, OUTPUT_TYPES, PREVIEW_METHODS } from './pipelines.js';
+export { txt2img, img2img, inpaint, depth2img, OUTPUT_TYPES, PREVIEW_METHODS } from './pipelines/index.js';
 export type {
   GenerationOptions, Txt2ImgOptions, Img2ImgOptions, InpaintOptions, Depth2ImgOptions, GenerationResult, Txt2ImgResult,
-  GenerationParameters, PipelineName, StepInfo, StepCallback, OutputType, PreviewMethod, PipelineModel, StageMemory,
-} from './pipelines.js';
+  StepInfo, StepCallback, OutputType, PreviewMethod, PipelineModel, StageMemory,
+} from './pipelines/index.js';
 export { latentPreview } from './latent-preview.js';
 export { readImage, readMask, readDepthMap, resizeImage, encodeImage, saveImage, toRgbBytes, formatForPath, IMAGE_FORMATS } from './image.js';
 export type { ImageInput, RawImage, ImageFormat, EncodeImageOptions } from './image.js';

@@ -1,40 +1,22 @@
 // Model files as containers: what tensors a safetensors, GGUF or PyTorch checkpoint file holds,
 // reading one of them as float32, and writing tensors to GGUF. Names are as stored in the file;
 // no mapping to a model's layout happens here.
-import { native, type NativeAddon } from './native.js';
+import { native } from './native.js';
 import { Tensor, type TensorLike } from './tensor.js';
+import { GGUF_WRITE_TYPES, type GgufWriteResult, type GgufWriteType, type ModelFileInfo } from './types.js';
 import { describe, expectObject, expectOneOf, expectPath, expectString } from './validate.js';
 
-export type ModelFileFormat = 'safetensors' | 'gguf' | 'checkpoint';
-
-export interface ModelTensorInfo {
-  /** As stored in the file, e.g. `model.diffusion_model.input_blocks.0.0.weight`. */
-  name: string;
-  /** ggml's type name: `f32`, `f16`, `bf16`, `q8_0`, `q4_0`, …; `i64`, `i32`, `f64` for non-weight tensors. */
-  type: string;
-  /** Outermost first, as PyTorch lists it. GGUF files do not record outer dimensions of 1, so they are absent. */
-  shape: number[];
-}
-
-export interface ModelFileInfo {
-  format: ModelFileFormat;
-  path: string;
-  /** safetensors `__metadata__`, GGUF key-values, or a checkpoint's top-level scalars (`global_step`, …), as text. */
-  metadata: Record<string, string>;
-  tensors: ModelTensorInfo[];
-}
-
-/** Storage types `writeGgufFile` can write. The quantized ones need rows (the innermost dimension) of whole 32-element blocks. */
-export const GGUF_WRITE_TYPES = ['f32', 'f16', 'bf16', 'q8_0', 'q5_0', 'q5_1', 'q4_0', 'q4_1'] as const;
-export type GgufWriteType = (typeof GGUF_WRITE_TYPES)[number];
-
+/** One tensor for `writeGgufFile`. */
 export interface GgufTensorInput {
+  /** The name to store it under. */
   name: string;
+  /** Its values. */
   tensor: TensorLike;
   /** Default: the `type` option of `writeGgufFile`. */
   type?: GgufWriteType;
 }
 
+/** Options of `writeGgufFile`. */
 export interface GgufWriteOptions {
   /** Storage type for tensors that name none (default `f16`). */
   type?: GgufWriteType;
@@ -42,36 +24,16 @@ export interface GgufWriteOptions {
   metadata?: Record<string, string>;
 }
 
-export interface GgufWriteResult {
-  /** Tensors asked to be quantized whose rows are not whole 32-element blocks: written as f16. */
-  keptF16: string[];
-}
-
-interface ModelFileAddon {
-  inspectModelFile(path: string): Promise<ModelFileInfo>;
-  readModelTensor(path: string, name: string): Promise<TensorLike>;
-  writeGguf(
-    path: string,
-    tensors: { name: string; type: GgufWriteType; tensor: TensorLike }[],
-    metadata: Record<string, string>,
-  ): Promise<GgufWriteResult>;
-}
-
-// These functions are registered by native/addon/model_file_binding.cpp.
-function addon(): NativeAddon & ModelFileAddon {
-  return native() as NativeAddon & ModelFileAddon;
-}
-
 /** Lists the tensors and metadata of a model file, chosen by its contents (not its extension). */
 export async function inspectModelFile(path: string): Promise<ModelFileInfo> {
-  return addon().inspectModelFile(expectPath(path, 'path'));
+  return native().inspectModelFile(expectPath(path, 'path'));
 }
 
 /** Reads one tensor as float32, converting f16, bf16, quantized and integer types. */
 export async function readModelTensor(path: string, name: string): Promise<Tensor> {
   const file = expectPath(path, 'path');
   const tensorName = expectString(name, 'name');
-  const result = await addon().readModelTensor(file, tensorName);
+  const result = await native().readModelTensor(file, tensorName);
   if (result.data.length === 0) {
     throw new RangeError(`Tensor "${tensorName}" in ${file} has no elements (shape [${result.shape.join(', ')}])`);
   }
@@ -102,5 +64,5 @@ export async function writeGgufFile(
       tensor: Tensor.of(item.tensor as TensorLike),
     };
   });
-  return addon().writeGguf(file, list, metadata);
+  return native().writeGguf(file, list, metadata);
 }

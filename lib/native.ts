@@ -1,11 +1,17 @@
-// Loads sd_node.node once and describes what it exports. Everything else in lib/ reaches the
-// native engine through `native()`.
+// Loads sd_node.node once and describes everything it exports (NativeAddon, after
+// node-llama-cpp's AddonTypes.ts). Everything else in lib/ reaches the native engine through
+// `native()`, typed by it: no module declares or casts to a part of the addon of its own.
 import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { loadBinary, type BinaryAddon, type LoadedBinary } from './binary/load.js';
 import type { TensorLike } from './tensor.js';
+import type {
+  Backend, ConvertOptions, ConvertResult, DeviceChoice, GgufWriteResult, GgufWriteType, LoadedModelInfo, MemoryUsage, ModelDevice,
+  ModelFileInfo, ModelInspection, ModelMemory, Network, PredictionType, PromptChunk, PromptMode, TokenizedPrompt, TorchKernel,
+  WeightInfo, WeightType,
+} from './types.js';
 
 export interface NativeSystemInfo {
   version: string;
@@ -28,10 +34,141 @@ export interface NativeDevice {
   memoryTotal: number;
 }
 
+/** A loaded model (native/addon/sd_model_binding.cpp's NativeModel): the native half of `StableDiffusion`. */
+export interface NativeModel extends TextEncoderNative, UNetNative, VaeNative {
+  info(): LoadedModelInfo;
+  weights(): WeightInfo[];
+  /** The weight as loaded, dequantized to float32. */
+  readWeight(name: string): Promise<TensorLike>;
+  memory(): ModelMemory;
+  memoryUsage(resetPeak?: boolean): MemoryUsage;
+  devices(): Record<Network, ModelDevice>;
+  /** Frees the weights; a worker still running keeps its own reference until it finishes. */
+  dispose(): void;
+}
+
+/** The model's text-encoder methods (native/addon/text_encoder_binding.h). */
+export interface TextEncoderNative {
+  encodeText(ids: Int32Array, batch: number, clipSkip: number): Promise<TensorLike>;
+  encodePrompt(
+    cond: PromptChunk[],
+    uncond: PromptChunk[],
+    options: { clipSkip: number; weighting: boolean; padId: number },
+  ): Promise<{ cond: TensorLike; uncond: TensorLike }>;
+}
+
+/** The model's UNet method. */
+export interface UNetNative {
+  unetPredict(
+    sample: TensorLike,
+    timestep: number | number[],
+    context: TensorLike,
+    options?: { flashAttention?: boolean },
+  ): Promise<TensorLike>;
+}
+
+/** The model's VAE methods. */
+export interface VaeNative {
+  vaeDecode(latents: TensorLike): Promise<TensorLike>;
+  vaeEncode(image: TensorLike): Promise<TensorLike>;
+}
+
+/** `loadModel`'s options: `LoadOptions` checked, less what lib/ applies itself. */
+export interface NativeLoadOptions {
+  backend: Backend;
+  devices?: Partial<Record<Network, DeviceChoice>>;
+  weightType?: WeightType;
+  predictionType?: PredictionType;
+  vae?: string;
+  threads?: number;
+  offload?: boolean;
+}
+
+/** native/addon/tokenizer_binding.cpp's Tokenizer. */
+export interface NativeTokenizer {
+  encode(text: string): number[];
+  tokenize(text: string): string[];
+  decode(ids: number[], skipSpecialTokens: boolean): string;
+  convertIdsToTokens(ids: number[]): string[];
+  tokenizePrompt(prompt: string, options: { mode: PromptMode; weighting: boolean; padId: number }): TokenizedPrompt;
+}
+
+/** native/addon/rng_binding.cpp's TorchGenerator. */
+export interface NativeTorchGenerator {
+  randn(shape: number[]): Promise<TensorLike>;
+  manualSeed(seed: bigint): void;
+  initialSeed(): bigint;
+  kernel(): TorchKernel;
+}
+
+/** The scheduler config overrides the native Scheduler reads (lib/scheduler.ts checks them first). */
+export interface NativeSchedulerOverrides {
+  timestepSpacing?: string;
+  useKarrasSigmas?: boolean;
+  predictionType?: string;
+  stepsOffset?: number;
+  eta?: number;
+}
+
+/** native/addon/scheduler_binding.cpp's Scheduler. */
+export interface NativeScheduler {
+  readonly name: string;
+  readonly stochastic: boolean;
+  readonly timesteps: number[];
+  readonly sigmas: Float32Array | null;
+  readonly initNoiseSigma: number;
+  setTimesteps(steps: number): void;
+  setBeginIndex(index: number): void;
+  scaleModelInput(sample: TensorLike, timestep: number): TensorLike;
+  /** `noise`: a tensor, or a function the scheduler calls with the shape each time it draws. */
+  step(
+    output: TensorLike,
+    timestep: number,
+    sample: TensorLike,
+    noise?: TensorLike | ((shape: number[]) => TensorLike | Float32Array),
+  ): { prevSample: TensorLike };
+  addNoise(original: TensorLike, noise: TensorLike, timesteps: number | number[]): TensorLike;
+}
+
+/**
+ * Everything sd_node.node exports, by the binding file that registers it. Asynchronous functions
+ * run on a worker thread. test/native-surface.test.ts checks this against the loaded addon.
+ */
 export interface NativeAddon extends BinaryAddon {
+  // system_binding.cpp (init and probeLibrary: BinaryAddon)
   systemInfo(): NativeSystemInfo;
   listDevices(): NativeDevice[];
   deviceCheck(device: string, a: TensorLike, b: TensorLike, threads: number): Promise<TensorLike>;
+
+  // model_file_binding.cpp
+  inspectModelFile(path: string): Promise<ModelFileInfo>;
+  readModelTensor(path: string, name: string): Promise<TensorLike>;
+  writeGguf(
+    path: string,
+    tensors: { name: string; type: GgufWriteType; tensor: TensorLike }[],
+    metadata: Record<string, string>,
+  ): Promise<GgufWriteResult>;
+
+  // model_binding.cpp
+  inspectModel(path: string, predictionType: PredictionType | undefined): Promise<ModelInspection>;
+  readCanonicalTensors(path: string, names: string[]): Promise<TensorLike[]>;
+
+  // sd_model_binding.cpp
+  loadModel(path: string, options: NativeLoadOptions): Promise<NativeModel>;
+  convertModel(input: string, output: string, options: ConvertOptions): Promise<ConvertResult>;
+  /** The process's host memory; `resetPeak` restarts the peak after reading it (Linux). */
+  memoryStats(resetPeak?: boolean): MemoryUsage['host'];
+
+  // tokenizer_binding.cpp
+  Tokenizer: new (mergesText: string) => NativeTokenizer;
+  parsePromptAttention(prompt: string): [string, number][];
+
+  // rng_binding.cpp
+  torchRandn(shape: number[], seed: bigint, kernel: TorchKernel): Promise<TensorLike>;
+  TorchGenerator: new (seed: bigint, kernel: TorchKernel) => NativeTorchGenerator;
+
+  // scheduler_binding.cpp
+  Scheduler: new (name: string, overrides: NativeSchedulerOverrides) => NativeScheduler;
 }
 
 export const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');

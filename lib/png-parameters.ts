@@ -9,8 +9,8 @@
 // where a value containing a comma, colon, quote or newline is written as a JSON string.
 import { inflateSync, crc32 } from 'node:zlib';
 
-import type { GenerationParameters } from './pipelines.js';
 import { A1111_SCHEDULER_NAMES, canonicalSchedulerName, SCHEDULER_NAMES, type SchedulerName } from './scheduler.js';
+import type { GenerationParameters } from './types.js';
 import { describe } from './validate.js';
 
 /**
@@ -26,15 +26,21 @@ export const A1111_SAMPLER_NAMES: Readonly<Record<SchedulerName, string>> = Obje
 
 /** What an image's infotext records. Fields left undefined are not written. */
 export interface InfotextParameters {
+  /** The prompt. */
   prompt: string;
+  /** The negative prompt ("Negative prompt"). */
   negativePrompt?: string;
+  /** Denoising steps ("Steps"). */
   steps?: number;
   /** Our scheduler name (or A1111's); written as A1111's sampler name. */
   sampler?: string;
   /** Classifier-free guidance ("CFG scale"). */
   guidanceScale?: number;
+  /** The seed ("Seed"). */
   seed?: number | bigint;
+  /** Image width ("Size": WxH). */
   width?: number;
+  /** Image height. */
   height?: number;
   /** First 10 hex digits of the model file's sha256 (A1111's "AutoV2" hash). */
   modelHash?: string;
@@ -42,9 +48,11 @@ export interface InfotextParameters {
   model?: string;
   /** img2img / inpaint / depth2img strength ("Denoising strength"). */
   strength?: number;
+  /** A1111's "Clip skip". */
   clipSkip?: number;
   /** Set for images from a batch of more than one: the batch size and this image's 0-based position. */
   batchSize?: number;
+  /** This image's 0-based position in its batch ("Batch pos"). */
   batchPosition?: number;
   /** Any other `Key: value` fields, written after the known ones and read back verbatim. */
   extra?: Record<string, string>;
@@ -143,6 +151,7 @@ function parseFields(line: string): Record<string, string> | undefined {
 
 /** Parsed infotext: the known fields typed, the rest in `extra`. */
 export interface ParsedParameters extends InfotextParameters {
+  /** The negative prompt ('' when the infotext has none). */
   negativePrompt: string;
   /** Every `Key: value` field as written (quotes removed). */
   fields: Record<string, string>;

@@ -5,48 +5,22 @@
 //
 // Draws run on a native worker thread and return Promises; a generator's draws run one after
 // another in the order they were asked for, whatever order their promises are awaited in.
-import { native, type NativeAddon } from './native.js';
+import { native, type NativeTorchGenerator } from './native.js';
 import { Tensor, type TensorLike } from './tensor.js';
+import { TORCH_KERNELS, type Seed, type TorchKernel } from './types.js';
 import { describe, expectObject, expectOneOf } from './validate.js';
 
-/**
- * Which of torch's float32 kernels to reproduce for draws of 16 or more values.
- * `avx2` (default): torch on x86-64 CPUs with AVX2 or AVX-512, i.e. what diffusers gives on a
- * PC or server CPU. `scalar`: torch without AVX2 (its "default" CPU capability, as on ARM);
- * it uses the C library's logf/sinf/cosf, so it matches torch where the C library is the same.
- * Draws of fewer than 16 values are the same for both.
- */
-export const TORCH_KERNELS = ['avx2', 'scalar'] as const;
-export type TorchKernel = (typeof TORCH_KERNELS)[number];
-
+/** Options of `randn` and the TorchGenerator constructor. */
 export interface RandnOptions {
   /** Default `avx2`. */
   kernel?: TorchKernel;
 }
 
-/** A seed: an integer from 0 to 2^64 − 1, as a bigint or a safe-integer number. */
-export type Seed = number | bigint;
-
+/** The largest seed: 2^64 − 1. */
 export const MAX_SEED = 18446744073709551615n;
 /** The most values one draw may give (2^30: 4 GiB of float32). */
 export const MAX_RANDN_SIZE = 1073741824;
 const MAX_DIMENSION = 1e9; // as Tensor allows
-
-interface NativeTorchGenerator {
-  randn(shape: number[]): Promise<TensorLike>;
-  manualSeed(seed: bigint): void;
-  initialSeed(): bigint;
-  kernel(): TorchKernel;
-}
-
-interface RngAddon {
-  torchRandn(shape: number[], seed: bigint, kernel: TorchKernel): Promise<TensorLike>;
-  TorchGenerator: new (seed: bigint, kernel: TorchKernel) => NativeTorchGenerator;
-}
-
-function addon(): NativeAddon & RngAddon {
-  return native() as NativeAddon & RngAddon;
-}
 
 /** Checks a seed and returns it as a bigint. */
 export function toSeed(seed: unknown, name = 'seed'): bigint {
@@ -99,7 +73,7 @@ export async function randn(shape: readonly number[], seed: Seed, options?: Rand
   const dims = toShape(shape);
   const s = toSeed(seed);
   const kernel = toKernel(options);
-  return toTensor(await addon().torchRandn(dims, s, kernel));
+  return toTensor(await native().torchRandn(dims, s, kernel));
 }
 
 /**
@@ -114,7 +88,7 @@ export class TorchGenerator {
 
   constructor(seed: Seed, options?: RandnOptions) {
     this.#seed = toSeed(seed);
-    this.#native = new (addon().TorchGenerator)(this.#seed, toKernel(options));
+    this.#native = new (native().TorchGenerator)(this.#seed, toKernel(options));
   }
 
   /** The seed last given (torch's `initial_seed()`), as a bigint. */
@@ -122,6 +96,7 @@ export class TorchGenerator {
     return this.#seed;
   }
 
+  /** The torch kernel this generator's draws reproduce. */
   get kernel(): TorchKernel {
     return this.#native.kernel();
   }

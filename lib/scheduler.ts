@@ -1,7 +1,7 @@
 // Noise schedulers for the denoising loop, computed by the native core exactly as diffusers'
 // schedulers compute them when built from Stable Diffusion's scheduler config. All methods are
 // synchronous: a step is element-wise maths over one latent (well under a millisecond).
-import { native, type NativeAddon } from './native.js';
+import { native, type NativeScheduler } from './native.js';
 import { Tensor, type TensorLike } from './tensor.js';
 import { describe, expectBoolean, expectInteger, expectNumber, expectObject, expectOneOf, expectString } from './validate.js';
 
@@ -10,6 +10,7 @@ export const SCHEDULER_NAMES = [
   'pndm', 'ddim', 'lms', 'euler', 'euler_a', 'heun', 'dpmpp_2m', 'dpmpp_2m_karras', 'dpmpp_2m_sde', 'dpmpp_2m_sde_karras',
   'unipc', 'ddpm', 'lcm',
 ] as const;
+/** One of our scheduler names. */
 export type SchedulerName = (typeof SCHEDULER_NAMES)[number];
 
 /** AUTOMATIC1111's names, accepted too (case-insensitive, like ours). */
@@ -29,7 +30,9 @@ export const A1111_SCHEDULER_NAMES: Readonly<Record<string, SchedulerName>> = Ob
   LCM: 'lcm',
 });
 
+/** diffusers' `timestep_spacing` values. */
 export const TIMESTEP_SPACINGS = ['leading', 'linspace', 'trailing'] as const;
+/** One of TIMESTEP_SPACINGS. */
 export type TimestepSpacing = (typeof TIMESTEP_SPACINGS)[number];
 export const SCHEDULER_PREDICTION_TYPES = ['epsilon', 'v_prediction'] as const;
 
@@ -39,6 +42,7 @@ export interface SchedulerOverrides {
   timestepSpacing?: TimestepSpacing;
   /** Karras et al. noise levels: euler, lms, heun, dpmpp_2m, dpmpp_2m_sde, unipc (the *_karras names set it); true elsewhere is a RangeError. */
   useKarrasSigmas?: boolean;
+  /** What the model predicts (default: SD's `epsilon`; `sd.createScheduler` gives the model's). */
   predictionType?: 'epsilon' | 'v_prediction';
   /** Added to 'leading' timesteps (SD: 1). */
   stepsOffset?: number;
@@ -48,27 +52,6 @@ export interface SchedulerOverrides {
 
 /** Returns standard normal noise of `shape` (e.g. drawn from the pipeline's generator). */
 export type NoiseFunction = (shape: number[]) => TensorLike | Float32Array;
-
-interface NativeScheduler {
-  readonly name: string;
-  readonly stochastic: boolean;
-  readonly timesteps: number[];
-  readonly sigmas: Float32Array | null;
-  readonly initNoiseSigma: number;
-  setTimesteps(steps: number): void;
-  setBeginIndex(index: number): void;
-  scaleModelInput(sample: TensorLike, timestep: number): TensorLike;
-  step(output: TensorLike, timestep: number, sample: TensorLike, noise?: TensorLike | NoiseFunction): { prevSample: TensorLike };
-  addNoise(original: TensorLike, noise: TensorLike, timesteps: number | number[]): TensorLike;
-}
-
-interface SchedulerAddon {
-  Scheduler: new (name: string, overrides: SchedulerOverrides) => NativeScheduler;
-}
-
-function addon(): NativeAddon & SchedulerAddon {
-  return native() as NativeAddon & SchedulerAddon;
-}
 
 /** The canonical name for one of ours or A1111's (any case), or undefined. */
 export function canonicalSchedulerName(name: string): SchedulerName | undefined {
@@ -106,6 +89,10 @@ function checkTimestep(value: unknown): number {
   return value;
 }
 
+/**
+ * A noise scheduler, computed as diffusers' scheduler of that name built from Stable Diffusion's
+ * config. Make one with `createScheduler` or `sd.createScheduler`.
+ */
 export class Scheduler {
   readonly #native: NativeScheduler;
 
@@ -117,7 +104,7 @@ export class Scheduler {
       const valid = [...SCHEDULER_NAMES, ...Object.keys(A1111_SCHEDULER_NAMES).map((n) => JSON.stringify(n))];
       throw new RangeError(`Unknown scheduler ${JSON.stringify(given)}; expected one of ${valid.join(', ')}`);
     }
-    this.#native = new (addon().Scheduler)(canonical, checkOverrides(overrides));
+    this.#native = new (native().Scheduler)(canonical, checkOverrides(overrides));
   }
 
   /** The canonical name, e.g. 'dpmpp_2m_karras' for "DPM++ 2M Karras". */
@@ -186,7 +173,10 @@ export class Scheduler {
    * nothing on their last step, like diffusers), so a generator is advanced exactly as diffusers
    * advances it. Deterministic schedulers ignore it.
    */
-  step(modelOutput: TensorLike, timestep: number, sample: TensorLike, noise?: TensorLike | NoiseFunction): { prevSample: Tensor } {
+  step(modelOutput: TensorLike, timestep: number, sample: TensorLike, noise?: TensorLike | NoiseFunction): {
+    /** The sample one step on. */
+    prevSample: Tensor;
+  } {
     const out = Tensor.of(modelOutput);
     const x = Tensor.of(sample);
     if (out.shape.length !== x.shape.length || out.shape.some((d, i) => d !== x.shape[i])) {

@@ -1,37 +1,23 @@
 import { StableDiffusionError } from './errors.js';
-import type { ModelDetails } from './model.js';
-import { native, type NativeAddon } from './native.js';
+import { native, type NativeModel } from './native.js';
 import {
   depth2img, img2img, inpaint, txt2img, type Depth2ImgOptions, type GenerationResult, type Img2ImgOptions,
   type InpaintOptions, type Txt2ImgOptions,
-} from './pipelines.js';
+} from './pipelines/index.js';
 import { createScheduler, type Scheduler, type SchedulerOverrides } from './scheduler.js';
-import { Tensor, type TensorLike } from './tensor.js';
+import { Tensor } from './tensor.js';
 import { Tokenizer } from './tokenizer.js';
-import { ClipTextEncoder, encodePrompt, type EncodePromptOptions, type PromptEmbeddings, type TextEncoderNative } from './text-encoder.js';
-import { UNet, type UNetNative } from './unet.js';
-import { checkTileSize, Vae, type VaeNative } from './vae.js';
+import { ClipTextEncoder, encodePrompt, type EncodePromptOptions, type PromptEmbeddings } from './text-encoder.js';
+import { UNet } from './unet.js';
+import { checkTileSize, Vae } from './vae.js';
+import {
+  BACKENDS, NETWORKS, PREDICTION_TYPES, WEIGHT_TYPES, type Backend, type ConvertOptions, type ConvertResult, type DeviceChoice,
+  type LoadedModelInfo, type MemoryUsage, type ModelDevice, type ModelMemory, type Network, type PredictionType, type WeightInfo,
+  type WeightType,
+} from './types.js';
 import { expectBoolean, expectInteger, expectObject, expectOneOf, expectPath, expectString } from './validate.js';
 
-export const BACKENDS = ['auto', 'cpu', 'vulkan', 'cuda'] as const;
-export type Backend = (typeof BACKENDS)[number];
-
-export const WEIGHT_TYPES = ['f32', 'f16', 'q8_0', 'q5_0', 'q5_1', 'q4_0', 'q4_1'] as const;
-export type WeightType = (typeof WEIGHT_TYPES)[number];
-
-export const PREDICTION_TYPES = ['epsilon', 'v_prediction'] as const;
-export type PredictionType = (typeof PREDICTION_TYPES)[number];
-
-/** The networks a model is made of, as `devices` and the memory reports name them. */
-export const NETWORKS = ['textEncoder', 'unet', 'vae'] as const;
-export type Network = (typeof NETWORKS)[number];
-
-/**
- * Where to put a network: a backend (`'auto'`, `'cpu'`, `'vulkan'`, `'cuda'`: its first device)
- * or a device's name as `listDevices()` gives it (`'Vulkan1'`, `'CUDA0'`).
- */
-export type DeviceChoice = Backend | (string & {});
-
+/** Options of `StableDiffusion.load`. */
 export interface LoadOptions {
   /** A single-file checkpoint (.safetensors, .ckpt, .gguf) or a diffusers folder. */
   model: string;
@@ -51,6 +37,7 @@ export interface LoadOptions {
   threads?: number;
   /** Overrides what the model files say (or what detection guesses for single files). */
   predictionType?: PredictionType;
+  /** Attention through ggml's fused flash-attention kernel (K and V in f16; default false). */
   flashAttention?: boolean;
   /** Decode and encode in overlapping, blended tiles (lib/vae.ts); calls can override it. */
   vaeTiling?: boolean;
@@ -62,22 +49,6 @@ export interface LoadOptions {
    * needed (nothing is uploaded at load). Same results, less memory, slower stage changes.
    */
   offload?: boolean;
-}
-
-export interface ModelDevice {
-  /** ggml's device name, as `listDevices()` gives it: `CPU`, `Vulkan0`, `CUDA0`, … */
-  name: string;
-  description: string;
-  /** The backend that drives it: `CPU`, `Vulkan`, `CUDA`. */
-  backend: string;
-  /** CPU threads (used by the CPU backend only). */
-  threads: number;
-}
-
-export interface ModelInfo {
-  family: 'sd1' | 'sd2';
-  variant: 'base' | 'inpaint' | 'depth';
-  predictionType: PredictionType;
 }
 
 /** Checks `LoadOptions` and returns them with defaults filled in. */
@@ -115,69 +86,6 @@ function checkDevices(value: unknown): Partial<Record<Network, DeviceChoice>> {
     devices[network] = name;
   }
   return devices;
-}
-
-export interface LoadedModelInfo extends Omit<ModelDetails, 'ignoredTensors' | 'unusedTensors'> {}
-
-export interface WeightInfo {
-  /** Canonical name, e.g. `unet.conv_in.weight`. */
-  name: string;
-  /** Storage type as loaded: `f32`, `f16`, `q8_0`, … (see the README's weight-type rule). */
-  type: string;
-  shape: number[];
-}
-
-export interface ModelMemory {
-  /** Bytes of weights per network now on the model's device (0 while offloaded). */
-  textEncoder: number;
-  unet: number;
-  vae: number;
-}
-
-/** ggml backend buffers: weights and compute buffers per network, their sum now and its peak. */
-export interface DeviceMemory {
-  /** The device's name (`CPU`, `Vulkan0`, …); in `MemoryUsage.device`, every device's joined by ` + `. */
-  name: string;
-  weights: ModelMemory;
-  compute: ModelMemory;
-  total: number;
-  peak: number;
-}
-
-/** `sd.memoryUsage()`: bytes now and peaks (since load or the last `resetPeak`). */
-export interface MemoryUsage {
-  /** The process's resident set (Linux /proc/self/status VmRSS, VmHWM; null elsewhere). */
-  host: { rss: number | null; peak: number | null; peakReset: boolean };
-  /** All of this model's backend buffers, on whatever devices its networks are placed. */
-  device: DeviceMemory;
-  /** The same per device the networks are placed on (one entry unless `devices` split them). */
-  devices: DeviceMemory[];
-  offload: boolean;
-}
-
-interface NativeModel extends VaeNative, UNetNative, TextEncoderNative {
-  info(): LoadedModelInfo;
-  weights(): WeightInfo[];
-  readWeight(name: string): Promise<TensorLike>;
-  memory(): ModelMemory;
-  memoryUsage(resetPeak?: boolean): MemoryUsage;
-  devices(): Record<Network, ModelDevice>;
-  dispose(): void;
-}
-
-interface LoadAddon {
-  loadModel(
-    path: string,
-    options: {
-      backend: Backend;
-      devices?: Partial<Record<Network, DeviceChoice>>;
-      weightType?: WeightType;
-      predictionType?: PredictionType;
-      vae?: string;
-      threads?: number;
-      offload?: boolean;
-    },
-  ): Promise<NativeModel>;
 }
 
 /**
@@ -223,8 +131,7 @@ export class StableDiffusion {
    */
   static async load(options: LoadOptions): Promise<StableDiffusion> {
     const o = checkLoadOptions(options);
-    const addon = native() as NativeAddon & LoadAddon;
-    const model = await addon.loadModel(o.model, {
+    const model = await native().loadModel(o.model, {
       backend: o.backend,
       ...(o.devices && { devices: o.devices }),
       ...(o.weightType && { weightType: o.weightType }),
@@ -323,10 +230,23 @@ export class StableDiffusion {
     return this.#model().memoryUsage(reset);
   }
 
-  /** Frees the weights. The object cannot be used afterwards (ERR_DISPOSED). */
+  /** Frees the weights. The object cannot be used afterwards (ERR_DISPOSED). Calling it again does nothing. */
   async dispose(): Promise<void> {
     this.#native?.dispose();
     this.#native = undefined;
+  }
+
+  /** Whether `dispose()` has run: the weights are freed and every other call fails with ERR_DISPOSED. */
+  get disposed(): boolean {
+    return this.#native === undefined;
+  }
+
+  /**
+   * `dispose()`, for `await using sd = await StableDiffusion.load(…)` (TypeScript 5.2+, or a
+   * runtime with explicit resource management): the model is freed when the block ends.
+   */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.dispose();
   }
 
   #model(): NativeModel {
@@ -345,22 +265,6 @@ function padIdFor(padToken: string): number {
   return ids[1]!;
 }
 
-export interface ConvertOptions {
-  /** Storage type for the weights (default f16); norms and biases stay f32 (README). */
-  weightType?: WeightType;
-  predictionType?: PredictionType;
-  /** A separate VAE file to put in place of the model's own. */
-  vae?: string;
-}
-
-export interface ConvertResult {
-  info: Omit<ModelDetails, 'layout' | 'format' | 'path' | 'ignoredTensors' | 'unusedTensors'>;
-  /** Tensors written. */
-  tensors: number;
-  /** Size of the GGUF file. */
-  bytes: number;
-}
-
 /**
  * Converts any model this package reads to a GGUF file in canonical names with the detected
  * configuration as `sdnode.*` metadata, weights stored as `weightType`. Loading the result needs
@@ -376,6 +280,5 @@ export async function convertModel(input: string, output: string, options: Conve
     checked.predictionType = expectOneOf(o.predictionType, 'options.predictionType', PREDICTION_TYPES);
   }
   if (o.vae !== undefined) checked.vae = expectPath(o.vae, 'options.vae');
-  const addon = native() as NativeAddon & { convertModel(i: string, o: string, opts: ConvertOptions): Promise<ConvertResult> };
-  return addon.convertModel(from, to, checked);
+  return native().convertModel(from, to, checked);
 }

@@ -10,10 +10,17 @@ export type { GpuBackend } from './binary/platform.js';
 /** What `backend: 'auto'` runs on: a CUDA or Vulkan device when one is usable, else the CPU. */
 export type Variant = 'cuda' | 'vulkan' | 'cpu';
 
+/** What `systemInfo()` reports: this package, ggml, the binary and backends in use. */
 export interface SystemInfo {
   /** This package's version. */
   version: string;
-  ggml: { version: string; commit: string };
+  /** The ggml this binary was built from. */
+  ggml: {
+    /** ggml's version. */
+    version: string;
+    /** The ggml commit it was built from. */
+    commit: string;
+  };
   /** ggml backends compiled and loaded, e.g. `['CPU']` or `['CPU', 'Vulkan']`. */
   backends: string[];
   /** SIMD features of the CPU variant ggml loaded for this CPU, e.g. `['AVX', 'AVX2', 'FMA']`. */
@@ -23,7 +30,12 @@ export interface SystemInfo {
   /** The folder the addon and ggml's backend modules were loaded from. */
   nativeDir: string;
   /** The addon in use: a prebuilt binary, a source build, or the file SDNODE_ADDON names. */
-  binary: { source: BinarySource; path: string };
+  binary: {
+    /** Where the addon came from. */
+    source: BinarySource;
+    /** The sd_node.node file loaded. */
+    path: string;
+  };
   /** The best variant available: `cuda` or `vulkan` when such a device is usable, else `cpu`. */
   variant: Variant;
   /** The CPU variant ggml chose for this CPU (`zen4`, `haswell`, `x64`, …); undefined when the CPU backend is built in (`--native-cpu`). */
@@ -34,20 +46,29 @@ export interface SystemInfo {
   gpu: GpuVariant[];
 }
 
+/** ggml's device types: a CPU, a discrete or integrated GPU, an accelerator. */
 export type DeviceType = 'cpu' | 'gpu' | 'igpu' | 'accel' | 'unknown';
 
+/** A device ggml can use (`listDevices()`). */
 export interface DeviceInfo {
   /** ggml's device name, e.g. `CPU`, `Vulkan0`, `CUDA0`; accepted wherever a device is named. */
   name: string;
+  /** The device's description as its driver gives it (e.g. the GPU's or the CPU's name). */
   description: string;
+  /** What kind of device it is. */
   type: DeviceType;
   /** The backend that drives it: `CPU`, `Vulkan`, `CUDA`, … */
   backend: string;
   /** Bytes; for the CPU, the host's free and total memory. */
   memoryFree: number;
+  /** Bytes in all. */
   memoryTotal: number;
 }
 
+/**
+ * Versions, the native binary and ggml backends in use, the CPU's features, and each GPU variant:
+ * loaded, or why not. Loads the addon on first use.
+ */
 export function systemInfo(): SystemInfo {
   const info = native().systemInfo();
   const binary = loadedBinary();
@@ -72,6 +93,7 @@ export function systemInfo(): SystemInfo {
   };
 }
 
+/** Every device ggml can use, with its free and total memory now. */
 export function listDevices(): DeviceInfo[] {
   return native().listDevices();
 }

@@ -2,14 +2,22 @@ import { describe } from './validate.js';
 
 /** A float32 tensor in NCHW order: `shape` lists dimensions outermost first, `data` is row-major. */
 export interface TensorLike {
+  /** Dimensions, outermost first. */
   readonly shape: readonly number[];
+  /** The values, row-major. */
   readonly data: Float32Array;
 }
 
 const MAX_DIMENSION = 1e9;
 
+/**
+ * A float32 tensor (NCHW for images and latents) with small helpers; `Tensor.of({ shape, data })`
+ * wraps any TensorLike without copying.
+ */
 export class Tensor implements TensorLike {
+  /** Dimensions, outermost first (frozen). */
   readonly shape: readonly number[];
+  /** The values, row-major; `size` of them. */
   readonly data: Float32Array;
 
   /** Wraps `data` without copying it; without `data`, allocates zeros. */
@@ -29,6 +37,7 @@ export class Tensor implements TensorLike {
     }
   }
 
+  /** A new tensor of zeros. */
   static zeros(shape: readonly number[]): Tensor {
     return new Tensor(shape);
   }
@@ -47,10 +56,12 @@ export class Tensor implements TensorLike {
     return new Tensor(value.shape, value.data);
   }
 
+  /** The number of values (the product of the dimensions). */
   get size(): number {
     return this.data.length;
   }
 
+  /** The number of dimensions. */
   get rank(): number {
     return this.shape.length;
   }
@@ -60,6 +71,7 @@ export class Tensor implements TensorLike {
     return new Tensor(shape, this.data);
   }
 
+  /** A copy with its own data. */
   clone(): Tensor {
     return new Tensor(this.shape, this.data.slice());
   }

@@ -1,23 +1,15 @@
 // The CLIP text encoder (`sd.textEncoder`) and prompt encoding (`sd.encodePrompt`), over
 // native/addon/text_encoder_binding.h and native/core/clip_text_encoder.h.
-import type { TextEncoderDetails } from './model.js';
-import { Tensor, type TensorLike } from './tensor.js';
-import { PROMPT_MODES, type PromptChunk, type PromptMode, type TokenIds, type Tokenizer } from './tokenizer.js';
+import type { TextEncoderNative } from './native.js';
+import { Tensor } from './tensor.js';
+import type { TokenIds, Tokenizer } from './tokenizer.js';
+import { PROMPT_MODES, type PromptMode, type TextEncoderDetails } from './types.js';
 import { describe, expectBoolean, expectInteger, expectObject, expectOneOf, expectString } from './validate.js';
-
-/** The native model's text-encoder methods (see native/addon/text_encoder_binding.h). */
-export interface TextEncoderNative {
-  encodeText(ids: Int32Array, batch: number, clipSkip: number): Promise<TensorLike>;
-  encodePrompt(
-    cond: PromptChunk[],
-    uncond: PromptChunk[],
-    options: { clipSkip: number; weighting: boolean; padId: number },
-  ): Promise<{ cond: TensorLike; uncond: TensorLike }>;
-}
 
 /** The largest `clipSkip` accepted by the API (SD 1.x's CLIP has 12 layers). */
 export const MAX_CLIP_SKIP = 12;
 
+/** Options of `sd.textEncoder.encode`. */
 export interface TextEncodeOptions {
   /**
    * A1111's "Clip skip": 1 (default) takes the last layer SD uses, 2 the one before, …; the final
@@ -26,6 +18,7 @@ export interface TextEncodeOptions {
   clipSkip?: number;
 }
 
+/** Options of `sd.encodePrompt`. */
 export interface EncodePromptOptions extends TextEncodeOptions {
   /** Default: the empty prompt (as diffusers and A1111 use without one). */
   negativePrompt?: string;
@@ -44,7 +37,9 @@ export interface EncodePromptOptions extends TextEncodeOptions {
 
 /** Conditioning for classifier-free guidance: both [1, 77 · chunks, hidden], the same length. */
 export interface PromptEmbeddings {
+  /** The prompt's embeddings. */
   cond: Tensor;
+  /** The negative prompt's embeddings. */
   uncond: Tensor;
 }
 
@@ -66,6 +61,7 @@ export class ClipTextEncoder {
   readonly hidden: number;
   /** The longest id sequence (77). */
   readonly maxPositions: number;
+  /** Vocabulary size (49408). */
   readonly vocabSize: number;
   /** Transformer layers SD runs (12 SD 1.x, 23 SD 2.x); `clipSkip` counts back from the last. */
   readonly layersUsed: number;

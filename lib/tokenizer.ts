@@ -4,7 +4,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 
-import { native, packageRoot, type NativeAddon } from './native.js';
+import { native, packageRoot, type NativeTokenizer } from './native.js';
+import { PROMPT_MODES, type PromptMode, type TokenizedPrompt } from './types.js';
 import { describe, expectBoolean, expectInteger, expectObject, expectOneOf, expectString } from './validate.js';
 
 const VOCAB_SIZE = 49408;
@@ -15,9 +16,7 @@ const MAX_ID = VOCAB_SIZE - 1;
 /** Ids as arrays of numbers or as integer typed arrays. */
 export type TokenIds = readonly number[] | Int32Array | Uint32Array | Uint16Array;
 
-export const PROMPT_MODES = ['chunks', 'truncate'] as const;
-export type PromptMode = (typeof PROMPT_MODES)[number];
-
+/** Options of `Tokenizer.clip` and the Tokenizer constructor. */
 export interface TokenizerOptions {
   /**
    * Id that pads prompts to 77 tokens: 49407 (`<|endoftext|>`, SD 1.x, the default) or 0 (`!`, SD 2.x).
@@ -25,11 +24,13 @@ export interface TokenizerOptions {
   padId?: number;
 }
 
+/** Options of `tokenizer.decode`. */
 export interface DecodeOptions {
   /** Leave out `<|startoftext|>` and `<|endoftext|>` (default false, as in transformers). */
   skipSpecialTokens?: boolean;
 }
 
+/** Options of `tokenizer.tokenizePrompt`. */
 export interface TokenizePromptOptions {
   /**
    * `chunks` (default): A1111's long prompts, as many 77-token chunks as needed, breaking after a
@@ -42,38 +43,12 @@ export interface TokenizePromptOptions {
   padId?: number;
 }
 
-/** 77 ids (bos, up to 75 tokens, eos, padding) and the weight of each (1 for bos, eos and padding). */
-export interface PromptChunk {
-  ids: number[];
-  weights: number[];
-}
-
-export interface TokenizedPrompt {
-  chunks: PromptChunk[];
-}
-
+/** A piece of a prompt and its attention weight (`parsePromptAttention`). */
 export interface WeightedText {
+  /** The text, brackets removed. */
   text: string;
   /** The product of the brackets around the text; a `BREAK` is `{ text: 'BREAK', weight: -1 }`. */
   weight: number;
-}
-
-interface NativeTokenizer {
-  encode(text: string): number[];
-  tokenize(text: string): string[];
-  decode(ids: number[], skipSpecialTokens: boolean): string;
-  convertIdsToTokens(ids: number[]): string[];
-  tokenizePrompt(prompt: string, options: { mode: PromptMode; weighting: boolean; padId: number }): TokenizedPrompt;
-}
-
-// Registered by native/addon/tokenizer_binding.cpp.
-interface TokenizerAddon {
-  Tokenizer: new (mergesText: string) => NativeTokenizer;
-  parsePromptAttention(prompt: string): [string, number][];
-}
-
-function addon(): NativeAddon & TokenizerAddon {
-  return native() as NativeAddon & TokenizerAddon;
 }
 
 /** OpenAI CLIP's merges list, shipped gzipped with the package. */
@@ -94,9 +69,13 @@ function expectIds(ids: unknown): number[] {
  * `"A painting of a flooble"` → `[49406, 320, 3086, 539, 320, 4062, 1059, 49407]`.
  */
 export class Tokenizer {
+  /** Vocabulary size (49408). */
   readonly vocabSize = VOCAB_SIZE;
+  /** `<|startoftext|>` (49406). */
   readonly bosId = BOS_ID;
+  /** `<|endoftext|>` (49407). */
   readonly eosId = EOS_ID;
+  /** The id prompts are padded with to 77 tokens (see `TokenizerOptions.padId`). */
   readonly padId: number;
   readonly #native: NativeTokenizer;
   static #adopt: NativeTokenizer | undefined;
@@ -109,7 +88,7 @@ export class Tokenizer {
     const padId = padIdOption(options);
     let tokenizer = shippedByPadId.get(padId);
     if (tokenizer === undefined) {
-      shippedNative ??= new (addon().Tokenizer)(gunzipSync(readFileSync(CLIP_VOCAB_PATH)).toString('utf8'));
+      shippedNative ??= new (native().Tokenizer)(gunzipSync(readFileSync(CLIP_VOCAB_PATH)).toString('utf8'));
       Tokenizer.#adopt = shippedNative;
       tokenizer = new Tokenizer('', { padId });
       shippedByPadId.set(padId, tokenizer);
@@ -127,7 +106,7 @@ export class Tokenizer {
       this.#native = Tokenizer.#adopt;
       Tokenizer.#adopt = undefined;
     } else {
-      this.#native = new (addon().Tokenizer)(expectString(mergesText, 'mergesText'));
+      this.#native = new (native().Tokenizer)(expectString(mergesText, 'mergesText'));
     }
   }
 
@@ -175,7 +154,7 @@ function padIdOption(options: unknown): number {
  * weight: 1.3 }, { text: ' ', weight: 1 }, { text: 'dog', weight: 1 / 1.1 }]`.
  */
 export function parsePromptAttention(prompt: string): WeightedText[] {
-  return addon()
+  return native()
     .parsePromptAttention(expectString(prompt, 'prompt'))
     .map(([text, weight]) => ({ text, weight }));
 }

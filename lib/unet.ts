@@ -1,16 +1,7 @@
-import type { UNetDetails } from './model.js';
+import type { UNetNative } from './native.js';
 import { Tensor, type TensorLike } from './tensor.js';
+import type { UNetDetails } from './types.js';
 import { describe } from './validate.js';
-
-/** The native model's UNet method (see native/addon/sd_model_binding.cpp). */
-export interface UNetNative {
-  unetPredict(
-    sample: TensorLike,
-    timestep: number | number[],
-    context: TensorLike,
-    options?: { flashAttention?: boolean },
-  ): Promise<TensorLike>;
-}
 
 /** Largest batch, latent side and context length `predict` takes (the engine's limits). */
 const MAX_BATCH = 64;

@@ -1,20 +1,15 @@
-import type { VaeDetails } from './model.js';
+import type { VaeNative } from './native.js';
 import { Tensor, type TensorLike } from './tensor.js';
+import type { VaeDetails } from './types.js';
 import { describe, expectBoolean, expectInteger, expectObject } from './validate.js';
-
-/** The native model's VAE methods (see native/addon/sd_model_binding.cpp). */
-export interface VaeNative {
-  vaeDecode(latents: TensorLike): Promise<TensorLike>;
-  vaeEncode(image: TensorLike): Promise<TensorLike>;
-}
 
 /** What the encoder says about an image: a diagonal Gaussian over the latents. */
 export interface LatentDistribution {
-  /** [B, 4, H/8, W/8]: the latents' mean (what `encode` returns). */
+  /** `[B, 4, H/8, W/8]`: the latents' mean (what `encode` returns). */
   mean: Tensor;
-  /** [B, 4, H/8, W/8]: log-variance, clamped to [-30, 20] as diffusers' DiagonalGaussianDistribution does. */
+  /** `[B, 4, H/8, W/8]`: log-variance, clamped to [-30, 20] as diffusers' DiagonalGaussianDistribution does. */
   logvar: Tensor;
-  /** [B, 8, H/8, W/8]: the encoder's raw output after quant_conv, mean then log-variance on channels (unclamped). */
+  /** `[B, 8, H/8, W/8]`: the encoder's raw output after quant_conv, mean then log-variance on channels (unclamped). */
   moments: Tensor;
 }
 

@@ -207,3 +207,30 @@ test('load errors are coded, name the file, and leave the package usable', async
   assert.throws(() => sd.weights(), (e: StableDiffusionError) => e.code === 'ERR_DISPOSED');
   await assert.rejects(sd.readWeight('unet.conv_in.weight'), { code: 'ERR_DISPOSED' });
 });
+
+test('dispose: disposed, [Symbol.asyncDispose] and await using; calls afterwards give ERR_DISPOSED', async () => {
+  const model = join(tiny, 'sd1-diffusers');
+  const sd = await StableDiffusion.load({ model });
+  assert.equal(sd.disposed, false);
+  assert.ok(sd.weights().length > 0);
+  await sd[Symbol.asyncDispose]();
+  assert.equal(sd.disposed, true);
+  assert.throws(() => sd.weights(), { code: 'ERR_DISPOSED' });
+  assert.throws(() => sd.memoryUsage(), { code: 'ERR_DISPOSED' });
+  await assert.rejects(sd.encodePrompt('a'), { code: 'ERR_DISPOSED' });
+  await assert.rejects(sd.txt2img({ prompt: 'a', steps: 1 }), { code: 'ERR_DISPOSED' });
+  await assert.rejects(sd.unet.predict(new Tensor([1, 4, 8, 8]), 1, new Tensor([1, 77, 16])), { code: 'ERR_DISPOSED' });
+  await sd.dispose(); // again: nothing to do
+  await sd[Symbol.asyncDispose]();
+  assert.equal(sd.disposed, true);
+
+  let scoped: StableDiffusion | undefined;
+  {
+    await using inner = await StableDiffusion.load({ model });
+    scoped = inner;
+    assert.equal(inner.disposed, false);
+  }
+  assert.equal(scoped.disposed, true);
+  assert.throws(() => scoped.weights(), { code: 'ERR_DISPOSED' });
+});
+

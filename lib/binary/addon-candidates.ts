@@ -7,6 +7,7 @@ import { join, resolve } from 'node:path';
 
 import { currentLibc, platformTag, type Libc } from './platform.js';
 
+/** Where the loaded addon came from: the file `SDNODE_ADDON` names, a source build (build/Release), or the prebuilt binary. */
 export type BinarySource = 'SDNODE_ADDON' | 'source build' | 'prebuilt';
 
 export interface AddonCandidate {

@@ -20,12 +20,15 @@ export type GpuVariantStatus =
   | 'failed' // the package is broken, of another version, or its module does not load
   | 'unsupported'; // no such package is published for this platform
 
+/** One GPU backend's variant: which package provides it, and whether it is used (`systemInfo().gpu`). */
 export interface GpuVariant {
+  /** The GPU backend. */
   backend: GpuBackend;
   /** The package that provides it here, e.g. `@stable-diffusion-node/linux-x64-cuda`. */
   package?: string;
   /** The module file that was (or would have been) loaded. */
   modulePath?: string;
+  /** Loaded, built in, or why not. */
   status: GpuVariantStatus;
   /** Why it is not used, in words (also what ERR_BACKEND_UNAVAILABLE says). */
   reason?: string;

@@ -3,6 +3,7 @@
 
 /** The GPU backends that ship as separate packages, in the order `backend: 'auto'` prefers them. */
 export const GPU_BACKENDS = ['cuda', 'vulkan'] as const;
+/** A GPU backend with its own optional package: `cuda` or `vulkan`. */
 export type GpuBackend = (typeof GPU_BACKENDS)[number];
 
 /** The scope of the GPU packages: `@stable-diffusion-node/linux-x64-cuda`, `…-vulkan`. */

@@ -1,7 +1,7 @@
 // Progress of a generation on stderr. A terminal gets one bar redrawn in place (stage, step i/n,
 // s/it, ETA); a pipe or file gets one plain line per step, so logs stay readable; --json gets
 // one JSON object per line; --quiet gets nothing.
-import type { StepInfo } from '../pipelines.js';
+import type { StepInfo } from '../pipelines/index.js';
 
 export type ProgressMode = 'bar' | 'lines' | 'json' | 'quiet';
 export type Stage = 'load' | 'encode' | 'sample' | 'decode';

@@ -5,8 +5,9 @@ import { open } from 'node:fs/promises';
 
 import { inspectModel } from '../model.js';
 import { parseParameters } from '../png-parameters.js';
-import { convertModel, PREDICTION_TYPES, WEIGHT_TYPES, type PredictionType, type WeightType } from '../stable-diffusion.js';
+import { convertModel } from '../stable-diffusion.js';
 import { listDevices, systemInfo } from '../system.js';
+import { PREDICTION_TYPES, WEIGHT_TYPES, type PredictionType, type WeightType } from '../types.js';
 import { CancelledError, generate, GENERATE_HELP, readImageParameters } from './generate.js';
 import { oneOf, parse, UsageError } from './usage.js';
 

@@ -1,0 +1,266 @@
+// `sdnode generate`, step 1 of 4: the command line (and --from's parameters) read and checked
+// into a request, and the input images read, all before anything slow happens, so a typo fails
+// at once.
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+
+import sharp from 'sharp';
+
+import { StableDiffusionError } from '../../errors.js';
+import { formatForPath, readDepthMap, readImage, readMask, resizeImage, type ImageFormat } from '../../image.js';
+import { isPng, parseParameters, readExifUserComment, readPngText, type ParsedParameters } from '../../png-parameters.js';
+import { MAX_SEED } from '../../rng.js';
+import { A1111_SCHEDULER_NAMES, canonicalSchedulerName, SCHEDULER_NAMES } from '../../scheduler.js';
+import type { LoadOptions } from '../../stable-diffusion.js';
+import type { Tensor } from '../../tensor.js';
+import { BACKENDS, PREDICTION_TYPES, WEIGHT_TYPES, type PipelineName, type Seed } from '../../types.js';
+import { oneOf, parse, UsageError, warn } from '../usage.js';
+import { gridAxes } from './plan.js';
+import type { GenerateRequest, JobValues } from './types.js';
+
+const OPTIONS = {
+  model: { type: 'string', short: 'm' },
+  prompt: { type: 'string', short: 'p' },
+  'negative-prompt': { type: 'string', short: 'n' },
+  steps: { type: 'string' },
+  'cfg-scale': { type: 'string' },
+  sampler: { type: 'string' },
+  seed: { type: 'string' },
+  width: { type: 'string' },
+  height: { type: 'string' },
+  'batch-size': { type: 'string' },
+  'clip-skip': { type: 'string' },
+  'weight-type': { type: 'string' },
+  backend: { type: 'string' },
+  'text-encoder-device': { type: 'string' },
+  'unet-device': { type: 'string' },
+  'vae-device': { type: 'string' },
+  threads: { type: 'string' },
+  vae: { type: 'string' },
+  'prediction-type': { type: 'string' },
+  'flash-attention': { type: 'boolean' },
+  'vae-tiling': { type: 'boolean' },
+  offload: { type: 'boolean' },
+  output: { type: 'string', short: 'o' },
+  quality: { type: 'string' },
+  'init-image': { type: 'string' },
+  strength: { type: 'string' },
+  mask: { type: 'string' },
+  'depth-map': { type: 'string' },
+  from: { type: 'string' },
+  strict: { type: 'boolean' },
+  quiet: { type: 'boolean', short: 'q' },
+} as const;
+
+function list(value: string, flag: string): string[] {
+  const items = value.split(',').map((s) => s.trim());
+  if (items.some((s) => s === '')) throw new UsageError(`--${flag} has an empty value in "${value}"`);
+  return items;
+}
+
+function integer(text: string, flag: string, min: number, max: number): number {
+  const n = Number(text);
+  if (!/^-?\d+$/.test(text) || n < min || n > max) throw new UsageError(`--${flag} must be an integer from ${min} to ${max} (got "${text}")`);
+  return n;
+}
+
+function decimal(text: string, flag: string, min: number, max: number): number {
+  const n = Number(text);
+  if (text === '' || !Number.isFinite(n) || n < min || n > max) throw new UsageError(`--${flag} must be a number from ${min} to ${max} (got "${text}")`);
+  return n;
+}
+
+function randomSeed(): number {
+  return Math.floor(Math.random() * 2 ** 32);
+}
+
+function seed(text: string): Seed {
+  if (text === '-1' || text.toLowerCase() === 'random') return randomSeed();
+  if (!/^\d+$/.test(text) || BigInt(text) > MAX_SEED) throw new UsageError(`--seed must be an integer from 0 to ${MAX_SEED} or -1 for random (got "${text}")`);
+  const n = BigInt(text);
+  return n <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(n) : n;
+}
+
+function sampler(text: string): string {
+  const name = canonicalSchedulerName(text);
+  if (name === undefined) {
+    const known = [...SCHEDULER_NAMES, ...Object.keys(A1111_SCHEDULER_NAMES).map((n) => JSON.stringify(n))];
+    throw new UsageError(`--sampler must be one of ${known.join(', ')} (got "${text}")`);
+  }
+  return name;
+}
+
+/** A side from the command line: multiples of 8, rounded down with a warning unless --strict. */
+function side(text: string, flag: string, strict: boolean): number {
+  const n = integer(text, flag, 8, 8192);
+  if (n % 8 === 0) return n;
+  if (strict) throw new UsageError(`--${flag} ${n} is not a multiple of 8 (--strict)`);
+  const rounded = n - (n % 8);
+  warn(`--${flag} ${n} is not a multiple of 8; using ${rounded}`);
+  return rounded;
+}
+
+/** Reads the A1111 `parameters` of an image file: a PNG text chunk, or EXIF UserComment in JPEG/WebP. */
+export async function readImageParameters(path: string): Promise<string | undefined> {
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(path);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'ERR_FILE_NOT_FOUND' : 'ERR_FILE_READ';
+    throw new StableDiffusionError(code, code === 'ERR_FILE_NOT_FOUND' ? `${path} does not exist` : `Cannot read ${path}: ${(error as Error).message}`, { path, cause: error });
+  }
+  try {
+    if (isPng(bytes)) return readPngText(bytes).parameters;
+    const { exif } = await sharp(bytes).metadata();
+    return exif === undefined ? undefined : readExifUserComment(exif);
+  } catch (error) {
+    throw new StableDiffusionError('ERR_FILE_READ', `Cannot read ${path}: ${(error as Error).message}`, { path, cause: error });
+  }
+}
+
+type Values = ReturnType<typeof parse<typeof OPTIONS>>['values'];
+
+/** Reads and checks a generate command line; `demoModel` is the file `--model demo` names. */
+export async function parseGenerate(args: string[], demoModel: string): Promise<GenerateRequest> {
+  const { values: v, positionals } = parse(args, OPTIONS);
+  if (positionals.length > 0) throw new UsageError(`generate takes no positional arguments (got "${positionals[0]}"; quote the prompt and pass it with --prompt)`);
+  const strict = v.strict ?? false;
+  const from = v.from === undefined ? undefined : { path: v.from, parameters: await readFrom(v.from) };
+  const f = from?.parameters;
+
+  const prompt = v.prompt ?? f?.prompt;
+  if (prompt === undefined) throw new UsageError('generate needs --prompt (or --from an image with parameters)');
+  if (v.model === undefined) {
+    const made = f?.model ? ` (the image was made with ${f.model}${f.modelHash ? `, hash ${f.modelHash}` : ''})` : '';
+    throw new UsageError(`generate needs --model <file|folder|demo>${made}`);
+  }
+  const modelPath = v.model === 'demo' ? demoModel : v.model;
+  if (!existsSync(modelPath)) {
+    throw new StableDiffusionError('ERR_FILE_NOT_FOUND', v.model === 'demo' ? `The demo model ${demoModel} is missing from this install` : `--model ${modelPath} does not exist`, { path: modelPath });
+  }
+
+  // Every list is read before anything slow happens, so a typo fails at once.
+  const values = jobValues(v, f);
+  const width = v.width !== undefined ? side(v.width, 'width', strict) : f?.width;
+  const height = v.height !== undefined ? side(v.height, 'height', strict) : f?.height;
+  // --from an image of a batch regenerates that batch and keeps the image at its position.
+  const keep = v['batch-size'] === undefined && f?.batchSize !== undefined && f.batchSize > 1 ? f.batchPosition ?? 0 : undefined;
+  const batchSize = v['batch-size'] !== undefined ? integer(v['batch-size'], 'batch-size', 1, 32) : f?.batchSize ?? 1;
+  if (keep !== undefined && keep >= batchSize) throw new UsageError(`${v.from}: "Batch pos" ${keep} is outside "Batch size" ${batchSize}`);
+  const quality = v.quality === undefined ? undefined : integer(v.quality, 'quality', 1, 100);
+  const threads = v.threads === undefined ? undefined : integer(v.threads, 'threads', 1, 1024);
+  const pipeline = pipelineOf(v, f);
+
+  const isGrid = gridAxes(values).length > 0;
+  if (isGrid && batchSize > 1) throw new UsageError('--batch-size above 1 cannot be combined with comma-separated values (a grid)');
+  const output = v.output ?? (isGrid ? `sdnode-grid-${values.seed[0]}.png` : `sdnode-${values.seed[0]}.png`);
+  const format: ImageFormat | undefined = formatForPath(output);
+  if (format === undefined) throw new UsageError(`-o must end in .png, .jpg, .jpeg or .webp (got "${output}")`);
+  if (!existsSync(dirname(output) || '.')) throw new StableDiffusionError('ERR_FILE_WRITE', `Cannot write ${output}: its folder does not exist`, { path: output });
+  const loadOptions = loadOptionsOf(v, modelPath, threads);
+
+  return {
+    from,
+    prompt,
+    negativePrompt: v['negative-prompt'] ?? f?.negativePrompt ?? '',
+    model: v.model,
+    modelPath,
+    values,
+    isGrid,
+    width,
+    height,
+    batchSize,
+    keep,
+    pipeline,
+    output,
+    format,
+    quality,
+    loadOptions,
+    ...(await readInputs(v, width, height, strict)),
+    json: v.json ?? false,
+    quiet: v.quiet ?? false,
+  };
+}
+
+async function readFrom(path: string): Promise<ParsedParameters> {
+  const text = await readImageParameters(path);
+  if (text === undefined) throw new StableDiffusionError('ERR_FILE_READ', `${path} has no generation parameters (no PNG "parameters" chunk or EXIF UserComment)`, { path });
+  return parseParameters(text);
+}
+
+/** The values of each part of a job: the flag's list, else --from's value, else the default. */
+function jobValues(v: Values, from: ParsedParameters | undefined): JobValues {
+  const steps = v.steps !== undefined ? list(v.steps, 'steps').map((s) => integer(s, 'steps', 1, 1000)) : [from?.steps ?? 50];
+  const cfg = v['cfg-scale'] !== undefined ? list(v['cfg-scale'], 'cfg-scale').map((s) => decimal(s, 'cfg-scale', 0, 100)) : [from?.guidanceScale ?? 7.5];
+  const samplers = v.sampler !== undefined ? list(v.sampler, 'sampler').map(sampler) : [from?.sampler ?? 'pndm'];
+  if (from?.sampler !== undefined && v.sampler === undefined && canonicalSchedulerName(from.sampler) === undefined) {
+    throw new UsageError(`${v.from} was made with the sampler "${from.sampler}", which this package does not have; choose one with --sampler`);
+  }
+  const seeds = v.seed !== undefined ? list(v.seed, 'seed').map(seed) : [from?.seed ?? randomSeed()];
+  const clipSkips = v['clip-skip'] !== undefined ? list(v['clip-skip'], 'clip-skip').map((s) => integer(s, 'clip-skip', 1, 1000)) : [from?.clipSkip];
+  const strengths = v.strength !== undefined ? list(v.strength, 'strength').map((s) => decimal(s, 'strength', 0, 1)) : [from?.strength];
+  return { steps, guidanceScale: cfg, sampler: samplers, seed: seeds, clipSkip: clipSkips, strength: strengths };
+}
+
+/** txt2img, or what the input flags ask for. */
+function pipelineOf(v: Values, from: ParsedParameters | undefined): PipelineName {
+  let pipeline: PipelineName = 'txt2img';
+  if (v.mask !== undefined) pipeline = 'inpaint';
+  else if (v['depth-map'] !== undefined) pipeline = 'depth2img';
+  else if (v['init-image'] !== undefined) pipeline = 'img2img';
+  if (v.mask !== undefined && v['depth-map'] !== undefined) throw new UsageError('--mask and --depth-map cannot be combined (inpaint or depth2img, not both)');
+  if (pipeline !== 'txt2img' && v['init-image'] === undefined) throw new UsageError(`--${pipeline === 'inpaint' ? 'mask' : 'depth-map'} needs --init-image`);
+  if (pipeline === 'txt2img' && v.strength !== undefined) throw new UsageError('--strength needs --init-image');
+  if (pipeline === 'txt2img' && from?.strength !== undefined) {
+    throw new UsageError(`${v.from} was made from an input image (Denoising strength ${from.strength}): pass --init-image (and --mask or --depth-map as it was made)`);
+  }
+  return pipeline;
+}
+
+function loadOptionsOf(v: Values, modelPath: string, threads: number | undefined): LoadOptions {
+  const devices: NonNullable<LoadOptions['devices']> = {};
+  for (const [flag, network] of [['text-encoder-device', 'textEncoder'], ['unet-device', 'unet'], ['vae-device', 'vae']] as const) {
+    if (v[flag] !== undefined) devices[network] = v[flag];
+  }
+  return {
+    model: modelPath,
+    ...(Object.keys(devices).length > 0 && { devices }),
+    ...(v['weight-type'] !== undefined && { weightType: oneOf(v['weight-type'], 'weight-type', WEIGHT_TYPES)! }),
+    ...(v.backend !== undefined && { backend: oneOf(v.backend, 'backend', BACKENDS)! }),
+    ...(v['prediction-type'] !== undefined && { predictionType: oneOf(v['prediction-type'], 'prediction-type', PREDICTION_TYPES)! }),
+    ...(v.vae !== undefined && { vae: v.vae }),
+    ...(threads !== undefined && { threads }),
+    ...(v['flash-attention'] && { flashAttention: true }),
+    ...(v['vae-tiling'] && { vaeTiling: true }),
+    ...(v.offload && { offload: true }),
+  };
+}
+
+/** Input images are read (and their errors reported) before the model loads. */
+async function readInputs(
+  v: Values, width: number | undefined, height: number | undefined, strict: boolean,
+): Promise<Pick<GenerateRequest, 'image' | 'mask' | 'depthMap'>> {
+  let image: Tensor | undefined;
+  let mask: Tensor | undefined;
+  let depthMap: Tensor | undefined;
+  if (v['init-image'] !== undefined) {
+    image = await readImage(v['init-image'], '--init-image');
+    const [h, w] = [image.shape[2]!, image.shape[3]!];
+    if (width === undefined && height === undefined && (w % 8 !== 0 || h % 8 !== 0)) {
+      if (strict) throw new UsageError(`--init-image is ${w}×${h}, not a multiple of 8 (--strict)`);
+      warn(`--init-image is ${w}×${h}, not a multiple of 8; generating ${w - (w % 8)}×${h - (h % 8)}`);
+    }
+  }
+  if (v.mask !== undefined) {
+    mask = await readMask(v.mask, '--mask');
+    const [h, w] = [image!.shape[2]!, image!.shape[3]!];
+    if (mask.shape[2] !== h || mask.shape[3] !== w) {
+      // Masks are often drawn at another resolution; the pipeline wants the image's.
+      warn(`--mask is ${mask.shape[3]}×${mask.shape[2]}, the image ${w}×${h}: resizing the mask`);
+      mask = await resizeImage(mask, w, h);
+    }
+  }
+  if (v['depth-map'] !== undefined) depthMap = await readDepthMap(v['depth-map'], '--depth-map');
+  return { image, mask, depthMap };
+}
