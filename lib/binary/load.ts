@@ -21,6 +21,7 @@ interface ModuleLoad {
 /** The part of the addon that loading uses. */
 export interface BinaryAddon extends BackendLoader {
   init(dir: string, modules: string[], unavailable: Record<string, string>): ModuleLoad[];
+  listDevices(): { backend: string }[];
 }
 
 /** A candidate binary that was passed over, and why. */
@@ -72,10 +73,12 @@ export function loadBinary<A extends BinaryAddon>(root: string, version: string,
       }
     }
     for (const r of rejected) debugLog(`not using ${r.source} binary ${r.path}: ${r.reason}`);
-    const best = gpu.find((v) => v.status === 'loaded' || v.status === 'built-in');
+    // What backend: 'auto' will take instead: a GPU backend only if it found a device.
+    const present = new Set(addon.listDevices().map((d) => d.backend));
+    const fallback = ['CUDA', 'Vulkan'].find((name) => present.has(name)) ?? 'the CPU';
     for (const v of gpu) {
       if (v.status === 'loaded' || v.status === 'built-in' || v.status === 'unsupported') continue;
-      debugLog(`${registryName(v.backend)} variant not used: ${v.reason}; using ${best ? registryName(best.backend) : 'the CPU'}`);
+      debugLog(`${registryName(v.backend)} variant not used: ${v.reason}; using ${fallback}`);
     }
     return { addon, path: candidate.path, source: candidate.source, rejected, gpu };
   }
