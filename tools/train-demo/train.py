@@ -4,12 +4,13 @@ on the procedural shapes of shapes.py, on the CPU.
 
 Stages (all in this one run, from one seed):
   1. VAE     diffusers' AutoencoderKL with SD's block structure (4 levels, 2 resnets per encoder
-             level, 3 per decoder level, mid attention) and 4 latent channels at 1/8: trained on
-             reconstruction (L1) with a small KL term, first on 32x32 crops (a quarter of the
-             cost; the network is convolutional), then on whole 64x64 images. Afterwards its
-             latents are standardised per channel by folding a scale and shift into quant_conv
-             and post_quant_conv (exact), so that latents * 0.18215 (SD 1.x's scaling factor,
-             which our loader assumes) have unit variance.
+             level, 3 per decoder level, mid attention) and 4 latent channels at 1/8, trained on
+             whole 64x64 images (L1 and a small KL term). 64 channels at every level: at 32, each
+             of GroupNorm's 32 groups is one channel, the norm before the decoder's output removes
+             each channel's mean, and flat colours (most of these images) cannot come through.
+             Afterwards its latents are standardised per channel by folding a scale and shift
+             into quant_conv and post_quant_conv (exact), so that latents * 0.18215 (SD 1.x's
+             scaling factor, which our loader assumes) have unit variance.
   2. latents a fixed data set of images is encoded once (posterior mean and std; the UNet stage
              samples from the posterior).
   3. UNet + text encoder, jointly: UNet2DConditionModel with cross-attention (SD1: 8 heads,
@@ -63,7 +64,7 @@ SCALING_FACTOR = 0.18215
 # SD 1.x block structure, tiny widths. GroupNorm(32) sets the minimum width to 32; the UNet
 # uses 64 so that each group holds 2 channels and the time embedding (a per-channel offset)
 # is not cancelled by the norm after it, as it is at 32 channels.
-VAE_CHANNELS = (32, 32, 64, 64)
+VAE_CHANNELS = (64, 64, 64, 64)     # see the docstring: 32 loses flat colours
 UNET_CHANNELS = (64, 64, 64, 64)
 UNET_HEADS = 8                  # SD1's; head dimension 8 here
 TEXT_HIDDEN = 32                # 4 heads of 8 (our loader's rule for widths under 64)
@@ -139,13 +140,8 @@ def train_vae(vae, args, log):
     total = args.vae_steps
     vae.train()
     for step in range(total):
-        full = step >= total - args.vae_full_steps
-        batch = max(1, args.vae_batch // 2) if full else args.vae_batch
-        images, _ = shapes.make_dataset(batch, int(rng.integers(2 ** 31)))
+        images, _ = shapes.make_dataset(args.vae_batch, int(rng.integers(2 ** 31)))
         x = to_tensor(images)
-        if not full:   # random 32x32 crops, on the 8-pixel grid of the latents
-            ox, oy = rng.integers(0, 5, 2) * 8
-            x = x[:, :, oy:oy + 32, ox:ox + 32]
         for g in opt.param_groups:
             g["lr"] = lr_at(step, total, args.vae_lr, 50)
         posterior = vae.encode(x).latent_dist
@@ -156,9 +152,10 @@ def train_vae(vae, args, log):
         loss = l1 + args.vae_kl * kl
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
         opt.step()
         if step % 25 == 0 or step == total - 1:
-            log(f"vae step {step}/{total} {'64x64' if full else '32x32'} l1 {l1.item():.4f} kl {kl.item():.3f} "
+            log(f"vae step {step}/{total} l1 {l1.item():.4f} kl {kl.item():.3f} "
                 f"lr {opt.param_groups[0]['lr']:.2e}")
     vae.eval()
 
@@ -356,24 +353,23 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", required=True, help="folder for the log, the diffusers export and previews")
     parser.add_argument("--resume", help="the shipped GGUF or an exported diffusers folder")
-    parser.add_argument("--vae-steps", type=int, default=None, help="default 2000 (0 with --resume)")
-    parser.add_argument("--vae-full-steps", type=int, default=60, help="of them, the last ones on 64x64 images")
-    parser.add_argument("--vae-batch", type=int, default=16)
-    parser.add_argument("--vae-lr", type=float, default=1e-3)
+    parser.add_argument("--vae-steps", type=int, default=None, help="default 500 (0 with --resume)")
+    parser.add_argument("--vae-batch", type=int, default=4)
+    parser.add_argument("--vae-lr", type=float, default=5e-4)
     parser.add_argument("--vae-kl", type=float, default=1e-6)
-    parser.add_argument("--images", type=int, default=12000, help="size of the UNet's (encoded) data set")
-    parser.add_argument("--unet-steps", type=int, default=1800)
+    parser.add_argument("--images", type=int, default=8000, help="size of the UNet's (encoded) data set")
+    parser.add_argument("--unet-steps", type=int, default=1200)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--warmup", type=int, default=100)
-    parser.add_argument("--ema", type=float, default=0.999)
+    parser.add_argument("--ema", type=float, default=0.995)
     parser.add_argument("--caption-dropout", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (1: on a shared machine two threads stall on each other)")
     args = parser.parse_args()
     if args.vae_steps is None:
-        args.vae_steps = 0 if args.resume else 2000
+        args.vae_steps = 0 if args.resume else 500
 
     SEED = args.seed
     torch.set_num_threads(args.threads)
