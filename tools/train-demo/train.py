@@ -136,6 +136,11 @@ def lr_at(step, total, base, warmup):
 
 def train_vae(vae, args, log):
     rng = np.random.default_rng(SEED * 10 + 1)
+    # Start with a small posterior std (logvar -8): from the default (std 1, as large as the
+    # means at first) a few hundred steps are not enough to shrink it, and the decoder learns
+    # averages of noisy latents (a first try did: grey blobs).
+    with torch.no_grad():
+        vae.quant_conv.bias[vae.config.latent_channels:] = -8.0
     opt = torch.optim.Adam(vae.parameters(), lr=args.vae_lr)
     total = args.vae_steps
     vae.train()
@@ -353,15 +358,15 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", required=True, help="folder for the log, the diffusers export and previews")
     parser.add_argument("--resume", help="the shipped GGUF or an exported diffusers folder")
-    parser.add_argument("--vae-steps", type=int, default=None, help="default 500 (0 with --resume)")
+    parser.add_argument("--vae-steps", type=int, default=None, help="default 300 (0 with --resume)")
     parser.add_argument("--vae-batch", type=int, default=4)
-    parser.add_argument("--vae-lr", type=float, default=5e-4)
+    parser.add_argument("--vae-lr", type=float, default=1e-3)
     parser.add_argument("--vae-kl", type=float, default=1e-6)
-    parser.add_argument("--images", type=int, default=8000, help="size of the UNet's (encoded) data set")
-    parser.add_argument("--unet-steps", type=int, default=1200)
-    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--images", type=int, default=5000, help="size of the UNet's (encoded) data set")
+    parser.add_argument("--unet-steps", type=int, default=700)
+    parser.add_argument("--batch", type=int, default=48)
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--warmup", type=int, default=100)
+    parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--ema", type=float, default=0.995)
     parser.add_argument("--caption-dropout", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=SEED)
@@ -369,7 +374,7 @@ def main():
                         help="torch threads (1: on a shared machine two threads stall on each other)")
     args = parser.parse_args()
     if args.vae_steps is None:
-        args.vae_steps = 0 if args.resume else 500
+        args.vae_steps = 0 if args.resume else 300
 
     SEED = args.seed
     torch.set_num_threads(args.threads)
