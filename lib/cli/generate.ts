@@ -21,7 +21,7 @@ import { renderGrid, type GridLayout } from './grid.js';
 import { Progress } from './progress.js';
 import { oneOf, parse, UsageError, warn } from './usage.js';
 
-/** The model `--model demo` names: a tiny SD 1.x trained on simple coloured shapes (tools/train-demo/). */
+/** The model `--model demo` names: a tiny random-weight SD1 that shows the pipeline working, not a picture. */
 export const DEMO_MODEL = join(packageRoot, 'models', 'demo-sd1-tiny.gguf');
 
 export const GENERATE_HELP = `Usage: sdnode generate --model <file|folder|demo> --prompt <text> [options]
@@ -30,12 +30,7 @@ Text to image; with --init-image image to image, with --mask inpainting, with --
 depth to image (on a depth model). Defaults follow diffusers: 50 steps, CFG scale 7.5, PNDM.
 
   -m, --model PATH         .safetensors/.ckpt/.gguf file or diffusers folder; "demo" is the tiny
-                           model shipped in the package (64×64): one shape (circle, square, triangle,
-                           star, ring, cross) in a named colour (red, orange, yellow, green, cyan,
-                           blue, purple, pink), small or large, at a named place (in the top left,
-                           at the top, in the center, ...) on a white, black, coloured or gradient
-                           background, e.g. "a small red circle in the top left on a white
-                           background"; other words it does not know
+                           model shipped in the package (it shows the pipeline working, not a picture)
   -p, --prompt TEXT        A1111 attention syntax: (word:1.3), [word], BREAK
   -n, --negative-prompt TEXT
       --steps N            denoising steps (default 50)

@@ -16,7 +16,6 @@ Commands:
   generate --model <m> --prompt <text> [-o out.png]
                         Text to image, image to image, inpainting, depth to image, grids
                         (sdnode generate --help); --model demo runs the tiny bundled model
-                        (coloured shapes: "a small red circle in the top left")
   info <model|image>    What a model is (family, variant, prediction type, size, layout,
                         shapes), or the generation parameters an image carries
   convert <model> -o <out.gguf> [--weight-type f16]
