@@ -6,7 +6,7 @@
 
 #include <napi.h>
 
-#include "tensor.h"
+#include "sdcore/tensor.h"
 
 namespace sdnode {
 

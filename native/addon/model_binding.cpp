@@ -5,9 +5,9 @@
 #include <string>
 #include <vector>
 
-#include "error.h"
+#include "sdcore/error.h"
 #include "js_tensor.h"
-#include "model_config.h"
+#include "model/detection.h"
 #include "promise_worker.h"
 
 namespace sdnode {

@@ -3,7 +3,7 @@
 
 #include <napi.h>
 
-#include "model_config.h"
+#include "model/detection.h"
 
 namespace sdnode {
 

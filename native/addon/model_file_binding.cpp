@@ -7,10 +7,10 @@
 #include <string>
 #include <vector>
 
-#include "error.h"
-#include "gguf_writer.h"
+#include "sdcore/error.h"
+#include "io/gguf_writer.h"
 #include "js_tensor.h"
-#include "model_file.h"
+#include "io/tensor_index.h"
 #include "promise_worker.h"
 
 namespace sdnode {

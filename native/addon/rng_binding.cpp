@@ -11,7 +11,7 @@
 
 #include "js_tensor.h"
 #include "promise_worker.h"
-#include "rng_torch.h"
+#include "sched/rng_torch.h"
 
 namespace sdnode {
 

@@ -16,10 +16,10 @@
 #include <string>
 #include <vector>
 
-#include "error.h"
+#include "sdcore/error.h"
 #include "js_errors.h"
 #include "js_tensor.h"
-#include "scheduler.h"
+#include "sched/scheduler.h"
 
 namespace sdnode {
 

@@ -7,17 +7,17 @@
 #include <memory>
 #include <string>
 
-#include "error.h"
+#include "sdcore/error.h"
 #include "js_tensor.h"
-#include "memory_stats.h"
-#include "model.h"
+#include "runtime/memory_stats.h"
+#include "model/loaded_model.h"
 #include "model_binding.h"
-#include "model_convert.h"
+#include "model/convert_to_gguf.h"
 #include "promise_worker.h"
 #include "text_encoder_binding.h"
-#include "unet.h"
-#include "vae.h"
-#include "weight_types.h"
+#include "nets/unet.h"
+#include "nets/vae.h"
+#include "model/weight_types.h"
 
 namespace sdnode {
 

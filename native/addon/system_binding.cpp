@@ -4,11 +4,11 @@
 #include <memory>
 #include <string>
 
-#include "backend_registry.h"
-#include "device_check.h"
+#include "runtime/backend_registry.h"
+#include "runtime/device_check.h"
 #include "js_tensor.h"
 #include "promise_worker.h"
-#include "system_info.h"
+#include "runtime/system_info.h"
 
 namespace sdnode {
 

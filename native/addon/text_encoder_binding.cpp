@@ -5,8 +5,8 @@
 #include <utility>
 #include <vector>
 
-#include "clip_text_encoder.h"
-#include "error.h"
+#include "nets/clip_text_encoder.h"
+#include "sdcore/error.h"
 #include "js_tensor.h"
 #include "promise_worker.h"
 

@@ -10,7 +10,7 @@
 
 #include <napi.h>
 
-#include "model.h"
+#include "model/loaded_model.h"
 
 namespace sd {
 class ClipTextEncoder;

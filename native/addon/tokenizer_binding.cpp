@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
-#include "clip_tokenizer.h"
+#include "text/clip_tokenizer.h"
 #include "js_errors.h"
-#include "prompt_parser.h"
+#include "text/prompt_parser.h"
 
 namespace sdnode {
 

@@ -1,0 +1,111 @@
+#include "model/loaded_model.h"
+
+#include <algorithm>
+#include <set>
+
+#include "runtime/backend_registry.h"
+#include "runtime/log.h"
+#include "model/name_mapping.h"
+#include "model/string_util.h"
+
+namespace sd {
+
+OpenedModel open_model_with_vae(const std::string & path, const DetectOptions & detect, const std::string & vae_path) {
+    if (vae_path.empty()) return open_model(path, detect);
+
+    CanonicalModel model = map_model(path);
+    CanonicalModel vae = map_vae_file(vae_path);
+    CanonicalModel merged = model;
+    merged.tensors.clear();
+    merged.source_names.clear();
+    merged.by_name.clear();
+    auto take = [&merged](const CanonicalModel & from, bool vae_tensors) {
+        for (size_t i = 0; i < from.tensors.size(); ++i) {
+            if (starts_with(from.tensors[i].name, "vae.") != vae_tensors) continue;
+            merged.by_name[from.tensors[i].name] = merged.tensors.size();
+            merged.tensors.push_back(from.tensors[i]);
+            merged.source_names.push_back(from.source_names[i]);
+        }
+    };
+    take(model, false);
+    take(vae, true);
+    return open_mapped_model(std::move(merged), detect);
+}
+
+std::unique_ptr<Model> Model::load(const std::string & path, const ModelLoadOptions & options) {
+    std::unique_ptr<Model> model(new Model());
+    model->threads_ = options.threads > 0 ? options.threads : default_thread_count();
+    model->place_networks(options);
+
+    OpenedModel opened = open_model_with_vae(path, options.detect, options.vae_path);
+    model->path_ = path;
+    model->layout_ = opened.model.layout;
+    model->format_ = opened.model.format;
+    model->config_ = opened.config;
+
+    // Only what the networks read is loaded (e.g. not SD2's unused last text layer).
+    std::set<std::string> expected;
+    for (const ExpectedTensor & t : expected_tensors(opened.config)) expected.insert(t.name);
+    std::vector<TensorRecord> needed;
+    for (const TensorRecord & t : opened.model.tensors) {
+        if (expected.count(t.name)) needed.push_back(t);
+    }
+
+    const bool keep = options.offload, upload_now = !options.offload;
+    auto weights_of = [&](Network network, const char * prefix) {
+        return std::make_unique<ModelWeights>(needed, prefix, model->backend(network), options.weight_type, keep, upload_now);
+    };
+    model->text_encoder_ = weights_of(Network::text_encoder, "text_encoder.");
+    model->unet_ = weights_of(Network::unet, "unet.");
+    model->vae_ = weights_of(Network::vae, "vae.");
+    model->residency_.set_weights(Network::text_encoder, model->text_encoder_.get());
+    model->residency_.set_weights(Network::unet, model->unet_.get());
+    model->residency_.set_weights(Network::vae, model->vae_.get());
+    model->residency_.set_offload(options.offload);
+    model->residency_.note_allocation();
+    log(LogLevel::info, "loaded %s: text encoder %.1f MB on %s, UNet %.1f MB on %s, VAE %.1f MB on %s%s", path.c_str(),
+        model->text_encoder_->full_bytes() / 1e6, ggml_backend_dev_name(model->device(Network::text_encoder)),
+        model->unet_->full_bytes() / 1e6, ggml_backend_dev_name(model->device(Network::unet)),
+        model->vae_->full_bytes() / 1e6, ggml_backend_dev_name(model->device(Network::vae)),
+        options.offload ? " (offloaded until used)" : "");
+    return model;
+}
+
+void Model::place_networks(const ModelLoadOptions & options) {
+    const ggml_backend_dev_t default_device = select_device(options.backend);
+    for (int i = 0; i < kNetworkCount; ++i) {
+        const std::string & wanted = options.network_devices[i];
+        const ggml_backend_dev_t device = wanted.empty() ? default_device : select_backend_or_device(wanted);
+        size_t slot = std::find(devices_.begin(), devices_.end(), device) - devices_.begin();
+        if (slot == devices_.size()) {
+            devices_.push_back(device);
+            backends_.emplace_back(init_backend(device, threads_));
+        }
+        const Network network = static_cast<Network>(i);
+        placements_[i] = Placement{device, backends_[slot].get()};
+        residency_.set_device(network, static_cast<int>(slot));
+        // On Mesa's lavapipe, freeing a Vulkan compute buffer and allocating another corrupts the
+        // host heap (the same trigger as a graph outgrowing its buffer; issue 7), and no other GPU
+        // backend has been checked: only networks on the CPU free their idle compute buffers.
+        residency_.set_release_idle_compute(network, ggml_backend_dev_type(device) == GGML_BACKEND_DEVICE_TYPE_CPU);
+    }
+}
+
+bool Model::network_of(const std::string & name, Network & network) {
+    if (starts_with(name, "text_encoder.")) network = Network::text_encoder;
+    else if (starts_with(name, "unet.")) network = Network::unet;
+    else if (starts_with(name, "vae.")) network = Network::vae;
+    else return false;
+    return true;
+}
+
+ggml_tensor * Model::find_weight(const std::string & name) const {
+    for (const auto & [prefix, weights] :
+         {std::pair<const char *, const ModelWeights *>{"text_encoder.", text_encoder_.get()},
+          {"unet.", unet_.get()}, {"vae.", vae_.get()}}) {
+        if (starts_with(name, prefix)) return weights->find(name.substr(std::string(prefix).size()));
+    }
+    return nullptr;
+}
+
+} // namespace sd

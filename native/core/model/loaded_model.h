@@ -1,0 +1,86 @@
+#pragma once
+// A loaded model: what detection concluded about it and its three networks' weights, all on one
+// device or each on its own (e.g. the UNet on a GPU, the text encoder and VAE on the CPU).
+// Loading maps the files, checks every tensor the networks need, converts each weight to its
+// storage type (weight_types.h) and uploads it once; the file maps are released afterwards (with
+// offload they stay, to upload a network again; see residency.h).
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "runtime/ggml_handles.h"
+#include "model/detection.h"
+#include "model/network_weights.h"
+#include "runtime/residency.h"
+
+namespace sd {
+
+struct ModelLoadOptions {
+    std::string backend = "auto";             // "auto", "cpu", "vulkan", "cuda"
+    // Per network (indexed by Network), a backend like `backend` or a device name ("Vulkan1");
+    // empty: where `backend` puts it.
+    std::string network_devices[kNetworkCount];
+    ggml_type weight_type = GGML_TYPE_COUNT;  // GGML_TYPE_COUNT: keep each file's own types
+    DetectOptions detect;                     // e.g. an explicit prediction type
+    std::string vae_path;                     // a separate VAE file replacing the model's own
+    int threads = 0;                          // CPU threads, 0 = default
+    // Keep each network's weights on the device only while it runs (see residency.h); the file
+    // maps stay open to bring them back, and nothing is uploaded before first use.
+    bool offload = false;
+};
+
+// The canonical tensors a model is made of, with a replacement VAE applied: what both loading and
+// conversion start from. Throws like map_model / check_model.
+OpenedModel open_model_with_vae(const std::string & path, const DetectOptions & detect, const std::string & vae_path);
+
+class Model {
+public:
+    static std::unique_ptr<Model> load(const std::string & path, const ModelLoadOptions & options);
+
+    const ModelConfig & config() const { return config_; }
+    const std::string & path() const { return path_; }
+    ModelLayout layout() const { return layout_; }
+    FileFormat format() const { return format_; }
+    // Where a network's weights live and its graphs run.
+    ggml_backend_dev_t device(Network network) const { return placements_[static_cast<int>(network)].device; }
+    ggml_backend_t backend(Network network) const { return placements_[static_cast<int>(network)].backend; }
+    // The model's distinct devices, in the order of Residency's device slots.
+    const std::vector<ggml_backend_dev_t> & devices() const { return devices_; }
+    int threads() const { return threads_; }
+
+    const ModelWeights & text_encoder() const { return *text_encoder_; }
+    const ModelWeights & unet() const { return *unet_; }
+    const ModelWeights & vae() const { return *vae_; }
+
+    // A weight by canonical name ("unet.conv_in.weight"), or nullptr.
+    ggml_tensor * find_weight(const std::string & canonical_name) const;
+    // The network a canonical name belongs to (false for none).
+    static bool network_of(const std::string & canonical_name, Network & network);
+
+    // Device memory per network and offload; networks bind their graph runners to it. Mutable:
+    // networks share the model as const while residency changes underneath.
+    Residency & residency() const { return residency_; }
+    bool offload() const { return residency_.offload(); }
+
+private:
+    Model() = default;
+    // Chooses each network's device and starts one backend per distinct device.
+    void place_networks(const ModelLoadOptions & options);
+
+    std::string path_;
+    ModelLayout layout_ = ModelLayout::ldm;
+    FileFormat format_ = FileFormat::safetensors;
+    ModelConfig config_;
+    struct Placement {
+        ggml_backend_dev_t device = nullptr;
+        ggml_backend_t backend = nullptr;  // owned by backends_
+    };
+    Placement placements_[kNetworkCount];
+    std::vector<ggml_backend_dev_t> devices_;
+    std::vector<BackendPtr> backends_;  // one per device, parallel to devices_
+    int threads_ = 0;
+    std::unique_ptr<ModelWeights> text_encoder_, unet_, vae_;
+    mutable Residency residency_;  // declared last: runners detach from it before it goes
+};
+
+} // namespace sd
