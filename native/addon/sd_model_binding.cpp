@@ -142,7 +142,7 @@ private:
         const sd::Model & m = *model(env);
         Napi::Array list = Napi::Array::New(env);
         uint32_t i = 0;
-        for (const auto & [prefix, weights] : {std::pair<const char *, const sd::ModelWeights *>{"text_encoder.", &m.text_encoder()},
+        for (const auto & [prefix, weights] : {std::pair<const char *, const sd::NetworkWeights *>{"text_encoder.", &m.text_encoder()},
                                                {"unet.", &m.unet()}, {"vae.", &m.vae()}}) {
             for (const std::string & name : weights->names()) {
                 const ggml_tensor * t = weights->find(name);

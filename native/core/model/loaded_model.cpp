@@ -53,7 +53,7 @@ std::unique_ptr<Model> Model::load(const std::string & path, const ModelLoadOpti
 
     const bool keep = options.offload, upload_now = !options.offload;
     auto weights_of = [&](Network network, const char * prefix) {
-        return std::make_unique<ModelWeights>(needed, prefix, model->backend(network), options.weight_type, keep, upload_now);
+        return std::make_unique<NetworkWeights>(needed, prefix, model->backend(network), options.weight_type, keep, upload_now);
     };
     model->text_encoder_ = weights_of(Network::text_encoder, "text_encoder.");
     model->unet_ = weights_of(Network::unet, "unet.");
@@ -101,7 +101,7 @@ bool Model::network_of(const std::string & name, Network & network) {
 
 ggml_tensor * Model::find_weight(const std::string & name) const {
     for (const auto & [prefix, weights] :
-         {std::pair<const char *, const ModelWeights *>{"text_encoder.", text_encoder_.get()},
+         {std::pair<const char *, const NetworkWeights *>{"text_encoder.", text_encoder_.get()},
           {"unet.", unet_.get()}, {"vae.", vae_.get()}}) {
         if (starts_with(name, prefix)) return weights->find(name.substr(std::string(prefix).size()));
     }

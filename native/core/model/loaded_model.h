@@ -48,9 +48,9 @@ public:
     const std::vector<ggml_backend_dev_t> & devices() const { return devices_; }
     int threads() const { return threads_; }
 
-    const ModelWeights & text_encoder() const { return *text_encoder_; }
-    const ModelWeights & unet() const { return *unet_; }
-    const ModelWeights & vae() const { return *vae_; }
+    const NetworkWeights & text_encoder() const { return *text_encoder_; }
+    const NetworkWeights & unet() const { return *unet_; }
+    const NetworkWeights & vae() const { return *vae_; }
 
     // A weight by canonical name ("unet.conv_in.weight"), or nullptr.
     ggml_tensor * find_weight(const std::string & canonical_name) const;
@@ -79,7 +79,7 @@ private:
     std::vector<ggml_backend_dev_t> devices_;
     std::vector<BackendPtr> backends_;  // one per device, parallel to devices_
     int threads_ = 0;
-    std::unique_ptr<ModelWeights> text_encoder_, unet_, vae_;
+    std::unique_ptr<NetworkWeights> text_encoder_, unet_, vae_;
     mutable Residency residency_;  // declared last: runners detach from it before it goes
 };
 

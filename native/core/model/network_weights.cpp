@@ -41,8 +41,8 @@ void advise_huge_pages(ggml_backend_buffer_t buffer) {
 
 } // namespace
 
-ModelWeights::ModelWeights(const std::vector<TensorRecord> & records, const std::string & prefix,
-                           ggml_backend_t backend, ggml_type requested, bool keep_source, bool upload_now)
+NetworkWeights::NetworkWeights(const std::vector<TensorRecord> & records, const std::string & prefix,
+                               ggml_backend_t backend, ggml_type requested, bool keep_source, bool upload_now)
     : backend_(backend), prefix_(prefix), keep_source_(keep_source) {
     std::vector<const TensorRecord *> taken;
     for (const TensorRecord & r : records) {
@@ -74,7 +74,7 @@ ModelWeights::ModelWeights(const std::vector<TensorRecord> & records, const std:
     if (!keep_source_) pending_.clear();
 }
 
-void ModelWeights::upload() {
+void NetworkWeights::upload() {
     buffer_.reset(ggml_backend_alloc_ctx_tensors(ctx_.get(), backend_));
     if (!buffer_) throw Error("ERR_OUT_OF_MEMORY", "Could not allocate memory for the " + prefix_ + " weights");
     ggml_backend_buffer_set_usage(buffer_.get(), GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
@@ -106,7 +106,7 @@ void ModelWeights::upload() {
     resident_bytes_ = ggml_backend_buffer_get_size(buffer_.get());
 }
 
-void ModelWeights::release_buffer() {
+void NetworkWeights::release_buffer() {
     buffer_.reset();
     resident_bytes_ = 0;
     // ggml allocates only tensors whose data is null: this lets upload() use the same context again.
@@ -116,29 +116,29 @@ void ModelWeights::release_buffer() {
     }
 }
 
-void ModelWeights::release() {
+void NetworkWeights::release() {
     if (!keep_source_ || !buffer_) return;
     release_buffer();
 }
 
-void ModelWeights::ensure_resident() {
+void NetworkWeights::ensure_resident() {
     if (buffer_ || pending_.empty()) return;
     upload();
 }
 
-ggml_tensor * ModelWeights::find(const std::string & name) const {
+ggml_tensor * NetworkWeights::find(const std::string & name) const {
     auto it = tensors_.find(name);
     return it == tensors_.end() ? nullptr : it->second;
 }
 
-ggml_tensor * ModelWeights::get(const std::string & name) const {
+ggml_tensor * NetworkWeights::get(const std::string & name) const {
     ggml_tensor * t = find(name);
     if (t == nullptr) throw Error("ERR_MODEL_INCOMPLETE", "The model has no tensor " + name);
     return t;
 }
 
 
-std::vector<std::string> ModelWeights::names() const {
+std::vector<std::string> NetworkWeights::names() const {
     std::vector<std::string> result;
     for (const auto & entry : tensors_) result.push_back(entry.first);
     std::sort(result.begin(), result.end());

@@ -1,5 +1,5 @@
 #pragma once
-// A component's weights (text encoder, UNet or VAE) as ggml tensors in one backend buffer.
+// One network's weights (text encoder, UNet or VAE) as ggml tensors in one backend buffer.
 // Each tensor is read from its file, converted to its storage type (weight_types.h) on the way,
 // and stays in the buffer: graphs reference it, never copy it. With `keep_source` (offload) the
 // buffer can be freed and filled again from the still-mapped files; the ggml tensors (what graphs
@@ -11,10 +11,11 @@
 
 #include "runtime/ggml_handles.h"
 #include "io/tensor_index.h"
+#include "runtime/residency.h"
 
 namespace sd {
 
-class ModelWeights {
+class NetworkWeights final : public ResidentWeights {
 public:
     // `records` carry canonical names; only those starting with `prefix` are taken, and the
     // prefix is stripped (e.g. prefix "unet." turns "unet.conv_in.weight" into "conv_in.weight").
@@ -22,8 +23,8 @@ public:
     // (F16/F32/BF16/quantized as stored).
     // With `upload_now` false nothing is read until ensure_resident(); `keep_source` keeps the
     // file records (and so their maps) for release() / ensure_resident() cycles.
-    ModelWeights(const std::vector<TensorRecord> & records, const std::string & prefix, ggml_backend_t backend,
-                 ggml_type requested, bool keep_source = false, bool upload_now = true);
+    NetworkWeights(const std::vector<TensorRecord> & records, const std::string & prefix, ggml_backend_t backend,
+                   ggml_type requested, bool keep_source = false, bool upload_now = true);
 
     // The tensor, or throws sd::Error ERR_MODEL_INCOMPLETE naming it.
     ggml_tensor * get(const std::string & name) const;
@@ -32,7 +33,7 @@ public:
 
     size_t size() const { return tensors_.size(); }
     // Bytes of the backend buffer now allocated (0 while released).
-    size_t bytes() const { return resident_bytes_.load(); }
+    size_t bytes() const override { return resident_bytes_.load(); }
     // Bytes the buffer takes when resident.
     size_t full_bytes() const { return full_bytes_; }
     bool resident() const { return buffer_ != nullptr || tensors_.empty(); }
@@ -40,10 +41,10 @@ public:
 
     // Frees the backend buffer (only when the sources were kept); tensors' data become null.
     // No graph that uses these weights may run meanwhile: Residency serialises that.
-    void release();
+    void release() override;
     // Allocates and fills the buffer again if it was released. Throws ERR_OUT_OF_MEMORY or the
     // conversion's errors (the weights stay released then).
-    void ensure_resident();
+    void ensure_resident() override;
 
 private:
     void upload();

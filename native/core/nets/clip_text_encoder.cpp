@@ -19,7 +19,7 @@ ggml_tensor * as_f32(ggml_context * ctx, ggml_tensor * t) {
 }
 
 struct Builder {
-    const ModelWeights & w;
+    const NetworkWeights & w;
     const TextEncoderConfig & c;
     ggml_context * ctx;
 
@@ -107,7 +107,7 @@ HostTensor ClipTextEncoder::encode(const std::vector<int32_t> & ids, int batch, 
     std::vector<int32_t> positions(static_cast<size_t>(n));
     for (int64_t i = 0; i < n; ++i) positions[static_cast<size_t>(i)] = static_cast<int32_t>(i);
 
-    const ModelWeights & w = model_.text_encoder();
+    const NetworkWeights & w = model_.text_encoder();
     const TextEncoderConfig & c = config_;
     auto build = [&](ggml_context * ctx, GraphInputs & inputs) {
         Builder b{w, c, ctx};

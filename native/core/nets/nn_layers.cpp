@@ -61,7 +61,7 @@ ConvPath conv_path_for(ggml_backend_t backend, ConvPath gpu_path) {
     return is_cpu_backend(backend) ? ConvPath::winograd : gpu_path;
 }
 
-ggml_tensor * linear(ggml_context * ctx, const ModelWeights & w, const std::string & prefix, ggml_tensor * x) {
+ggml_tensor * linear(ggml_context * ctx, const NetworkWeights & w, const std::string & prefix, ggml_tensor * x) {
     ggml_tensor * weight = w.get(prefix + ".weight");
     if (weight->ne[0] != x->ne[0]) {
         throw Error("ERR_INTERNAL", prefix + ": input has " + std::to_string(x->ne[0]) + " features, the weight takes " +
@@ -72,7 +72,7 @@ ggml_tensor * linear(ggml_context * ctx, const ModelWeights & w, const std::stri
     return y;
 }
 
-ggml_tensor * conv2d(ggml_context * ctx, const ModelWeights & w, const std::string & prefix, ggml_tensor * x,
+ggml_tensor * conv2d(ggml_context * ctx, const NetworkWeights & w, const std::string & prefix, ggml_tensor * x,
                      int stride, int padding, ConvPath path) {
     ggml_tensor * kernel = w.get(prefix + ".weight");
     if (kernel->ne[2] != x->ne[2]) {
@@ -105,7 +105,7 @@ ggml_tensor * conv2d(ggml_context * ctx, const ModelWeights & w, const std::stri
     return y;
 }
 
-ggml_tensor * group_norm(ggml_context * ctx, const ModelWeights & w, const std::string & prefix, ggml_tensor * x,
+ggml_tensor * group_norm(ggml_context * ctx, const NetworkWeights & w, const std::string & prefix, ggml_tensor * x,
                          int groups, float eps, bool cpu, bool then_silu) {
     if (groups <= 0 || x->ne[2] % groups != 0) {
         throw Error("ERR_INTERNAL", prefix + ": " + std::to_string(x->ne[2]) + " channels do not split into " +
@@ -121,7 +121,7 @@ ggml_tensor * group_norm(ggml_context * ctx, const ModelWeights & w, const std::
     return then_silu ? ggml_silu(ctx, y) : y;
 }
 
-ggml_tensor * layer_norm(ggml_context * ctx, const ModelWeights & w, const std::string & prefix, ggml_tensor * x,
+ggml_tensor * layer_norm(ggml_context * ctx, const NetworkWeights & w, const std::string & prefix, ggml_tensor * x,
                          float eps, bool cpu) {
     if (cpu && norm_cpu_enabled()) {
         return layer_norm_cpu(ctx, x, as_f32(ctx, w.get(prefix + ".weight")), as_f32(ctx, w.get(prefix + ".bias")), eps);

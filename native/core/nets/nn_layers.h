@@ -1,6 +1,6 @@
 #pragma once
 // Building blocks shared by the networks (VAE, UNet, text encoders): plain functions that add
-// ggml ops to a graph under construction, reading weights from a component's ModelWeights by
+// ggml ops to a graph under construction, reading weights from a component's NetworkWeights by
 // name prefix (e.g. "decoder.conv_in" → "decoder.conv_in.weight" + "decoder.conv_in.bias").
 // Nothing here allocates or computes: call them inside a GraphRunner build function.
 //
@@ -59,23 +59,23 @@ ConvPath conv_path_for(ggml_backend_t backend, ConvPath gpu_path);
 
 // y = x·Wᵀ + b over the innermost dimension: x ne = (in, ...) → (out, ...).
 // Reads "<prefix>.weight" (ne = (in, out)) and "<prefix>.bias" if the model has it.
-ggml_tensor * linear(ggml_context * ctx, const ModelWeights & w, const std::string & prefix, ggml_tensor * x);
+ggml_tensor * linear(ggml_context * ctx, const NetworkWeights & w, const std::string & prefix, ggml_tensor * x);
 
 // 2-D convolution with square stride/padding (dilation 1): x ne = (W, H, IC, N) F32 →
 // (OW, OH, OC, N). Reads "<prefix>.weight" (ne = (KW, KH, IC, OC), F16/F32) and "<prefix>.bias"
 // if present. `path`: conv_path_for() the backend that computes the graph.
-ggml_tensor * conv2d(ggml_context * ctx, const ModelWeights & w, const std::string & prefix, ggml_tensor * x,
+ggml_tensor * conv2d(ggml_context * ctx, const NetworkWeights & w, const std::string & prefix, ggml_tensor * x,
                      int stride, int padding, ConvPath path);
 
 // GroupNorm over (W, H, C/groups) per sample, then per-channel affine from "<prefix>.weight" and
 // "<prefix>.bias", then SiLU if `then_silu`. x ne = (W, H, C, N). PyTorch's default eps is 1e-5;
 // SD's VAE uses 1e-6. `cpu`: the graph runs on the CPU backend, so one op does it all (norm_cpu.h).
-ggml_tensor * group_norm(ggml_context * ctx, const ModelWeights & w, const std::string & prefix, ggml_tensor * x,
+ggml_tensor * group_norm(ggml_context * ctx, const NetworkWeights & w, const std::string & prefix, ggml_tensor * x,
                          int groups = 32, float eps = 1e-5f, bool cpu = false, bool then_silu = false);
 
 // LayerNorm over the innermost dimension with affine "<prefix>.weight" / "<prefix>.bias"; `cpu`
 // as for group_norm.
-ggml_tensor * layer_norm(ggml_context * ctx, const ModelWeights & w, const std::string & prefix, ggml_tensor * x,
+ggml_tensor * layer_norm(ggml_context * ctx, const NetworkWeights & w, const std::string & prefix, ggml_tensor * x,
                          float eps = 1e-5f, bool cpu = false);
 
 ggml_tensor * silu(ggml_context * ctx, ggml_tensor * x);

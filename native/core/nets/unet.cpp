@@ -28,7 +28,7 @@ constexpr float kLayerNormEps = 1e-5f;    // BasicTransformerBlock's LayerNorms
 // Builds the forward graph of one call. Weight names are diffusers' (without "unet.").
 class Builder {
 public:
-    Builder(ggml_context * ctx, const UNetConfig & config, const ModelWeights & weights, bool flash, nn::ConvPath conv_path,
+    Builder(ggml_context * ctx, const UNetConfig & config, const NetworkWeights & weights, bool flash, nn::ConvPath conv_path,
             bool cpu_graph)
         : ctx_(ctx), config_(config), weights_(weights), flash_(flash), conv_path_(conv_path), cpu_graph_(cpu_graph) {}
 
@@ -151,7 +151,7 @@ public:
 private:
     ggml_context * ctx_;
     const UNetConfig & config_;
-    const ModelWeights & weights_;
+    const NetworkWeights & weights_;
     bool flash_;
     nn::ConvPath conv_path_;
     bool cpu_graph_;  // computed on the CPU backend: our own custom ops may be used

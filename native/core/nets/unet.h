@@ -49,7 +49,7 @@ public:
 private:
     std::shared_ptr<const Model> model_;
     const UNetConfig & config_;
-    const ModelWeights & weights_;
+    const NetworkWeights & weights_;
     UNetOptions options_;
     mutable std::mutex mutex_;
     GraphRunner runner_;

@@ -18,7 +18,7 @@ constexpr int64_t kMaxLatentSide = 1024;  // 8192-pixel images; beyond that noth
 
 struct VaeGraph {
     ggml_context * ctx;
-    const ModelWeights & w;
+    const NetworkWeights & w;
     int groups;
     // On GPU backends the direct convolution: at full image resolution an unfolded input would
     // take 9× the layer's activations.
@@ -150,7 +150,7 @@ void Vae::check_encode_input(const std::vector<int64_t> & shape) const {
 HostTensor Vae::decode(const TensorView & latents) {
     check_decode_input(latents.shape);
     const VaeConfig & config = model_->config().vae;
-    const ModelWeights & weights = model_->vae();
+    const NetworkWeights & weights = model_->vae();
     const nn::ConvPath conv_path = nn::conv_path_for(model_->backend(Network::vae), nn::ConvPath::direct);
     const bool cpu = nn::is_cpu_backend(model_->backend(Network::vae));
     std::lock_guard<std::mutex> lock(mutex_);
@@ -166,7 +166,7 @@ HostTensor Vae::decode(const TensorView & latents) {
 HostTensor Vae::encode(const TensorView & image) {
     check_encode_input(image.shape);
     const VaeConfig & config = model_->config().vae;
-    const ModelWeights & weights = model_->vae();
+    const NetworkWeights & weights = model_->vae();
     const nn::ConvPath conv_path = nn::conv_path_for(model_->backend(Network::vae), nn::ConvPath::direct);
     const bool cpu = nn::is_cpu_backend(model_->backend(Network::vae));
     std::lock_guard<std::mutex> lock(mutex_);

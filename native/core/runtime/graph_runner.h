@@ -32,7 +32,7 @@ private:
     std::vector<Entry> entries_;
 };
 
-class GraphRunner {
+class GraphRunner final : public ComputeBuffer {
 public:
     using BuildFn = std::function<ggml_tensor *(ggml_context *, GraphInputs &)>;
 
@@ -51,14 +51,14 @@ public:
     HostTensor run(const BuildFn & build, int rank);
 
     // Bytes held by the compute allocator (peak over the calls since the last release()).
-    size_t compute_buffer_bytes() const { return compute_bytes_.load(); }
+    size_t compute_buffer_bytes() const override { return compute_bytes_.load(); }
 
     // Frees the compute buffer; the next run allocates it again. Not while run() is in progress
     // (Residency guarantees that under offload).
-    void release();
+    void release() override;
 
     // Frees the compute buffer unless a run() is in progress (on another thread); true if it did.
-    bool release_if_idle();
+    bool release_if_idle() override;
 
 private:
     ggml_backend_t backend_;

@@ -2,20 +2,17 @@
 
 #include <algorithm>
 
-#include "runtime/graph_runner.h"
-#include "model/network_weights.h"
-
 namespace sd {
 
-void Residency::attach(Network network, GraphRunner * runner) {
+void Residency::attach(Network network, ComputeBuffer * runner) {
     std::lock_guard<std::mutex> guard(registry_mutex_);
     runners_.emplace_back(network, runner);
 }
 
-void Residency::detach(GraphRunner * runner) {
+void Residency::detach(ComputeBuffer * runner) {
     std::lock_guard<std::mutex> guard(registry_mutex_);
     runners_.erase(std::remove_if(runners_.begin(), runners_.end(),
-                                  [runner](const std::pair<Network, GraphRunner *> & e) { return e.second == runner; }),
+                                  [runner](const std::pair<Network, ComputeBuffer *> & e) { return e.second == runner; }),
                    runners_.end());
 }
 

@@ -13,9 +13,6 @@
 
 namespace sd {
 
-class GraphRunner;
-class ModelWeights;
-
 enum class Network { text_encoder = 0, unet = 1, vae = 2 };
 constexpr int kNetworkCount = 3;
 
@@ -35,13 +32,42 @@ struct DeviceUsage {
     size_t device_peak[kMaxDevices] = {0, 0, 0};
 };
 
+// What Residency manages, through two small interfaces, so that it depends neither on the
+// model's weights (model/network_weights.h) nor on the graph runner (graph_runner.h), which
+// implement them.
+//
+// A network's weights: their device buffer can be freed and filled again (only with offload).
+class ResidentWeights {
+public:
+    // Bytes of the device buffer now allocated (0 while released).
+    virtual size_t bytes() const = 0;
+    virtual void release() = 0;
+    virtual void ensure_resident() = 0;
+
+protected:
+    ~ResidentWeights() = default;
+};
+
+// A graph runner's compute buffer.
+class ComputeBuffer {
+public:
+    virtual size_t compute_buffer_bytes() const = 0;
+    // Frees the buffer; not while a graph runs on it (Residency guarantees that under offload).
+    virtual void release() = 0;
+    // Frees the buffer unless a graph is running on it (on another thread); true if it did.
+    virtual bool release_if_idle() = 0;
+
+protected:
+    ~ComputeBuffer() = default;
+};
+
 class Residency {
 public:
     Residency() = default;
     Residency(const Residency &) = delete;
     Residency & operator=(const Residency &) = delete;
 
-    void set_weights(Network network, ModelWeights * weights) { weights_[static_cast<int>(network)] = weights; }
+    void set_weights(Network network, ResidentWeights * weights) { weights_[static_cast<int>(network)] = weights; }
     void set_offload(bool offload) { offload_ = offload; }
     bool offload() const { return offload_; }
     // The device slot `network` is placed on (0 when all share one device).
@@ -51,12 +77,12 @@ public:
 
     // Runners register for the life of their network object so that offload can free their
     // compute buffers; a runner must detach before it is destroyed.
-    void attach(Network network, GraphRunner * runner);
-    void detach(GraphRunner * runner);
+    void attach(Network network, ComputeBuffer * runner);
+    void detach(ComputeBuffer * runner);
 
     // Makes `network`'s weights usable. With offload on, the returned lock is held until the
     // caller is done with the network (one network of a model runs at a time then); without
-    // offload it is empty. Throws like ModelWeights::upload (the others stay freed).
+    // offload it is empty. Throws like ResidentWeights::ensure_resident (the others stay freed).
     std::unique_lock<std::mutex> enter(Network network);
 
     // Records the current total as a peak candidate; runners call it after allocating.
@@ -72,10 +98,10 @@ private:
     bool release_idle_compute_[kNetworkCount] = {true, true, true};
     int device_of_[kNetworkCount] = {0, 0, 0};
     int devices_ = 1;
-    ModelWeights * weights_[kNetworkCount] = {nullptr, nullptr, nullptr};
+    ResidentWeights * weights_[kNetworkCount] = {nullptr, nullptr, nullptr};
     std::mutex stage_mutex_;  // held across a network's use under offload
     mutable std::mutex registry_mutex_;
-    std::vector<std::pair<Network, GraphRunner *>> runners_;
+    std::vector<std::pair<Network, ComputeBuffer *>> runners_;
     size_t peak_ = 0;
     size_t device_peak_[kMaxDevices] = {0, 0, 0};
 };
