@@ -10,6 +10,7 @@
 #include "sdcore/error.h"
 #include "io/gguf_writer.h"
 #include "js_tensor.h"
+#include "io/model_file_reader.h"
 #include "io/tensor_index.h"
 #include "promise_worker.h"
 

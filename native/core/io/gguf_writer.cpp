@@ -9,7 +9,7 @@
 #include "sdcore/error.h"
 #include "gguf.h"
 #include "runtime/ggml_handles.h"
-#include "io/container_readers.h"
+#include "io/tensor_index.h"
 
 namespace sd {
 

@@ -1,8 +1,9 @@
 #pragma once
 // The tensors of one model file, indexed but not loaded. Every container format (safetensors,
-// GGUF, PyTorch zip checkpoints) is read into a TensorIndex: names as stored in the file, their
-// types, shapes and where their bytes are. Name mapping (name_mapping.h) and loading work on
-// this index, so they do not care which container a tensor came from.
+// GGUF, PyTorch zip checkpoints) is read into a TensorIndex (model_file_reader.h): names as
+// stored in the file, their types, shapes and where their bytes are. Name mapping
+// (name_mapping.h) and loading work on this index, so they do not care which container a tensor
+// came from.
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -43,14 +44,15 @@ struct TensorIndex {
     void add(TensorRecord record);  // throws ERR_MODEL_FORMAT on a duplicate name
 };
 
-// Reads the index of a file, choosing the reader by its first bytes (not its extension).
-// Throws sd::Error with code ERR_MODEL_FORMAT (and the path) on anything malformed,
-// ERR_UNSAFE_PICKLE for a checkpoint whose pickle names anything but torch's state-dict globals,
-// and ERR_FILE_NOT_FOUND / ERR_FILE_READ when the file cannot be opened.
-TensorIndex read_model_file(const std::string & path);
-
 // Copies a tensor's element_count() values out as float32 (converting F16, BF16, quantized and
 // integer types). Throws ERR_MODEL_FORMAT for types ggml cannot convert.
 void read_tensor_f32(const TensorRecord & record, float * out);
+
+// Bytes per element of the non-block types the readers accept (F32, F16, BF16, F64, I8…I64).
+size_t plain_type_size(ggml_type type);
+
+// Product of `shape`, or -1 if a dimension is negative or the product (times `element_size`
+// bytes) overflows int64.
+int64_t checked_element_count(const std::vector<int64_t> & shape, uint64_t element_size);
 
 } // namespace sd
