@@ -3,7 +3,7 @@
 #include <filesystem>
 
 #include "io/gguf_writer.h"
-#include "model/loaded_model.h"
+#include "model/detection.h"
 #include "model/weight_types.h"
 
 namespace sd {

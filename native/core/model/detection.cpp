@@ -633,4 +633,26 @@ OpenedModel open_model(const std::string & path, const DetectOptions & options) 
     return open_mapped_model(map_model(path), options);
 }
 
+OpenedModel open_model_with_vae(const std::string & path, const DetectOptions & detect, const std::string & vae_path) {
+    if (vae_path.empty()) return open_model(path, detect);
+
+    CanonicalModel model = map_model(path);
+    CanonicalModel vae = map_vae_file(vae_path);
+    CanonicalModel merged = model;
+    merged.tensors.clear();
+    merged.source_names.clear();
+    merged.by_name.clear();
+    auto take = [&merged](const CanonicalModel & from, bool vae_tensors) {
+        for (size_t i = 0; i < from.tensors.size(); ++i) {
+            if (starts_with(from.tensors[i].name, "vae.") != vae_tensors) continue;
+            merged.by_name[from.tensors[i].name] = merged.tensors.size();
+            merged.tensors.push_back(from.tensors[i]);
+            merged.source_names.push_back(from.source_names[i]);
+        }
+    };
+    take(model, false);
+    take(vae, true);
+    return open_mapped_model(std::move(merged), detect);
+}
+
 } // namespace sd

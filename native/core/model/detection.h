@@ -128,4 +128,8 @@ OpenedModel open_mapped_model(CanonicalModel model, const DetectOptions & option
 // map_model + open_mapped_model.
 OpenedModel open_model(const std::string & path, const DetectOptions & options = {});
 
+// The canonical tensors a model is made of, with a replacement VAE applied: what both loading and
+// conversion start from. Throws like map_model / check_model.
+OpenedModel open_model_with_vae(const std::string & path, const DetectOptions & detect, const std::string & vae_path);
+
 } // namespace sd

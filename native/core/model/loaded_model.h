@@ -29,10 +29,6 @@ struct ModelLoadOptions {
     bool offload = false;
 };
 
-// The canonical tensors a model is made of, with a replacement VAE applied: what both loading and
-// conversion start from. Throws like map_model / check_model.
-OpenedModel open_model_with_vae(const std::string & path, const DetectOptions & detect, const std::string & vae_path);
-
 class Model {
 public:
     static std::unique_ptr<Model> load(const std::string & path, const ModelLoadOptions & options);
