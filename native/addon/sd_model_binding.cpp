@@ -276,24 +276,22 @@ private:
     // vaeDecode(latents [B,4,h,w]) → Promise<Tensor [B,3,8h,8w]>; vaeEncode(image [B,3,H,W]) →
     // Promise<Tensor moments [B,8,H/8,W/8]> (mean then log-variance). Shapes are checked here,
     // before anything is queued (RangeError), and again by the engine.
-    Napi::Value VaeDecode(const Napi::CallbackInfo & info) { return RunVae(info, "latents", true); }
-    Napi::Value VaeEncode(const Napi::CallbackInfo & info) { return RunVae(info, "image", false); }
+    Napi::Value VaeDecode(const Napi::CallbackInfo & info) { return RunVae(info, "latents", sd::Vae::Direction::decode); }
+    Napi::Value VaeEncode(const Napi::CallbackInfo & info) { return RunVae(info, "image", sd::Vae::Direction::encode); }
 
-    Napi::Value RunVae(const Napi::CallbackInfo & info, const char * argument, bool decode) {
+    Napi::Value RunVae(const Napi::CallbackInfo & info, const char * argument, sd::Vae::Direction direction) {
         Napi::Env env = info.Env();
         std::shared_ptr<sd::Model> m = model(env);
         if (!vae_) vae_ = std::make_shared<sd::Vae>(m);
         auto input = std::make_shared<JsTensorInput>(info[0], argument);
         try {
-            if (decode) vae_->check_decode_input(input->view().shape);
-            else vae_->check_encode_input(input->view().shape);
+            vae_->check_input(direction, input->view().shape);
         } catch (const sd::RangeError & e) {
             throw Napi::RangeError::New(env, e.what());
         }
         std::shared_ptr<sd::Vae> vae = vae_;
         return PromiseWorker<sd::HostTensor>::Start(
-            env,
-            [vae, input, decode] { return decode ? vae->decode(input->view()) : vae->encode(input->view()); },
+            env, [vae, input, direction] { return vae->run(direction, input->view()); },
             [](Napi::Env env, sd::HostTensor && result) -> Napi::Value { return make_js_tensor(env, std::move(result)); });
     }
 

@@ -147,24 +147,18 @@ void Vae::check_encode_input(const std::vector<int64_t> & shape) const {
     }
 }
 
-HostTensor Vae::decode(const TensorView & latents) {
-    check_decode_input(latents.shape);
-    const VaeConfig & config = model_->config().vae;
-    const NetworkWeights & weights = model_->vae();
-    const nn::ConvPath conv_path = nn::conv_path_for(model_->backend(Network::vae), nn::ConvPath::direct);
-    const bool cpu = nn::is_cpu_backend(model_->backend(Network::vae));
-    std::lock_guard<std::mutex> lock(mutex_);
-    return runner_.run(
-        [&](ggml_context * ctx, GraphInputs & inputs) {
-            const auto & s = latents.shape;
-            ggml_tensor * z = inputs.add_f32(ctx, "latents", latents.data, {s[3], s[2], s[1], s[0]});
-            return VaeGraph{ctx, weights, config.norm_groups, conv_path, cpu}.decoder(z, config);
-        },
-        4);
+void Vae::check_input(Direction direction, const std::vector<int64_t> & shape) const {
+    if (direction == Direction::decode) check_decode_input(shape);
+    else check_encode_input(shape);
 }
 
-HostTensor Vae::encode(const TensorView & image) {
-    check_encode_input(image.shape);
+HostTensor Vae::decode(const TensorView & latents) { return run(Direction::decode, latents); }
+
+HostTensor Vae::encode(const TensorView & image) { return run(Direction::encode, image); }
+
+HostTensor Vae::run(Direction direction, const TensorView & input) {
+    check_input(direction, input.shape);
+    const bool decoding = direction == Direction::decode;
     const VaeConfig & config = model_->config().vae;
     const NetworkWeights & weights = model_->vae();
     const nn::ConvPath conv_path = nn::conv_path_for(model_->backend(Network::vae), nn::ConvPath::direct);
@@ -172,9 +166,10 @@ HostTensor Vae::encode(const TensorView & image) {
     std::lock_guard<std::mutex> lock(mutex_);
     return runner_.run(
         [&](ggml_context * ctx, GraphInputs & inputs) {
-            const auto & s = image.shape;
-            ggml_tensor * x = inputs.add_f32(ctx, "image", image.data, {s[3], s[2], s[1], s[0]});
-            return VaeGraph{ctx, weights, config.norm_groups, conv_path, cpu}.encoder(x, config);
+            const auto & s = input.shape;
+            ggml_tensor * x = inputs.add_f32(ctx, decoding ? "latents" : "image", input.data, {s[3], s[2], s[1], s[0]});
+            const VaeGraph graph{ctx, weights, config.norm_groups, conv_path, cpu};
+            return decoding ? graph.decoder(x, config) : graph.encoder(x, config);
         },
         4);
 }

@@ -29,14 +29,19 @@ public:
     // The spatial factor between image and latents (8 for SD).
     int downscale_factor() const;
 
+    enum class Direction { decode, encode };
+
     // Throw sd::RangeError for shapes the networks cannot take (checked before any graph is built).
     void check_decode_input(const std::vector<int64_t> & shape) const;
     void check_encode_input(const std::vector<int64_t> & shape) const;
+    void check_input(Direction direction, const std::vector<int64_t> & shape) const;
 
     // latents [B, latent, h, w] → image [B, out_channels, h·f, w·f] (not clamped).
     HostTensor decode(const TensorView & latents);
     // image [B, in_channels, H, W] (H, W multiples of f) → moments [B, 2·latent, H/f, W/f].
     HostTensor encode(const TensorView & image);
+    // decode or encode: one path, checks included.
+    HostTensor run(Direction direction, const TensorView & input);
 
 private:
     std::shared_ptr<const Model> model_;
