@@ -6,7 +6,7 @@
 
 #include <napi.h>
 
-#include "sdcore/tensor.h"
+#include "sdcore.h"
 
 namespace sdnode {
 

@@ -16,34 +16,13 @@
 #include <string>
 #include <vector>
 
-#include "sdcore/error.h"
-#include "js_errors.h"
+#include "arguments.h"
 #include "js_tensor.h"
-#include "sched/scheduler.h"
+#include "sdcore.h"
 
 namespace sdnode {
 
 namespace {
-
-template <typename Body>
-Napi::Value guarded(Napi::Env env, Body body) {
-    try {
-        return body();
-    } catch (const Napi::Error &) {
-        throw;
-    } catch (...) {
-        throw to_js_error(env, std::current_exception());
-    }
-}
-
-double number_arg(const Napi::CallbackInfo & info, size_t index, const char * name) {
-    if (info.Length() <= index || !info[index].IsNumber()) {
-        throw Napi::TypeError::New(info.Env(), std::string("Expected ") + name + " to be a number");
-    }
-    double value = info[index].As<Napi::Number>().DoubleValue();
-    if (!std::isfinite(value)) throw Napi::RangeError::New(info.Env(), std::string("Expected ") + name + " to be finite");
-    return value;
-}
 
 sd::SchedulerConfig config_from(Napi::Env env, const Napi::Value & value) {
     sd::SchedulerConfig config;
@@ -105,36 +84,28 @@ public:
 
     explicit SchedulerWrap(const Napi::CallbackInfo & info) : Napi::ObjectWrap<SchedulerWrap>(info) {
         Napi::Env env = info.Env();
-        if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "Expected the scheduler name to be a string");
-        std::string name = info[0].As<Napi::String>().Utf8Value();
-        sd::SchedulerConfig config = config_from(env, info.Length() > 1 ? info[1] : env.Undefined());
-        guarded(env, [&] {
+        std::string name = args::string(args::at(info, 0), "the scheduler name");
+        sd::SchedulerConfig config = config_from(env, args::at(info, 1));
+        args::guarded(env, [&] {
             scheduler_ = sd::make_scheduler(name, config);
             return env.Undefined();
         });
     }
 
 private:
+    // The engine refuses step counts and indices it cannot take (sd::RangeError).
     Napi::Value SetTimesteps(const Napi::CallbackInfo & info) {
-        double steps = number_arg(info, 0, "steps");
-        const int train = scheduler_->config().num_train_timesteps;
-        if (std::floor(steps) != steps || steps < 1 || steps > train) {
-            throw Napi::RangeError::New(info.Env(), "Expected integer steps between 1 and " + std::to_string(train) +
-                                                        " but received " + info[0].ToString().Utf8Value());
-        }
-        return guarded(info.Env(), [&] {
-            scheduler_->set_timesteps(static_cast<int>(steps));
+        const int steps = args::int32(args::at(info, 0), "steps");
+        return args::guarded(info.Env(), [&] {
+            scheduler_->set_timesteps(steps);
             return info.Env().Undefined();
         });
     }
 
     Napi::Value SetBeginIndex(const Napi::CallbackInfo & info) {
-        double index = number_arg(info, 0, "index");
-        if (std::floor(index) != index || index < 0 || index > 1e6) {
-            throw Napi::RangeError::New(info.Env(), "Expected the begin index to be a non-negative integer");
-        }
-        return guarded(info.Env(), [&] {
-            scheduler_->set_begin_index(static_cast<int>(index));
+        const int index = args::int32(args::at(info, 0), "index");
+        return args::guarded(info.Env(), [&] {
+            scheduler_->set_begin_index(index);
             return info.Env().Undefined();
         });
     }
@@ -155,7 +126,7 @@ private:
     }
 
     Napi::Value InitNoiseSigma(const Napi::CallbackInfo & info) {
-        return guarded(info.Env(), [&]() -> Napi::Value {
+        return args::guarded(info.Env(), [&]() -> Napi::Value {
             return Napi::Number::New(info.Env(), static_cast<double>(scheduler_->init_noise_sigma()));
         });
     }
@@ -166,8 +137,8 @@ private:
 
     Napi::Value ScaleModelInput(const Napi::CallbackInfo & info) {
         JsTensorInput sample(info[0], "sample");
-        double t = number_arg(info, 1, "timestep");
-        return guarded(info.Env(), [&]() -> Napi::Value {
+        double t = args::number(args::at(info, 1), "timestep");
+        return args::guarded(info.Env(), [&]() -> Napi::Value {
             sd::HostTensor out(sample.view().shape);
             scheduler_->scale_model_input(sample.view().data, out.data.data(), sample.view().size(), t);
             return make_js_tensor(info.Env(), std::move(out));
@@ -177,8 +148,8 @@ private:
     Napi::Value Step(const Napi::CallbackInfo & info) {
         Napi::Env env = info.Env();
         JsTensorInput output(info[0], "modelOutput");
-        double t = number_arg(info, 1, "timestep");
-        JsTensorInput sample(info.Length() > 2 ? info[2] : env.Undefined(), "sample");
+        double t = args::number(args::at(info, 1), "timestep");
+        JsTensorInput sample(args::at(info, 2), "sample");
         if (output.view().shape != sample.view().shape) {
             throw Napi::RangeError::New(env, "Expected modelOutput and sample to have the same shape");
         }
@@ -187,7 +158,7 @@ private:
         // called only when the scheduler draws (DDPM, for one, draws nothing at t = 0).
         std::unique_ptr<JsTensorInput> noise;
         Napi::Function noise_fn;
-        Napi::Value noise_arg = info.Length() > 3 ? info[3] : env.Undefined();
+        Napi::Value noise_arg = args::at(info, 3);
         if (noise_arg.IsFunction()) {
             noise_fn = noise_arg.As<Napi::Function>();
         } else if (!noise_arg.IsUndefined() && !noise_arg.IsNull()) {
@@ -196,7 +167,7 @@ private:
         }
         Napi::Array shape = Napi::Array::New(env, sample.view().shape.size());
         for (size_t i = 0; i < sample.view().shape.size(); ++i) shape.Set(static_cast<uint32_t>(i), static_cast<double>(sample.view().shape[i]));
-        return guarded(env, [&]() -> Napi::Value {
+        return args::guarded(env, [&]() -> Napi::Value {
             int draws = 0;
             sd::NoiseSource source;
             if (noise) {
@@ -229,26 +200,16 @@ private:
     Napi::Value AddNoise(const Napi::CallbackInfo & info) {
         Napi::Env env = info.Env();
         JsTensorInput original(info[0], "original");
-        JsTensorInput noise(info.Length() > 1 ? info[1] : env.Undefined(), "noise");
+        JsTensorInput noise(args::at(info, 1), "noise");
         if (original.view().shape != noise.view().shape) throw Napi::RangeError::New(env, "Expected noise to have the shape of original");
         std::vector<double> ts;
-        Napi::Value t = info.Length() > 2 ? info[2] : env.Undefined();
-        if (t.IsNumber()) {
-            ts.push_back(t.As<Napi::Number>().DoubleValue());
-        } else if (t.IsArray()) {
-            Napi::Array array = t.As<Napi::Array>();
-            for (uint32_t i = 0; i < array.Length(); ++i) {
-                Napi::Value v = array.Get(i);
-                if (!v.IsNumber()) throw Napi::TypeError::New(env, "Expected timesteps to be numbers");
-                ts.push_back(v.As<Napi::Number>().DoubleValue());
-            }
-        } else {
-            throw Napi::TypeError::New(env, "Expected timesteps to be a number or an array of numbers");
-        }
+        Napi::Value t = args::at(info, 2);
+        if (t.IsNumber()) ts.push_back(t.As<Napi::Number>().DoubleValue());
+        else ts = args::numbers(t, "timesteps");
         const int64_t batch = original.view().shape.empty() ? 1 : original.view().shape[0];
         if (ts.size() == 1 && batch > 1) ts.assign(static_cast<size_t>(batch), ts[0]);
         if (static_cast<int64_t>(ts.size()) != batch) throw Napi::RangeError::New(env, "Expected one timestep per batch item");
-        return guarded(env, [&]() -> Napi::Value {
+        return args::guarded(env, [&]() -> Napi::Value {
             sd::HostTensor out(original.view().shape);
             scheduler_->add_noise(original.view().data, noise.view().data, out.data.data(), original.view().size(), ts);
             return make_js_tensor(env, std::move(out));

@@ -3,21 +3,17 @@
 // reference to the model, so dispose() while it runs frees the weights when it finishes.
 #include "sd_model_binding.h"
 
-#include <cstring>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
-#include "sdcore/error.h"
+#include "arguments.h"
 #include "js_tensor.h"
-#include "runtime/memory_stats.h"
-#include "model/loaded_model.h"
 #include "model_binding.h"
-#include "model/convert_to_gguf.h"
 #include "promise_worker.h"
+#include "sdcore.h"
 #include "text_encoder_binding.h"
-#include "nets/unet.h"
-#include "nets/vae.h"
-#include "model/weight_types.h"
 
 namespace sdnode {
 
@@ -39,19 +35,12 @@ Napi::Object host_memory_object(Napi::Env env, bool reset) {
 // memoryStats({ resetPeak }?) → { rss, peak, peakReset }: the process's host memory.
 Napi::Value MemoryStats(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
-    bool reset = false;
-    if (info.Length() > 0 && !info[0].IsUndefined()) {
-        if (!info[0].IsBoolean()) throw Napi::TypeError::New(env, "Expected resetPeak to be a boolean");
-        reset = info[0].As<Napi::Boolean>().Value();
-    }
-    return host_memory_object(env, reset);
+    Napi::Value reset = args::at(info, 0);
+    return host_memory_object(env, !reset.IsUndefined() && args::boolean(reset, "resetPeak"));
 }
 
 std::string string_option(const Napi::Object & options, const char * key) {
-    Napi::Value value = options.Get(key);
-    if (value.IsUndefined()) return "";
-    if (!value.IsString()) throw Napi::TypeError::New(options.Env(), std::string("Expected options.") + key + " to be a string");
-    return value.As<Napi::String>().Utf8Value();
+    return args::optional(options, key, "options.", args::string).value_or("");
 }
 
 // The JS names of a model's networks, indexed by sd::Network.
@@ -61,35 +50,21 @@ sd::DetectOptions detect_options(const Napi::Object & options) {
     sd::DetectOptions detect;
     std::string prediction = string_option(options, "predictionType");
     if (!prediction.empty()) {
-        detect.prediction_type = sd::parse_prediction_type(prediction);
-        if (!detect.prediction_type) {
-            throw Napi::RangeError::New(options.Env(), "Expected options.predictionType to be epsilon or v_prediction");
-        }
+        detect.prediction_type = args::guarded(options.Env(), [&] { return sd::prediction_type_from_name(prediction); });
     }
     return detect;
 }
 
-ggml_type weight_type_option(const Napi::Object & options, ggml_type fallback) {
+std::optional<sd::WeightType> weight_type_option(const Napi::Object & options) {
     std::string name = string_option(options, "weightType");
-    if (name.empty()) return fallback;
-    try {
-        return sd::parse_weight_type(name);
-    } catch (const sd::RangeError & e) {
-        throw Napi::RangeError::New(options.Env(), e.what());
-    }
+    if (name.empty()) return std::nullopt;
+    return args::guarded(options.Env(), [&] { return sd::parse_weight_type(name); });
 }
 
-Napi::Object options_argument(const Napi::CallbackInfo & info, size_t index) {
-    if (info.Length() <= index || info[index].IsUndefined()) return Napi::Object::New(info.Env());
-    if (!info[index].IsObject()) throw Napi::TypeError::New(info.Env(), "Expected options to be an object");
-    return info[index].As<Napi::Object>();
-}
-
-Napi::Array shape_array(Napi::Env env, const ggml_tensor * t) {
-    const int rank = ggml_n_dims(t);
-    Napi::Array shape = Napi::Array::New(env, rank);
-    for (int d = 0; d < rank; ++d) shape.Set(static_cast<uint32_t>(d), static_cast<double>(t->ne[rank - 1 - d]));
-    return shape;
+Napi::Array shape_array(Napi::Env env, const std::vector<int64_t> & shape) {
+    Napi::Array array = Napi::Array::New(env, shape.size());
+    for (size_t d = 0; d < shape.size(); ++d) array.Set(static_cast<uint32_t>(d), static_cast<double>(shape[d]));
+    return array;
 }
 
 class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
@@ -129,29 +104,24 @@ private:
     }
 
     Napi::Value Info(const Napi::CallbackInfo & info) {
-        const sd::Model & m = *model(info.Env());
-        Napi::Object result = config_object(info.Env(), m.config());
-        result.Set("layout", sd::layout_name(m.layout()));
-        result.Set("format", sd::format_name(m.format()));
-        result.Set("path", m.path());
+        sd::LoadedModelInfo m = sd::model_info(*model(info.Env()));
+        Napi::Object result = config_object(info.Env(), m.config);
+        result.Set("layout", sd::layout_name(m.layout));
+        result.Set("format", sd::format_name(m.format));
+        result.Set("path", m.path);
         return result;
     }
 
     Napi::Value Weights(const Napi::CallbackInfo & info) {
         Napi::Env env = info.Env();
-        const sd::Model & m = *model(env);
-        Napi::Array list = Napi::Array::New(env);
-        uint32_t i = 0;
-        for (const auto & [prefix, weights] : {std::pair<const char *, const sd::NetworkWeights *>{"text_encoder.", &m.text_encoder()},
-                                               {"unet.", &m.unet()}, {"vae.", &m.vae()}}) {
-            for (const std::string & name : weights->names()) {
-                const ggml_tensor * t = weights->find(name);
-                Napi::Object entry = Napi::Object::New(env);
-                entry.Set("name", prefix + name);
-                entry.Set("type", sd::weight_type_name(t->type));
-                entry.Set("shape", shape_array(env, t));
-                list.Set(i++, entry);
-            }
+        std::vector<sd::TensorInfo> weights = sd::model_weights(*model(env));
+        Napi::Array list = Napi::Array::New(env, weights.size());
+        for (size_t i = 0; i < weights.size(); ++i) {
+            Napi::Object entry = Napi::Object::New(env);
+            entry.Set("name", weights[i].name);
+            entry.Set("type", weights[i].type);
+            entry.Set("shape", shape_array(env, weights[i].shape));
+            list.Set(static_cast<uint32_t>(i), entry);
         }
         return list;
     }
@@ -160,42 +130,23 @@ private:
     Napi::Value ReadWeight(const Napi::CallbackInfo & info) {
         Napi::Env env = info.Env();
         std::shared_ptr<sd::Model> m = model(env);
-        if (!info[0].IsString()) throw Napi::TypeError::New(env, "Expected name to be a string");
-        std::string name = info[0].As<Napi::String>().Utf8Value();
-        ggml_tensor * t = m->find_weight(name);
-        if (t == nullptr) {
+        std::string name = args::string(args::at(info, 0), "name");
+        if (!sd::model_has_weight(*m, name)) {
             Napi::Error error = Napi::Error::New(env, "The model has no weight \"" + name + "\"");
             error.Set("code", "ERR_TENSOR_NOT_FOUND");
             throw error;
         }
-        sd::Network network = sd::Network::unet;
-        sd::Model::network_of(name, network);
         return PromiseWorker<sd::HostTensor>::Start(
-            env,
-            [m, t, network] {
-                // Under offload the weight may have no data until its network is brought back.
-                std::unique_lock<std::mutex> stage = m->residency().enter(network);
-                std::vector<uint8_t> raw(ggml_nbytes(t));
-                ggml_backend_tensor_get(t, raw.data(), 0, raw.size());
-                std::vector<int64_t> shape;
-                for (int d = ggml_n_dims(t) - 1; d >= 0; --d) shape.push_back(t->ne[d]);
-                sd::HostTensor result(shape);
-                if (t->type == GGML_TYPE_F32) {
-                    std::memcpy(result.data.data(), raw.data(), raw.size());
-                } else {
-                    ggml_get_type_traits(t->type)->to_float(raw.data(), result.data.data(), ggml_nelements(t));
-                }
-                return result;
-            },
+            env, [m, name] { return sd::read_model_weight(*m, name); },
             [](Napi::Env env, sd::HostTensor && result) -> Napi::Value { return make_js_tensor(env, std::move(result)); });
     }
 
     Napi::Value Memory(const Napi::CallbackInfo & info) {
-        const sd::Model & m = *model(info.Env());
+        const sd::DeviceUsage usage = sd::model_memory(*model(info.Env())).usage;
         Napi::Object result = Napi::Object::New(info.Env());
-        result.Set("textEncoder", static_cast<double>(m.text_encoder().bytes()));
-        result.Set("unet", static_cast<double>(m.unet().bytes()));
-        result.Set("vae", static_cast<double>(m.vae().bytes()));
+        result.Set("textEncoder", static_cast<double>(usage.weights[static_cast<int>(sd::Network::text_encoder)]));
+        result.Set("unet", static_cast<double>(usage.weights[static_cast<int>(sd::Network::unet)]));
+        result.Set("vae", static_cast<double>(usage.weights[static_cast<int>(sd::Network::vae)]));
         return result;
     }
 
@@ -205,13 +156,11 @@ private:
     // snapshot, so calling it between pipeline stages gives each stage's own peak.
     Napi::Value MemoryUsage(const Napi::CallbackInfo & info) {
         Napi::Env env = info.Env();
-        const sd::Model & m = *model(env);
-        bool reset = false;
-        if (info.Length() > 0 && !info[0].IsUndefined()) {
-            if (!info[0].IsBoolean()) throw Napi::TypeError::New(env, "Expected resetPeak to be a boolean");
-            reset = info[0].As<Napi::Boolean>().Value();
-        }
-        sd::DeviceUsage device = m.residency().usage();
+        std::shared_ptr<sd::Model> m = model(env);
+        Napi::Value reset_value = args::at(info, 0);
+        const bool reset = !reset_value.IsUndefined() && args::boolean(reset_value, "resetPeak");
+        const sd::ModelMemory memory = sd::model_memory(*m, reset);
+        const sd::DeviceUsage & device = memory.usage;
         Napi::Object result = Napi::Object::New(env);
         result.Set("host", host_memory_object(env, reset));
         auto per_network = [env](const size_t (&values)[sd::kNetworkCount]) {
@@ -222,12 +171,10 @@ private:
             return o;
         };
         // One entry per device the networks are placed on, with only its networks' buffers; `device`
-        // sums them all (the same as the one entry when every network shares a device). Slots are
-        // the model's devices in order (Model::place_networks gives Residency the same numbering).
-        const std::vector<ggml_backend_dev_t> & placed = m.devices();
-        Napi::Array devices = Napi::Array::New(env, placed.size());
+        // sums them all (the same as the one entry when every network shares a device).
+        Napi::Array devices = Napi::Array::New(env, memory.device_names.size());
         std::string names;
-        for (size_t slot = 0; slot < placed.size(); ++slot) {
+        for (size_t slot = 0; slot < memory.device_names.size(); ++slot) {
             size_t weights[sd::kNetworkCount] = {0, 0, 0}, compute[sd::kNetworkCount] = {0, 0, 0};
             for (int n = 0; n < sd::kNetworkCount; ++n) {
                 if (device.device_of[n] != static_cast<int>(slot)) continue;
@@ -235,13 +182,13 @@ private:
                 compute[n] = device.compute[n];
             }
             Napi::Object d = Napi::Object::New(env);
-            d.Set("name", ggml_backend_dev_name(placed[slot]));
+            d.Set("name", memory.device_names[slot]);
             d.Set("weights", per_network(weights));
             d.Set("compute", per_network(compute));
             d.Set("total", static_cast<double>(device.device_total[slot]));
             d.Set("peak", static_cast<double>(device.device_peak[slot]));
             devices.Set(static_cast<uint32_t>(slot), d);
-            names += (names.empty() ? "" : " + ") + std::string(ggml_backend_dev_name(placed[slot]));
+            names += (names.empty() ? "" : " + ") + memory.device_names[slot];
         }
         Napi::Object d = Napi::Object::New(env);
         d.Set("name", names);
@@ -251,8 +198,7 @@ private:
         d.Set("peak", static_cast<double>(device.peak));
         result.Set("device", d);
         result.Set("devices", devices);
-        result.Set("offload", m.offload());
-        if (reset) m.residency().reset_peak();
+        result.Set("offload", memory.offload);
         return result;
     }
 
@@ -260,14 +206,15 @@ private:
     // backend, threads }.
     Napi::Value Devices(const Napi::CallbackInfo & info) {
         const sd::Model & m = *model(info.Env());
+        const int threads = sd::model_info(m).threads;
         Napi::Object result = Napi::Object::New(info.Env());
         for (int n = 0; n < sd::kNetworkCount; ++n) {
-            ggml_backend_dev_t device = m.device(static_cast<sd::Network>(n));
+            const sd::NetworkDevice device = sd::model_device(m, static_cast<sd::Network>(n));
             Napi::Object d = Napi::Object::New(info.Env());
-            d.Set("name", ggml_backend_dev_name(device));
-            d.Set("description", ggml_backend_dev_description(device));
-            d.Set("backend", ggml_backend_reg_name(ggml_backend_dev_backend_reg(device)));
-            d.Set("threads", m.threads());
+            d.Set("name", device.name);
+            d.Set("description", device.description);
+            d.Set("backend", device.backend);
+            d.Set("threads", threads);
             result.Set(kNetworkNames[n], d);
         }
         return result;
@@ -283,12 +230,8 @@ private:
         Napi::Env env = info.Env();
         std::shared_ptr<sd::Model> m = model(env);
         if (!vae_) vae_ = std::make_shared<sd::Vae>(m);
-        auto input = std::make_shared<JsTensorInput>(info[0], argument);
-        try {
-            vae_->check_input(direction, input->view().shape);
-        } catch (const sd::RangeError & e) {
-            throw Napi::RangeError::New(env, e.what());
-        }
+        auto input = std::make_shared<JsTensorInput>(args::at(info, 0), argument);
+        args::guarded(env, [&] { vae_->check_input(direction, input->view().shape); });
         std::shared_ptr<sd::Vae> vae = vae_;
         return PromiseWorker<sd::HostTensor>::Start(
             env, [vae, input, direction] { return vae->run(direction, input->view()); },
@@ -300,36 +243,18 @@ private:
     Napi::Value UnetPredict(const Napi::CallbackInfo & info) {
         Napi::Env env = info.Env();
         std::shared_ptr<sd::Model> m = model(env);
-        auto sample = std::make_shared<JsTensorInput>(info[0], "sample");
+        auto sample = std::make_shared<JsTensorInput>(args::at(info, 0), "sample");
+        Napi::Value t = args::at(info, 1);
         std::vector<float> timesteps;
-        if (info[1].IsNumber()) {
-            timesteps.push_back(info[1].As<Napi::Number>().FloatValue());
-        } else if (info[1].IsArray()) {
-            Napi::Array list = info[1].As<Napi::Array>();
-            for (uint32_t i = 0; i < list.Length(); ++i) {
-                Napi::Value t = list.Get(i);
-                if (!t.IsNumber()) throw Napi::TypeError::New(env, "Expected timestep to be a number or an array of numbers");
-                timesteps.push_back(t.As<Napi::Number>().FloatValue());
-            }
-        } else {
-            throw Napi::TypeError::New(env, "Expected timestep to be a number or an array of numbers");
-        }
-        auto context = std::make_shared<JsTensorInput>(info[2], "context");
-        // Optional 4th argument { flashAttention: boolean } (ggml_flash_attn_ext, K/V in F16).
-        bool flash = false;
-        if (info.Length() > 3 && !info[3].IsUndefined()) {
-            if (!info[3].IsObject()) throw Napi::TypeError::New(env, "Expected options to be an object");
-            Napi::Value f = info[3].As<Napi::Object>().Get("flashAttention");
-            if (!f.IsUndefined() && !f.IsBoolean()) throw Napi::TypeError::New(env, "Expected options.flashAttention to be a boolean");
-            flash = f.IsBoolean() && f.As<Napi::Boolean>().Value();
-        }
+        if (t.IsNumber()) timesteps.push_back(t.As<Napi::Number>().FloatValue());
+        else for (double v : args::numbers(t, "timestep")) timesteps.push_back(static_cast<float>(v));
+        auto context = std::make_shared<JsTensorInput>(args::at(info, 2), "context");
+        // Optional 4th argument { flashAttention: boolean } (K/V in F16).
+        Napi::Object options = args::options(args::at(info, 3));
+        const bool flash = args::optional(options, "flashAttention", "options.", args::boolean).value_or(false);
         std::shared_ptr<sd::UNet> & slot = flash ? unet_flash_ : unet_;
         if (!slot) slot = std::make_shared<sd::UNet>(m, sd::UNetOptions{flash});
-        try {
-            slot->validate(sample->view(), timesteps, context->view());
-        } catch (const sd::RangeError & e) {
-            throw Napi::RangeError::New(env, e.what());
-        }
+        args::guarded(env, [&] { slot->validate(sample->view(), timesteps, context->view()); });
         std::shared_ptr<sd::UNet> unet = slot;
         return PromiseWorker<sd::HostTensor>::Start(
             env, [unet, sample, timesteps, context] { return unet->predict(sample->view(), timesteps, context->view()); },
@@ -364,34 +289,26 @@ private:
 // offload }) → Promise<NativeModel>
 Napi::Value LoadModel(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
-    std::string path = path_argument(info[0]);
-    Napi::Object options = options_argument(info, 1);
+    std::string path = args::path(args::at(info, 0));
+    Napi::Object options = args::options(args::at(info, 1));
     sd::ModelLoadOptions load;
     std::string backend = string_option(options, "backend");
     if (!backend.empty()) load.backend = backend;
     Napi::Value devices = options.Get("devices");
     if (!devices.IsUndefined()) {
-        if (!devices.IsObject()) throw Napi::TypeError::New(env, "Expected options.devices to be an object");
+        Napi::Object placement = args::object(devices, "options.devices");
         for (int n = 0; n < sd::kNetworkCount; ++n) {
-            load.network_devices[n] = string_option(devices.As<Napi::Object>(), kNetworkNames[n]);
+            load.network_devices[n] = args::optional(placement, kNetworkNames[n], "options.devices.", args::string).value_or("");
         }
     }
-    load.weight_type = weight_type_option(options, GGML_TYPE_COUNT);
+    load.weight_type = weight_type_option(options);
     load.detect = detect_options(options);
     std::string vae = string_option(options, "vae");
-    if (!vae.empty()) load.vae_path = path_argument(options.Get("vae"));
-    Napi::Value threads = options.Get("threads");
-    if (!threads.IsUndefined()) {
-        if (!threads.IsNumber()) throw Napi::TypeError::New(env, "Expected options.threads to be an integer");
-        load.threads = threads.As<Napi::Number>().Int32Value();
-    }
-    Napi::Value offload = options.Get("offload");
-    if (!offload.IsUndefined()) {
-        if (!offload.IsBoolean()) throw Napi::TypeError::New(env, "Expected options.offload to be a boolean");
-        load.offload = offload.As<Napi::Boolean>().Value();
-    }
+    if (!vae.empty()) load.vae_path = args::path(options.Get("vae"), "options.vae");
+    load.threads = args::optional(options, "threads", "options.", args::int32).value_or(0);
+    load.offload = args::optional(options, "offload", "options.", args::boolean).value_or(false);
     return PromiseWorker<std::shared_ptr<sd::Model>>::Start(
-        env, [path, load] { return std::shared_ptr<sd::Model>(sd::Model::load(path, load)); },
+        env, [path, load] { return sd::load_model(path, load); },
         [](Napi::Env env, std::shared_ptr<sd::Model> && model) -> Napi::Value {
             auto external = Napi::External<std::shared_ptr<sd::Model>>::New(env, &model);
             return env.GetInstanceData<Napi::FunctionReference>()->New({external});
@@ -401,14 +318,14 @@ Napi::Value LoadModel(const Napi::CallbackInfo & info) {
 // convertModel(input, output, { weightType, predictionType, vae }) → Promise<{ info, tensors, bytes }>
 Napi::Value ConvertModel(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
-    std::string input = path_argument(info[0]);
-    std::string output = path_argument(info[1]);
-    Napi::Object options = options_argument(info, 2);
+    std::string input = args::path(args::at(info, 0), "input");
+    std::string output = args::path(args::at(info, 1), "output");
+    Napi::Object options = args::options(args::at(info, 2));
     sd::ConvertOptions convert;
-    convert.weight_type = weight_type_option(options, GGML_TYPE_F16);
+    convert.weight_type = weight_type_option(options).value_or(sd::WeightType::f16);
     convert.detect = detect_options(options);
     std::string vae = string_option(options, "vae");
-    if (!vae.empty()) convert.vae_path = path_argument(options.Get("vae"));
+    if (!vae.empty()) convert.vae_path = args::path(options.Get("vae"), "options.vae");
     return PromiseWorker<sd::ConvertReport>::Start(
         env, [input, output, convert] { return sd::convert_model(input, output, convert); },
         [](Napi::Env env, sd::ConvertReport && report) -> Napi::Value {

@@ -10,11 +10,7 @@
 
 #include <napi.h>
 
-#include "model/loaded_model.h"
-
-namespace sd {
-class ClipTextEncoder;
-}
+#include "sdcore.h"
 
 namespace sdnode {
 

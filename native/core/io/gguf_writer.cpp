@@ -1,4 +1,4 @@
-#include "io/gguf_writer.h"
+#include "sdcore/model_files.h"
 
 #include <cerrno>
 #include <cstdio>
@@ -10,6 +10,7 @@
 #include "gguf.h"
 #include "runtime/ggml_handles.h"
 #include "io/tensor_index.h"
+#include "io/weight_types.h"
 
 namespace sd {
 
@@ -70,28 +71,11 @@ void check_source(const GgufTensorSource & source, std::set<std::string> & names
     }
     const int64_t count = checked_element_count(source.shape, sizeof(float));
     if (count < 0 || count > max_write_elements) throw RangeError("GGUF tensor \"" + name + "\" is too large");
-    if (!is_gguf_write_type(source.type)) {
-        throw RangeError("GGUF tensor \"" + name + "\" cannot be written as type " +
-                         (source.type >= 0 && source.type < GGML_TYPE_COUNT ? ggml_type_name(source.type) : "?"));
-    }
+    to_ggml_type(source.type);  // throws sd::RangeError for a value that is no WeightType
     if (!source.read) throw RangeError("GGUF tensor \"" + name + "\" has no data source");
 }
 
 } // namespace
-
-bool is_gguf_write_type(ggml_type type) {
-    switch (type) {
-        case GGML_TYPE_F32:
-        case GGML_TYPE_F16:
-        case GGML_TYPE_BF16:
-        case GGML_TYPE_Q8_0:
-        case GGML_TYPE_Q5_0:
-        case GGML_TYPE_Q5_1:
-        case GGML_TYPE_Q4_0:
-        case GGML_TYPE_Q4_1: return true;
-        default: return false;
-    }
-}
 
 GgufWriteReport write_gguf(const std::string & path, const std::vector<GgufTensorSource> & tensors,
                            const std::map<std::string, std::string> & metadata) {
@@ -116,7 +100,7 @@ GgufWriteReport write_gguf(const std::string & path, const std::vector<GgufTenso
         int64_t ne[GGML_MAX_DIMS] = {1, 1, 1, 1};
         const int dims = static_cast<int>(source.shape.size());
         for (int d = 0; d < dims; ++d) ne[d] = source.shape[dims - 1 - d];
-        ggml_type type = source.type;
+        ggml_type type = to_ggml_type(source.type);
         if (ne[0] % ggml_blck_size(type) != 0) {
             type = GGML_TYPE_F16;
             report.kept_f16.push_back(source.name);

@@ -4,6 +4,7 @@
 
 #include "io/container_readers.h"
 #include "sdcore/error.h"
+#include "sdcore/model_files.h"
 
 namespace sd {
 
@@ -25,6 +26,25 @@ TensorIndex read_model_file(const std::string & path) {
     }
     throw Error("ERR_MODEL_FORMAT",
                 "Unrecognised model file " + path + ": not a safetensors, GGUF or PyTorch checkpoint file", path);
+}
+
+ModelFileInfo inspect_model_file(const std::string & path) {
+    TensorIndex index = read_model_file(path);
+    ModelFileInfo info;
+    info.format = index.format;
+    info.path = index.path;
+    info.metadata = index.metadata;
+    for (const TensorRecord & record : index.tensors) info.tensors.push_back({record.name, ggml_type_name(record.type), record.shape});
+    return info;
+}
+
+HostTensor read_model_file_tensor(const std::string & path, const std::string & name) {
+    TensorIndex index = read_model_file(path);
+    const TensorRecord * record = index.find(name);
+    if (!record) throw Error("ERR_TENSOR_NOT_FOUND", "No tensor \"" + name + "\" in " + path, path);
+    HostTensor tensor(record->shape);
+    read_tensor_f32(*record, tensor.data.data());
+    return tensor;
 }
 
 } // namespace sd

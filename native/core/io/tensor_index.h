@@ -13,12 +13,9 @@
 
 #include "ggml.h"
 #include "io/mapped_file.h"
+#include "sdcore/model_config.h"
 
 namespace sd {
-
-enum class FileFormat { safetensors, gguf, checkpoint };
-
-const char * format_name(FileFormat format);
 
 struct TensorRecord {
     std::string name;              // as stored in the file

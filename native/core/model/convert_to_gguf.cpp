@@ -1,10 +1,9 @@
-#include "model/convert_to_gguf.h"
-
+// Conversion of any readable model to GGUF (sdcore/model_files.h).
 #include <filesystem>
 
-#include "io/gguf_writer.h"
+#include "io/weight_types.h"
 #include "model/detection.h"
-#include "model/weight_types.h"
+#include "sdcore/model_files.h"
 
 namespace sd {
 

@@ -7,7 +7,7 @@
 
 #include "sdcore/error.h"
 #include "runtime/log.h"
-#include "model/string_util.h"
+#include "io/string_util.h"
 
 namespace sd {
 
@@ -34,6 +34,11 @@ std::optional<PredictionType> parse_prediction_type(const std::string & text) {
     if (text == "epsilon" || text == "eps") return PredictionType::epsilon;
     if (text == "v_prediction" || text == "v") return PredictionType::v_prediction;
     return std::nullopt;
+}
+
+PredictionType prediction_type_from_name(const std::string & text) {
+    if (std::optional<PredictionType> type = parse_prediction_type(text)) return *type;
+    throw RangeError("Expected a prediction type of epsilon or v_prediction but received \"" + text + "\"");
 }
 
 namespace {

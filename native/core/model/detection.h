@@ -1,83 +1,15 @@
 #pragma once
-// What a Stable Diffusion model is, from its files: family (SD 1.x / 2.x), variant (base,
-// inpainting, depth), the shapes its networks are built with, and the conventions that are not
-// in the weights: prediction type, default image size, pad token, which text-encoder layer SD
-// uses. Detection works on canonical names (name_mapping.h) plus what the source says (diffusers
-// configs, file metadata); the rules are listed in detect_model_config's comment.
-#include <optional>
+// Detection: what a model is (sdcore/model_config.h's ModelConfig), from canonical names
+// (name_mapping.h) plus what the source says (diffusers configs, file metadata), and the check
+// that every tensor the networks read is there with the shape they need.
+#include <map>
 #include <string>
 #include <vector>
 
 #include "model/name_mapping.h"
+#include "sdcore/model_config.h"
 
 namespace sd {
-
-enum class ModelFamily { sd1, sd2 };
-enum class ModelVariant { base, inpaint, depth };
-enum class PredictionType { epsilon, v_prediction };
-enum class TextActivation { quick_gelu, gelu };
-
-const char * family_name(ModelFamily family);
-const char * variant_name(ModelVariant variant);
-const char * prediction_type_name(PredictionType type);
-const char * activation_name(TextActivation activation);
-std::optional<PredictionType> parse_prediction_type(const std::string & text);  // "epsilon", "v_prediction" ("v")
-
-struct UNetConfig {
-    int in_channels = 4;                   // 4 base, 9 inpainting (+mask +masked image), 5 depth (+depth)
-    int out_channels = 4;
-    std::vector<int> block_channels;       // per level: SD 320, 640, 1280, 1280
-    std::vector<bool> cross_attention;     // per level (down order): has transformer blocks
-    std::vector<int> heads;                // per level attention heads; the mid block uses the last
-    int layers_per_block = 2;              // resnets per down level (up levels have one more)
-    int transformer_depth = 1;             // transformer blocks per attention
-    int context_dim = 768;                 // cross-attention input: the text encoder's hidden size
-    int time_embed_dim = 1280;             // 4 × block_channels[0]
-    bool linear_projection = false;        // SD2: proj_in/proj_out are linear, SD1: 1x1 convolutions
-    int norm_groups = 32;
-};
-
-struct VaeConfig {
-    int in_channels = 3;
-    int out_channels = 3;
-    std::vector<int> block_channels;       // per level: SD 128, 256, 512, 512
-    int layers_per_block = 2;              // encoder resnets per level (decoder: one more)
-    int latent_channels = 4;
-    int norm_groups = 32;
-    double scaling_factor = 0.18215;
-};
-
-struct TextEncoderConfig {
-    int vocab_size = 49408;
-    int max_positions = 77;
-    int hidden = 768;
-    int intermediate = 3072;
-    int heads = 12;
-    int layers = 12;                       // stored in the file
-    // Layers SD runs: SD2's original files store all 24 OpenCLIP layers and SD takes the
-    // penultimate one's output (then the final layer norm); diffusers' SD2 folders store the 23
-    // used ones. So: original SD2 files layers - 1, everything else layers. Clip skip counts
-    // back from here.
-    int layers_used = 12;
-    TextActivation activation = TextActivation::quick_gelu;
-    double layer_norm_eps = 1e-5;
-    std::string pad_token = "<|endoftext|>";  // SD1; SD2 pads with "!" (id 0)
-};
-
-struct ModelConfig {
-    ModelFamily family = ModelFamily::sd1;
-    ModelVariant variant = ModelVariant::base;
-    PredictionType prediction_type = PredictionType::epsilon;
-    std::string prediction_source;         // where prediction_type came from, for sd.info and logs
-    int image_size = 512;                  // default width and height
-    UNetConfig unet;
-    VaeConfig vae;
-    TextEncoderConfig text;
-};
-
-struct DetectOptions {
-    std::optional<PredictionType> prediction_type;  // always wins
-};
 
 // Detection rules, in order of authority:
 //   family         sdnode.family metadata; diffusers text_encoder/config.json hidden_act (gelu:

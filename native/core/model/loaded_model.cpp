@@ -1,11 +1,15 @@
 #include "model/loaded_model.h"
 
 #include <algorithm>
+#include <cstring>
 #include <set>
+
+#include "io/weight_types.h"
 
 #include "runtime/backend_registry.h"
 #include "runtime/log.h"
-#include "model/string_util.h"
+#include "io/string_util.h"
+#include "sdcore/error.h"
 
 namespace sd {
 
@@ -83,6 +87,83 @@ ggml_tensor * Model::find_weight(const std::string & name) const {
         if (starts_with(name, prefix)) return weights->find(name.substr(std::string(prefix).size()));
     }
     return nullptr;
+}
+
+// ---- the public queries (sdcore/model.h) ----
+
+std::shared_ptr<Model> load_model(const std::string & path, const ModelLoadOptions & options) {
+    return Model::load(path, options);
+}
+
+LoadedModelInfo model_info(const Model & model) {
+    LoadedModelInfo info;
+    info.config = model.config();
+    info.layout = model.layout();
+    info.format = model.format();
+    info.path = model.path();
+    info.threads = model.threads();
+    info.offload = model.offload();
+    return info;
+}
+
+namespace {
+
+// A ggml tensor's shape outermost first, with as many dimensions as ggml counts (it cannot tell a
+// trailing size-1 dimension from an absent one).
+std::vector<int64_t> shape_of(const ggml_tensor * t) {
+    std::vector<int64_t> shape;
+    for (int d = ggml_n_dims(t) - 1; d >= 0; --d) shape.push_back(t->ne[d]);
+    return shape;
+}
+
+} // namespace
+
+std::vector<TensorInfo> model_weights(const Model & model) {
+    std::vector<TensorInfo> list;
+    for (const auto & [prefix, weights] : {std::pair<const char *, const NetworkWeights *>{"text_encoder.", &model.text_encoder()},
+                                           {"unet.", &model.unet()}, {"vae.", &model.vae()}}) {
+        for (const std::string & name : weights->names()) {
+            const ggml_tensor * t = weights->find(name);
+            list.push_back({prefix + name, weight_type_name(t->type), shape_of(t)});
+        }
+    }
+    return list;
+}
+
+bool model_has_weight(const Model & model, const std::string & name) { return model.find_weight(name) != nullptr; }
+
+HostTensor read_model_weight(const Model & model, const std::string & name) {
+    ggml_tensor * t = model.find_weight(name);
+    if (t == nullptr) throw Error("ERR_TENSOR_NOT_FOUND", "The model has no weight \"" + name + "\"");
+    Network network = Network::unet;
+    Model::network_of(name, network);
+    // Under offload the weight may have no data until its network is brought back.
+    std::unique_lock<std::mutex> stage = model.residency().enter(network);
+    std::vector<uint8_t> raw(ggml_nbytes(t));
+    ggml_backend_tensor_get(t, raw.data(), 0, raw.size());
+    HostTensor result(shape_of(t));
+    if (t->type == GGML_TYPE_F32) {
+        std::memcpy(result.data.data(), raw.data(), raw.size());
+    } else {
+        ggml_get_type_traits(t->type)->to_float(raw.data(), result.data.data(), ggml_nelements(t));
+    }
+    return result;
+}
+
+ModelMemory model_memory(const Model & model, bool reset_peak) {
+    ModelMemory memory;
+    memory.usage = model.residency().usage();
+    // Slots are the model's devices in order (Model::place_networks gives Residency the same numbering).
+    for (ggml_backend_dev_t device : model.devices()) memory.device_names.push_back(ggml_backend_dev_name(device));
+    memory.offload = model.offload();
+    if (reset_peak) model.residency().reset_peak();
+    return memory;
+}
+
+NetworkDevice model_device(const Model & model, Network network) {
+    ggml_backend_dev_t device = model.device(network);
+    return {ggml_backend_dev_name(device), ggml_backend_dev_description(device),
+            ggml_backend_reg_name(ggml_backend_dev_backend_reg(device))};
 }
 
 } // namespace sd

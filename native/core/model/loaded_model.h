@@ -1,33 +1,20 @@
 #pragma once
-// A loaded model: what detection concluded about it and its three networks' weights, all on one
-// device or each on its own (e.g. the UNet on a GPU, the text encoder and VAE on the CPU).
-// Loading maps the files, checks every tensor the networks need, converts each weight to its
-// storage type (weight_types.h) and uploads it once; the file maps are released afterwards (with
-// offload they stay, to upload a network again; see residency.h).
+// The model behind sdcore/model.h's handle: what detection concluded about it and its three
+// networks' weights, all on one device or each on its own (e.g. the UNet on a GPU, the text
+// encoder and VAE on the CPU). Loading maps the files, checks every tensor the networks need,
+// converts each weight to its storage type (io/weight_types.h) and uploads it once; the file maps
+// are released afterwards (with offload they stay, to upload a network again; see residency.h).
 #include <memory>
 #include <string>
 #include <vector>
 
-#include "runtime/ggml_handles.h"
 #include "model/detection.h"
 #include "model/network_weights.h"
+#include "runtime/ggml_handles.h"
 #include "runtime/residency.h"
+#include "sdcore/model.h"
 
 namespace sd {
-
-struct ModelLoadOptions {
-    std::string backend = "auto";             // "auto", "cpu", "vulkan", "cuda"
-    // Per network (indexed by Network), a backend like `backend` or a device name ("Vulkan1");
-    // empty: where `backend` puts it.
-    std::string network_devices[kNetworkCount];
-    ggml_type weight_type = GGML_TYPE_COUNT;  // GGML_TYPE_COUNT: keep each file's own types
-    DetectOptions detect;                     // e.g. an explicit prediction type
-    std::string vae_path;                     // a separate VAE file replacing the model's own
-    int threads = 0;                          // CPU threads, 0 = default
-    // Keep each network's weights on the device only while it runs (see residency.h); the file
-    // maps stay open to bring them back, and nothing is uploaded before first use.
-    bool offload = false;
-};
 
 class Model {
 public:

@@ -8,7 +8,7 @@
 #include "sdcore/error.h"
 #include "runtime/log.h"
 #include "io/model_file_reader.h"
-#include "model/string_util.h"
+#include "io/string_util.h"
 
 namespace sd {
 

@@ -25,12 +25,9 @@
 
 #include "io/json.h"
 #include "io/tensor_index.h"
+#include "sdcore/model_config.h"
 
 namespace sd {
-
-enum class ModelLayout { diffusers, ldm, canonical };
-
-const char * layout_name(ModelLayout layout);
 
 // What the source says beyond tensor shapes; detection (detection.h) reads it.
 struct ModelHints {

@@ -9,8 +9,8 @@
 #endif
 
 #include "sdcore/error.h"
-#include "model/string_util.h"
-#include "model/weight_types.h"
+#include "io/string_util.h"
+#include "io/weight_types.h"
 
 namespace sd {
 
@@ -42,7 +42,7 @@ void advise_huge_pages(ggml_backend_buffer_t buffer) {
 } // namespace
 
 NetworkWeights::NetworkWeights(const std::vector<TensorRecord> & records, const std::string & prefix,
-                               ggml_backend_t backend, ggml_type requested, bool keep_source, bool upload_now)
+                               ggml_backend_t backend, std::optional<WeightType> requested, bool keep_source, bool upload_now)
     : backend_(backend), prefix_(prefix), keep_source_(keep_source) {
     std::vector<const TensorRecord *> taken;
     for (const TensorRecord & r : records) {
@@ -60,9 +60,9 @@ NetworkWeights::NetworkWeights(const std::vector<TensorRecord> & records, const 
         const std::string name = r->name.substr(prefix.size());
         // Without a requested type each weight keeps its file type, except 1-D tensors (norm weights,
         // biases), which are always F32: ggml's CPU add/mul cannot take an F16 operand.
-        ggml_type type = requested != GGML_TYPE_COUNT ? storage_type_for(name, r->shape, requested)
-                         : r->shape.size() == 1                 ? GGML_TYPE_F32
-                                                                : r->type;
+        ggml_type type = requested              ? to_ggml_type(storage_type_for(name, r->shape, *requested))
+                         : r->shape.size() == 1 ? GGML_TYPE_F32
+                                                : r->type;
         ggml_tensor * t = new_tensor(ctx_.get(), type, r->shape);
         ggml_set_name(t, name.substr(0, GGML_MAX_NAME - 1).c_str());
         tensors_[name] = t;

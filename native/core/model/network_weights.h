@@ -1,10 +1,11 @@
 #pragma once
 // One network's weights (text encoder, UNet or VAE) as ggml tensors in one backend buffer.
-// Each tensor is read from its file, converted to its storage type (weight_types.h) on the way,
+// Each tensor is read from its file, converted to its storage type (io/weight_types.h) on the way,
 // and stays in the buffer: graphs reference it, never copy it. With `keep_source` (offload) the
 // buffer can be freed and filled again from the still-mapped files; the ggml tensors (what graphs
 // are built from) stay valid throughout, only their data comes and goes.
 #include <atomic>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -19,12 +20,12 @@ class NetworkWeights final : public ResidentWeights {
 public:
     // `records` carry canonical names; only those starting with `prefix` are taken, and the
     // prefix is stripped (e.g. prefix "unet." turns "unet.conv_in.weight" into "conv_in.weight").
-    // `requested` is the weightType asked for, or GGML_TYPE_COUNT to keep each file's own type
+    // `requested` is the weightType asked for, or nullopt to keep each file's own type
     // (F16/F32/BF16/quantized as stored).
     // With `upload_now` false nothing is read until ensure_resident(); `keep_source` keeps the
     // file records (and so their maps) for release() / ensure_resident() cycles.
     NetworkWeights(const std::vector<TensorRecord> & records, const std::string & prefix, ggml_backend_t backend,
-                   ggml_type requested, bool keep_source = false, bool upload_now = true);
+                   std::optional<WeightType> requested, bool keep_source = false, bool upload_now = true);
 
     // The tensor, or throws sd::Error ERR_MODEL_INCOMPLETE naming it.
     ggml_tensor * get(const std::string & name) const;

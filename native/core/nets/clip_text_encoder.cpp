@@ -1,4 +1,4 @@
-#include "nets/clip_text_encoder.h"
+#include "sdcore/networks.h"
 
 #include <algorithm>
 #include <cmath>
@@ -6,6 +6,8 @@
 #include <cstring>
 #include <string>
 
+#include "model/loaded_model.h"
+#include "runtime/graph_runner.h"
 #include "sdcore/error.h"
 
 namespace sd {
@@ -76,6 +78,8 @@ ClipTextEncoder::ClipTextEncoder(const Model & model)
       runner_(std::make_unique<GraphRunner>(model.backend(Network::text_encoder), model.threads())) {
     runner_->bind(&model.residency(), Network::text_encoder);
 }
+
+ClipTextEncoder::~ClipTextEncoder() = default;
 
 void ClipTextEncoder::validate(const std::vector<int32_t> & ids, int batch, int clip_skip) const {
     if (batch < 1) throw RangeError("Expected batch to be at least 1 but received " + std::to_string(batch));
@@ -150,9 +154,8 @@ void apply_token_weights(float * z, int64_t tokens, int64_t hidden, const std::v
     for (int64_t i = 0; i < count; ++i) z[i] *= scale;
 }
 
-PromptEmbeddings encode_prompt_chunks(ClipTextEncoder & encoder, const std::vector<PromptChunk> & cond,
-                                      const std::vector<PromptChunk> & uncond, int clip_skip, bool weighting,
-                                      int pad_id) {
+void validate_prompt_chunks(const ClipTextEncoder & encoder, const std::vector<PromptChunk> & cond,
+                            const std::vector<PromptChunk> & uncond, int clip_skip, int pad_id) {
     const TextEncoderConfig & c = encoder.config();
     const int64_t length = c.max_positions;
     if (cond.empty()) throw RangeError("Expected the prompt to have at least one chunk");
@@ -160,6 +163,30 @@ PromptEmbeddings encode_prompt_chunks(ClipTextEncoder & encoder, const std::vect
         throw RangeError("Expected padId between 0 and " + std::to_string(c.vocab_size - 1) + " but received " +
                          std::to_string(pad_id));
     }
+    size_t i = 0;
+    for (const auto * list : {&cond, &uncond}) {
+        for (const PromptChunk & chunk : *list) {
+            if (static_cast<int64_t>(chunk.ids.size()) != length || chunk.weights.size() != chunk.ids.size()) {
+                throw RangeError("Expected every prompt chunk to have " + std::to_string(length) +
+                                 " ids and as many weights but chunk " + std::to_string(i) + " has " +
+                                 std::to_string(chunk.ids.size()) + " ids and " + std::to_string(chunk.weights.size()) +
+                                 " weights");
+            }
+            if (!std::all_of(chunk.weights.begin(), chunk.weights.end(), [](double w) { return std::isfinite(w); })) {
+                throw RangeError("Expected the weights of prompt chunk " + std::to_string(i) + " to be finite numbers");
+            }
+            encoder.validate(std::vector<int32_t>(chunk.ids.begin(), chunk.ids.end()), 1, clip_skip);
+            ++i;
+        }
+    }
+}
+
+PromptEmbeddings encode_prompt_chunks(ClipTextEncoder & encoder, const std::vector<PromptChunk> & cond,
+                                      const std::vector<PromptChunk> & uncond, int clip_skip, bool weighting,
+                                      int pad_id) {
+    validate_prompt_chunks(encoder, cond, uncond, clip_skip, pad_id);
+    const TextEncoderConfig & c = encoder.config();
+    const int64_t length = c.max_positions;
     PromptChunk empty;
     empty.ids.assign(static_cast<size_t>(length), pad_id);
     empty.ids[0] = ClipTokenizer::kBosId;
@@ -173,16 +200,7 @@ PromptEmbeddings encode_prompt_chunks(ClipTextEncoder & encoder, const std::vect
     }
     std::vector<int32_t> ids;
     ids.reserve(all.size() * static_cast<size_t>(length));
-    for (size_t i = 0; i < all.size(); ++i) {
-        const PromptChunk & chunk = *all[i];
-        if (static_cast<int64_t>(chunk.ids.size()) != length || chunk.weights.size() != chunk.ids.size()) {
-            throw RangeError("Expected every prompt chunk to have " + std::to_string(length) +
-                             " ids and as many weights but chunk " + std::to_string(i) + " has " +
-                             std::to_string(chunk.ids.size()) + " ids and " + std::to_string(chunk.weights.size()) +
-                             " weights");
-        }
-        ids.insert(ids.end(), chunk.ids.begin(), chunk.ids.end());
-    }
+    for (const PromptChunk * chunk : all) ids.insert(ids.end(), chunk->ids.begin(), chunk->ids.end());
     // [chunks·2, 77, hidden], at most kGroup chunks per graph so that a very long prompt needs no
     // more memory than a few chunks do.
     constexpr size_t kGroup = 8;

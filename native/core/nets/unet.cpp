@@ -1,13 +1,15 @@
-#include "nets/unet.h"
+#include "sdcore/networks.h"
 
 #include <cmath>
 #include <string>
 
-#include "ops/attention_cpu.h"
-#include "sdcore/error.h"
-#include "ops/geglu.h"
+#include "model/loaded_model.h"
 #include "nets/nn_layers.h"
 #include "nets/unet_layers.h"
+#include "ops/attention_cpu.h"
+#include "ops/geglu.h"
+#include "runtime/graph_runner.h"
+#include "sdcore/error.h"
 
 namespace sd {
 
@@ -182,9 +184,11 @@ std::vector<float> timestep_embedding(const std::vector<float> & timesteps, int 
 
 UNet::UNet(std::shared_ptr<const Model> model, UNetOptions options)
     : model_(std::move(model)), config_(model_->config().unet), weights_(model_->unet()), options_(options),
-      runner_(model_->backend(Network::unet), model_->threads(), 32768) {
-    runner_.bind(&model_->residency(), Network::unet);
+      runner_(std::make_unique<GraphRunner>(model_->backend(Network::unet), model_->threads(), 32768)) {
+    runner_->bind(&model_->residency(), Network::unet);
 }
+
+UNet::~UNet() = default;
 
 void UNet::validate(const TensorView & sample, const std::vector<float> & timesteps, const TensorView & context) const {
     const UNetConfig & cfg = config_;
@@ -246,7 +250,7 @@ HostTensor UNet::predict(const TensorView & sample, const std::vector<float> & t
 
     ggml_backend_t backend = model_->backend(Network::unet);
     std::lock_guard<std::mutex> lock(mutex_);
-    return runner_.run(
+    return runner_->run(
         [&](ggml_context * ctx, GraphInputs & inputs) {
             ggml_tensor * x = inputs.add_f32(ctx, "sample", sample.data, {sample.shape[3], sample.shape[2], sample.shape[1], batch});
             ggml_tensor * e = inputs.add_f32(ctx, "timestep_embedding", temb.data(), {tdim, batch});
@@ -260,7 +264,7 @@ HostTensor UNet::predict(const TensorView & sample, const std::vector<float> & t
 
 size_t UNet::compute_buffer_bytes() const {
     std::lock_guard<std::mutex> lock(mutex_);
-    return runner_.compute_buffer_bytes();
+    return runner_->compute_buffer_bytes();
 }
 
 } // namespace sd

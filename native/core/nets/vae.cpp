@@ -1,12 +1,14 @@
-#include "nets/vae.h"
+#include "sdcore/networks.h"
 
 #include <cmath>
 #include <cstdlib>
 #include <string>
 
-#include "ops/attention_cpu.h"
-#include "sdcore/error.h"
+#include "model/loaded_model.h"
 #include "nets/nn_layers.h"
+#include "ops/attention_cpu.h"
+#include "runtime/graph_runner.h"
+#include "sdcore/error.h"
 
 namespace sd {
 
@@ -109,9 +111,11 @@ std::string shape_text(const std::vector<int64_t> & shape) {
 } // namespace
 
 Vae::Vae(std::shared_ptr<const Model> model)
-    : model_(std::move(model)), runner_(model_->backend(Network::vae), model_->threads()) {
-    runner_.bind(&model_->residency(), Network::vae);
+    : model_(std::move(model)), runner_(std::make_unique<GraphRunner>(model_->backend(Network::vae), model_->threads())) {
+    runner_->bind(&model_->residency(), Network::vae);
 }
+
+Vae::~Vae() = default;
 
 int Vae::downscale_factor() const { return 1 << (static_cast<int>(model_->config().vae.block_channels.size()) - 1); }
 
@@ -164,7 +168,7 @@ HostTensor Vae::run(Direction direction, const TensorView & input) {
     const nn::ConvPath conv_path = nn::conv_path_for(model_->backend(Network::vae), nn::ConvPath::direct);
     const bool cpu = nn::is_cpu_backend(model_->backend(Network::vae));
     std::lock_guard<std::mutex> lock(mutex_);
-    return runner_.run(
+    return runner_->run(
         [&](ggml_context * ctx, GraphInputs & inputs) {
             const auto & s = input.shape;
             ggml_tensor * x = inputs.add_f32(ctx, decoding ? "latents" : "image", input.data, {s[3], s[2], s[1], s[0]});

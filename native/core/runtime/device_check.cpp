@@ -1,4 +1,4 @@
-#include "runtime/device_check.h"
+#include "sdcore/system.h"
 
 #include <string>
 

@@ -1,4 +1,4 @@
-#include "runtime/memory_stats.h"
+#include "sdcore/system.h"
 
 #include <cstdio>
 #include <cstring>

@@ -11,26 +11,9 @@
 #include <mutex>
 #include <vector>
 
+#include "sdcore/model.h"
+
 namespace sd {
-
-enum class Network { text_encoder = 0, unet = 1, vae = 2 };
-constexpr int kNetworkCount = 3;
-
-// A model's networks can be placed on different devices (at most one each); a device slot is the
-// index of a device among the model's own (Residency::set_device).
-constexpr int kMaxDevices = kNetworkCount;
-
-struct DeviceUsage {
-    size_t weights[kNetworkCount] = {0, 0, 0};
-    size_t compute[kNetworkCount] = {0, 0, 0};
-    size_t total = 0;  // weights + compute, all networks
-    size_t peak = 0;   // the largest total seen since load or the last reset_peak()
-    // The same two figures per device slot, over the networks placed on it.
-    int devices = 1;
-    int device_of[kNetworkCount] = {0, 0, 0};  // each network's slot (Residency::set_device)
-    size_t device_total[kMaxDevices] = {0, 0, 0};
-    size_t device_peak[kMaxDevices] = {0, 0, 0};
-};
 
 // What Residency manages, through two small interfaces, so that it depends neither on the
 // model's weights (model/network_weights.h) nor on the graph runner (graph_runner.h), which

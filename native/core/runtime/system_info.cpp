@@ -1,4 +1,4 @@
-#include "runtime/system_info.h"
+#include "sdcore/system.h"
 
 #include "runtime/backend_registry.h"
 #include "ggml-backend.h"

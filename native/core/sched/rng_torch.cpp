@@ -15,7 +15,7 @@
 #error "rng_torch.cpp must be compiled without -ffast-math: it reproduces torch's rounding exactly"
 #endif
 
-#include "sched/rng_torch.h"
+#include "sdcore/rng.h"
 
 #include <cmath>
 #include <cstring>
@@ -290,6 +290,27 @@ HostTensor TorchCpuGenerator::randn(const std::vector<int64_t> & shape) {
 HostTensor torch_randn(const std::vector<int64_t> & shape, uint64_t seed, TorchNormalKernel kernel) {
     TorchCpuGenerator generator(seed, kernel);
     return generator.randn(shape);
+}
+
+TorchNormalKernel torch_normal_kernel_from_name(const std::string & name) {
+    if (name == "avx2") return TorchNormalKernel::kAvx2;
+    if (name == "scalar") return TorchNormalKernel::kScalar;
+    throw RangeError("Expected kernel to be one of avx2, scalar");
+}
+
+const char * torch_normal_kernel_name(TorchNormalKernel kernel) {
+    return kernel == TorchNormalKernel::kAvx2 ? "avx2" : "scalar";
+}
+
+void check_draw_shape(const std::vector<int64_t> & shape) {
+    double count = 1;
+    for (int64_t d : shape) {
+        if (d < 1 || d > kMaxDrawElements) throw RangeError("Expected shape to hold positive integers");
+        count *= static_cast<double>(d);
+    }
+    if (count > static_cast<double>(kMaxDrawElements)) {
+        throw RangeError("Expected at most " + std::to_string(kMaxDrawElements) + " values in a draw");
+    }
 }
 
 } // namespace sd

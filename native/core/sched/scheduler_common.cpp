@@ -1,6 +1,6 @@
 // What every scheduler shares: betas and alphas_cumprod, timestep spacing, sigma helpers, the
 // step index, add_noise over alphas_cumprod, and the name table.
-#include "sched/scheduler.h"
+#include "sched/scheduling.h"
 
 #include <algorithm>
 #include <cctype>

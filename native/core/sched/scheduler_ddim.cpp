@@ -8,7 +8,7 @@
 #include <cmath>
 
 #include "sdcore/error.h"
-#include "sched/scheduler.h"
+#include "sched/scheduling.h"
 
 namespace sd {
 

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "sdcore/error.h"
-#include "sched/scheduler.h"
+#include "sched/scheduling.h"
 
 namespace sd {
 

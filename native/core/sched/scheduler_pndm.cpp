@@ -13,7 +13,7 @@
 #include <deque>
 
 #include "sdcore/error.h"
-#include "sched/scheduler.h"
+#include "sched/scheduling.h"
 
 namespace sd {
 

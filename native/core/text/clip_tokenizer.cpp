@@ -1,4 +1,4 @@
-#include "text/clip_tokenizer.h"
+#include "sdcore/text.h"
 
 #include <queue>
 #include <tuple>

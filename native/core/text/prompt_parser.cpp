@@ -1,4 +1,4 @@
-#include "text/prompt_parser.h"
+#include "sdcore/text.h"
 
 #include <charconv>
 #include <cmath>
@@ -82,11 +82,11 @@ void add_text(std::vector<Piece> & res, std::u32string_view text) {
     res.push_back({std::u32string(text.substr(part_start)), 1.0});
 }
 
-} // namespace
-
 bool is_break(const WeightedText & piece) {
     return piece.weight == -1.0 && piece.text == "BREAK";
 }
+
+} // namespace
 
 std::vector<WeightedText> parse_prompt_attention(std::string_view prompt) {
     const std::u32string s = unicode::decode_utf8(prompt);
@@ -263,6 +263,12 @@ std::vector<PromptChunk> tokenize_prompt(const ClipTokenizer & tokenizer, std::s
         }
     }
     return chunks;
+}
+
+PromptMode prompt_mode_from_name(const std::string & name) {
+    if (name == "chunks") return PromptMode::chunks;
+    if (name == "truncate") return PromptMode::truncate;
+    throw RangeError("Expected mode to be one of chunks, truncate");
 }
 
 } // namespace sd

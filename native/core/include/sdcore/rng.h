@@ -31,6 +31,7 @@
 #include <array>
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "sdcore/tensor.h"
@@ -59,6 +60,14 @@ enum class TorchNormalKernel {
     kAvx2,    // torch on x86-64 CPUs with AVX2 (and AVX-512): the default
     kScalar,  // torch's portable kernel (no AVX2, e.g. ATEN_CPU_CAPABILITY=default, ARM)
 };
+
+TorchNormalKernel torch_normal_kernel_from_name(const std::string & name);  // "avx2", "scalar"; sd::RangeError otherwise
+const char * torch_normal_kernel_name(TorchNormalKernel kernel);
+
+// The most values one draw through the addon may produce (4 GiB of float32).
+constexpr int64_t kMaxDrawElements = int64_t(1) << 30;
+// Throws sd::RangeError unless every dimension is at least 1 and the product at most kMaxDrawElements.
+void check_draw_shape(const std::vector<int64_t> & shape);
 
 class TorchCpuGenerator {
 public:
