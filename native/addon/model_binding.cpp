@@ -12,6 +12,8 @@
 
 namespace sdnode {
 
+const char * const kNetworkNames[sd::kNetworkCount] = {"textEncoder", "unet", "vae"};
+
 namespace {
 
 template <typename T>
