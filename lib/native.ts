@@ -28,10 +28,21 @@ export interface NativeDevice {
   memoryTotal: number;
 }
 
+/** The core's scheduler table (native/core/sched/scheduler_catalog.cpp): the one source of scheduler names, A1111 names and override ranges. */
+export interface NativeSchedulerCatalog {
+  /** Our schedulers, in listing order: whether each takes useKarrasSigmas, has a begin index, and its model calls per step. */
+  schedulers: Array<{ name: string; karrasSigmas: boolean; beginIndex: boolean; order: number }>;
+  /** AUTOMATIC1111's names and the scheduler each stands for, in A1111's order. */
+  a1111: Array<{ name: string; scheduler: string }>;
+  /** The overrides createScheduler takes: the names a 'oneOf' takes, the inclusive range of an 'integer' or 'number'. */
+  overrides: Array<{ name: string; type: 'oneOf' | 'boolean' | 'integer' | 'number'; values?: string[]; min?: number; max?: number }>;
+}
+
 export interface NativeAddon extends BinaryAddon {
   systemInfo(): NativeSystemInfo;
   listDevices(): NativeDevice[];
   deviceCheck(device: string, a: TensorLike, b: TensorLike, threads: number): Promise<TensorLike>;
+  schedulerCatalog(): NativeSchedulerCatalog;
 }
 
 export const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');

@@ -2,15 +2,16 @@
 // over one latent (16 384 floats for 512×512), microseconds to a millisecond, far less than the
 // cost of crossing to a worker thread and back.
 //
+// schedulerCatalog() → the engine's table of names, A1111 names and override ranges (lib/scheduler.ts)
 // new Scheduler(name, { timestepSpacing, predictionType, useKarrasSigmas, stepsOffset, eta })
 //   .setTimesteps(n), .setBeginIndex(i), .timesteps (number[]), .sigmas (Float32Array | null), .initNoiseSigma,
 //   .scaleModelInput(x, t) → tensor, .step(output, t, sample, noise?) → { prevSample } where noise
 //   is a tensor or a function (shape) → tensor called when the scheduler draws,
 //   .addNoise(original, noise, t | t[]) → tensor, .name, .stochastic
-// lib/scheduler.ts checks the arguments first; the checks here keep a bad call from crashing.
+// lib/scheduler.ts checks the arguments first (against the catalog); here arguments are read by
+// type (arguments.h) and the engine refuses values it cannot take.
 #include "scheduler_binding.h"
 
-#include <cmath>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -24,44 +25,73 @@ namespace sdnode {
 
 namespace {
 
-sd::SchedulerConfig config_from(Napi::Env env, const Napi::Value & value) {
-    sd::SchedulerConfig config;
-    if (value.IsUndefined() || value.IsNull()) return config;
-    if (!value.IsObject()) throw Napi::TypeError::New(env, "Expected overrides to be an object");
-    Napi::Object object = value.As<Napi::Object>();
-    Napi::Value spacing = object.Get("timestepSpacing");
-    if (!spacing.IsUndefined()) {
-        std::string s = spacing.IsString() ? spacing.As<Napi::String>().Utf8Value() : "";
-        if (s == "leading") config.timestep_spacing = sd::TimestepSpacing::leading;
-        else if (s == "linspace") config.timestep_spacing = sd::TimestepSpacing::linspace;
-        else if (s == "trailing") config.timestep_spacing = sd::TimestepSpacing::trailing;
-        else throw Napi::RangeError::New(env, "Expected timestepSpacing to be one of leading, linspace, trailing");
+// overrides: { timestepSpacing, predictionType, useKarrasSigmas, stepsOffset, eta }, read by type;
+// the engine checks the values against its catalog (sd::RangeError).
+sd::SchedulerOverrides overrides_from(const Napi::Value & value) {
+    sd::SchedulerOverrides overrides;
+    if (value.IsUndefined() || value.IsNull()) return overrides;
+    Napi::Object object = args::object(value, "overrides");
+    overrides.timestep_spacing = args::optional(object, "timestepSpacing", "", args::string);
+    overrides.prediction_type = args::optional(object, "predictionType", "", args::string);
+    overrides.use_karras_sigmas = args::optional(object, "useKarrasSigmas", "", args::boolean);
+    overrides.steps_offset = args::optional(object, "stepsOffset", "", args::number);
+    overrides.eta = args::optional(object, "eta", "", args::number);
+    return overrides;
+}
+
+const char * kind_name(sd::SchedulerOption::Kind kind) {
+    switch (kind) {
+        case sd::SchedulerOption::Kind::one_of: return "oneOf";
+        case sd::SchedulerOption::Kind::boolean: return "boolean";
+        case sd::SchedulerOption::Kind::integer: return "integer";
+        case sd::SchedulerOption::Kind::number: return "number";
     }
-    Napi::Value prediction = object.Get("predictionType");
-    if (!prediction.IsUndefined()) {
-        std::string s = prediction.IsString() ? prediction.As<Napi::String>().Utf8Value() : "";
-        if (s == "epsilon") config.prediction_type = sd::PredictionType::epsilon;
-        else if (s == "v_prediction") config.prediction_type = sd::PredictionType::v_prediction;
-        else throw Napi::RangeError::New(env, "Expected predictionType to be one of epsilon, v_prediction");
+    return "unknown";
+}
+
+// schedulerCatalog() → { schedulers: [{ name, karrasSigmas, beginIndex, order }],
+//   a1111: [{ name, scheduler }], overrides: [{ name, type, values? , min?, max? }] }
+Napi::Value SchedulerCatalog(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    const sd::SchedulerCatalog & catalog = sd::scheduler_catalog();
+    Napi::Array schedulers = Napi::Array::New(env, catalog.schedulers.size());
+    for (size_t i = 0; i < catalog.schedulers.size(); ++i) {
+        const sd::SchedulerInfo & s = catalog.schedulers[i];
+        Napi::Object entry = Napi::Object::New(env);
+        entry.Set("name", s.name);
+        entry.Set("karrasSigmas", s.karras_sigmas);
+        entry.Set("beginIndex", s.begin_index);
+        entry.Set("order", s.order);
+        schedulers.Set(static_cast<uint32_t>(i), entry);
     }
-    Napi::Value karras = object.Get("useKarrasSigmas");
-    if (!karras.IsUndefined()) {
-        if (!karras.IsBoolean()) throw Napi::TypeError::New(env, "Expected useKarrasSigmas to be a boolean");
-        config.use_karras_sigmas = karras.As<Napi::Boolean>().Value();
+    Napi::Array a1111 = Napi::Array::New(env, catalog.a1111.size());
+    for (size_t i = 0; i < catalog.a1111.size(); ++i) {
+        Napi::Object entry = Napi::Object::New(env);
+        entry.Set("name", catalog.a1111[i].first);
+        entry.Set("scheduler", catalog.a1111[i].second);
+        a1111.Set(static_cast<uint32_t>(i), entry);
     }
-    Napi::Value offset = object.Get("stepsOffset");
-    if (!offset.IsUndefined()) {
-        double d = offset.IsNumber() ? offset.As<Napi::Number>().DoubleValue() : NAN;
-        if (!(d >= 0 && d <= 999 && std::floor(d) == d)) throw Napi::RangeError::New(env, "Expected integer stepsOffset between 0 and 999");
-        config.steps_offset = static_cast<int>(d);
+    Napi::Array overrides = Napi::Array::New(env, catalog.overrides.size());
+    for (size_t i = 0; i < catalog.overrides.size(); ++i) {
+        const sd::SchedulerOption & o = catalog.overrides[i];
+        Napi::Object entry = Napi::Object::New(env);
+        entry.Set("name", o.name);
+        entry.Set("type", kind_name(o.kind));
+        if (o.kind == sd::SchedulerOption::Kind::one_of) {
+            Napi::Array values = Napi::Array::New(env, o.values.size());
+            for (size_t j = 0; j < o.values.size(); ++j) values.Set(static_cast<uint32_t>(j), o.values[j]);
+            entry.Set("values", values);
+        } else if (o.kind != sd::SchedulerOption::Kind::boolean) {
+            entry.Set("min", o.min);
+            entry.Set("max", o.max);
+        }
+        overrides.Set(static_cast<uint32_t>(i), entry);
     }
-    Napi::Value eta = object.Get("eta");
-    if (!eta.IsUndefined()) {
-        double d = eta.IsNumber() ? eta.As<Napi::Number>().DoubleValue() : NAN;
-        if (!(d >= 0 && d <= 1)) throw Napi::RangeError::New(env, "Expected number eta between 0 and 1");
-        config.eta = d;
-    }
-    return config;
+    Napi::Object result = Napi::Object::New(env);
+    result.Set("schedulers", schedulers);
+    result.Set("a1111", a1111);
+    result.Set("overrides", overrides);
+    return result;
 }
 
 class SchedulerWrap : public Napi::ObjectWrap<SchedulerWrap> {
@@ -85,11 +115,8 @@ public:
     explicit SchedulerWrap(const Napi::CallbackInfo & info) : Napi::ObjectWrap<SchedulerWrap>(info) {
         Napi::Env env = info.Env();
         std::string name = args::string(args::at(info, 0), "the scheduler name");
-        sd::SchedulerConfig config = config_from(env, args::at(info, 1));
-        args::guarded(env, [&] {
-            scheduler_ = sd::make_scheduler(name, config);
-            return env.Undefined();
-        });
+        sd::SchedulerOverrides overrides = overrides_from(args::at(info, 1));
+        args::guarded(env, [&] { scheduler_ = sd::make_scheduler(name, sd::scheduler_config(overrides)); });
     }
 
 private:
@@ -223,6 +250,7 @@ private:
 
 void register_scheduler_binding(Napi::Env env, Napi::Object exports) {
     exports.Set("Scheduler", SchedulerWrap::Define(env));
+    exports.Set("schedulerCatalog", Napi::Function::New(env, SchedulerCatalog, "schedulerCatalog"));
 }
 
 } // namespace sdnode

@@ -1,11 +1,9 @@
 // What every scheduler shares: betas and alphas_cumprod, timestep spacing, sigma helpers, the
-// step index, add_noise over alphas_cumprod, and the name table.
+// step index, add_noise over alphas_cumprod. The names are scheduler_catalog.cpp's.
 #include "sched/scheduling.h"
 
 #include <algorithm>
-#include <cctype>
 #include <cmath>
-#include <map>
 
 #include "sdcore/error.h"
 
@@ -392,62 +390,6 @@ void MultistepScheduler::add_noise(const float * original, const float * noise, 
         const NoiseLevel l = level(sigmas_[std::min<size_t>(static_cast<size_t>(index), sigmas_.size() - 1)]);
         for (int64_t i = b * per_item; i < (b + 1) * per_item; ++i) out[i] = l.alpha * original[i] + l.sigma * noise[i];
     }
-}
-
-// ---- names ----
-
-static std::string lower(std::string s) {
-    for (char & c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return s;
-}
-
-std::vector<std::string> scheduler_names() {
-    return {"pndm",         "ddim",    "lms",  "euler", "euler_a", "heun", "dpmpp_2m", "dpmpp_2m_karras", "dpmpp_2m_sde",
-            "dpmpp_2m_sde_karras", "unipc", "ddpm", "lcm"};
-}
-
-std::string canonical_scheduler_name(const std::string & name) {
-    static const std::map<std::string, std::string> a1111 = {
-        {"euler a", "euler_a"}, {"dpm++ 2m karras", "dpmpp_2m_karras"}, {"ddim", "ddim"}, {"plms", "pndm"},
-        {"lms", "lms"},         {"heun", "heun"},                       {"euler", "euler"}, {"dpm++ 2m", "dpmpp_2m"},
-        {"unipc", "unipc"},     {"lcm", "lcm"},                         {"dpm++ 2m sde", "dpmpp_2m_sde"},
-        {"dpm++ 2m sde karras", "dpmpp_2m_sde_karras"},
-    };
-    const std::string key = lower(name);
-    for (const std::string & ours : scheduler_names()) {
-        if (key == ours) return ours;
-    }
-    auto it = a1111.find(key);
-    return it == a1111.end() ? "" : it->second;
-}
-
-std::unique_ptr<Scheduler> make_scheduler(const std::string & name, const SchedulerConfig & config) {
-    const std::string canonical = canonical_scheduler_name(name);
-    const bool karras_capable = canonical == "euler" || canonical == "lms" || canonical == "heun" ||
-                                canonical == "dpmpp_2m" || canonical == "dpmpp_2m_karras" || canonical == "dpmpp_2m_sde" ||
-                                canonical == "dpmpp_2m_sde_karras" || canonical == "unipc";
-    if (!canonical.empty() && !karras_capable && config.use_karras_sigmas.value_or(false)) {
-        throw RangeError("The " + canonical + " scheduler has no Karras sigmas (useKarrasSigmas applies to euler, lms, heun, dpmpp_2m, dpmpp_2m_sde, unipc)");
-    }
-    if (canonical == "euler") return make_euler_scheduler(config);
-    if (canonical == "ddim") return make_ddim_scheduler(config);
-    if (canonical == "pndm") return make_pndm_scheduler(config);
-    if (canonical == "euler_a") return make_euler_ancestral_scheduler(config);
-    if (canonical == "lms") return make_lms_scheduler(config);
-    if (canonical == "heun") return make_heun_scheduler(config);
-    if (canonical == "unipc") return make_unipc_scheduler(config);
-    if (canonical == "ddpm") return make_ddpm_scheduler(config);
-    if (canonical == "lcm") return make_lcm_scheduler(config);
-    if (canonical == "dpmpp_2m") return make_dpmpp_2m_scheduler(config, false, false);
-    if (canonical == "dpmpp_2m_karras") return make_dpmpp_2m_scheduler(config, true, false);
-    if (canonical == "dpmpp_2m_sde") return make_dpmpp_2m_scheduler(config, false, true);
-    if (canonical == "dpmpp_2m_sde_karras") return make_dpmpp_2m_scheduler(config, true, true);
-    if (canonical.empty()) {
-        std::string list;
-        for (const std::string & n : scheduler_names()) list += (list.empty() ? "" : ", ") + n;
-        throw RangeError("Unknown scheduler \"" + name + "\"; expected one of " + list);
-    }
-    throw Error("ERR_NOT_IMPLEMENTED", "The " + canonical + " scheduler is not implemented yet");
 }
 
 } // namespace sd

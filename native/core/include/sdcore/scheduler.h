@@ -14,6 +14,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "sdcore/model_config.h"  // PredictionType
@@ -119,15 +120,56 @@ private:
     int64_t step_count_ = 0;  // the element count of this run's steps (0 before the first)
 };
 
-// Names: pndm, ddim, lms, euler, euler_a, heun, dpmpp_2m, dpmpp_2m_karras, dpmpp_2m_sde,
-// dpmpp_2m_sde_karras, unipc, ddpm, lcm and A1111's "Euler a", "DPM++ 2M Karras", "DDIM", "PLMS",
-// "LMS", "Heun", "Euler", "DPM++ 2M", "DPM++ 2M SDE", "DPM++ 2M SDE Karras",
-// "UniPC", "LCM" (case-insensitive). Throws sd::RangeError for others (listing ours).
-std::unique_ptr<Scheduler> make_scheduler(const std::string & name, const SchedulerConfig & config);
+// ---- the catalog (sched/scheduler_catalog.cpp) ----
+// The one table of scheduler names, A1111's names, what each scheduler supports and the overrides
+// a caller may give. lib/ reads it through the addon; make_scheduler and scheduler_config check
+// against it.
 
-// The canonical name for `name` (see make_scheduler), or "" if it is not one.
+struct SchedulerInfo {
+    std::string name;    // canonical: "euler", "dpmpp_2m_karras", …
+    bool karras_sigmas;  // takes use_karras_sigmas (the *_karras names have it on by default)
+    bool begin_index;    // has set_begin_index (diffusers' step index; not ddim, pndm, ddpm)
+    int order;           // model calls per step (heun 2, whose timesteps repeat; others 1)
+};
+
+// An override of SD's scheduler config, by lib/'s camelCase name (diffusers' config key).
+struct SchedulerOption {
+    enum class Kind { one_of, boolean, integer, number };
+    std::string name;                 // "timestepSpacing", "useKarrasSigmas", …
+    Kind kind;
+    std::vector<std::string> values;  // one_of: the names it takes
+    double min, max;                  // integer, number: the range, inclusive
+};
+
+struct SchedulerCatalog {
+    std::vector<SchedulerInfo> schedulers;                    // in our listing order
+    std::vector<std::pair<std::string, std::string>> a1111;   // A1111's name → ours, in A1111's order
+    std::vector<SchedulerOption> overrides;
+};
+
+const SchedulerCatalog & scheduler_catalog();
+
+// A scheduler by our name or A1111's (case-insensitive), or nullptr.
+const SchedulerInfo * find_scheduler(const std::string & name);
+// The canonical name for `name`, or "" if it is none.
 std::string canonical_scheduler_name(const std::string & name);
-// The canonical names make_scheduler builds.
+// The canonical names, in the catalog's order.
 std::vector<std::string> scheduler_names();
+
+// Overrides as a caller gives them, unchecked; scheduler_config checks each against the catalog
+// (sd::RangeError naming it and what it takes) and applies it to SD's config.
+struct SchedulerOverrides {
+    std::optional<std::string> timestep_spacing;
+    std::optional<std::string> prediction_type;
+    std::optional<bool> use_karras_sigmas;
+    std::optional<double> steps_offset;
+    std::optional<double> eta;
+};
+
+SchedulerConfig scheduler_config(const SchedulerOverrides & overrides);
+
+// A scheduler by any name find_scheduler knows; sd::RangeError for others (listing ours) and for
+// use_karras_sigmas on a scheduler without Karras sigmas.
+std::unique_ptr<Scheduler> make_scheduler(const std::string & name, const SchedulerConfig & config);
 
 } // namespace sd
