@@ -5,11 +5,11 @@
 #include <set>
 #include <unordered_map>
 
-#include "sdcore/error.h"
-#include "runtime/log.h"
 #include "io/container_readers.h"
 #include "io/pickle_reader.h"
 #include "io/zip_reader.h"
+#include "runtime/log.h"
+#include "sdcore/error.h"
 
 namespace sd {
 

@@ -5,10 +5,10 @@
 #include <cstdio>
 #include <cstring>
 
-#include "sdcore/error.h"
 #include "gguf.h"
-#include "runtime/log.h"
 #include "io/container_readers.h"
+#include "runtime/log.h"
+#include "sdcore/error.h"
 
 namespace sd {
 

@@ -6,11 +6,11 @@
 #include <filesystem>
 #include <set>
 
-#include "sdcore/error.h"
 #include "gguf.h"
-#include "runtime/ggml_handles.h"
 #include "io/tensor_index.h"
 #include "io/weight_types.h"
+#include "runtime/ggml_handles.h"
+#include "sdcore/error.h"
 
 namespace sd {
 

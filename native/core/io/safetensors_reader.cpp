@@ -5,10 +5,10 @@
 #include <cstdio>
 #include <cstring>
 
-#include "sdcore/error.h"
+#include "io/container_readers.h"
 #include "io/json.h"
 #include "runtime/log.h"
-#include "io/container_readers.h"
+#include "sdcore/error.h"
 
 namespace sd {
 

@@ -5,9 +5,9 @@
 #include <cstring>
 #include <set>
 
-#include "sdcore/error.h"
-#include "runtime/log.h"
 #include "io/string_util.h"
+#include "runtime/log.h"
+#include "sdcore/error.h"
 
 namespace sd {
 

@@ -6,9 +6,9 @@
 
 #include "io/weight_types.h"
 
+#include "io/string_util.h"
 #include "runtime/backend_registry.h"
 #include "runtime/log.h"
-#include "io/string_util.h"
 #include "sdcore/error.h"
 
 namespace sd {

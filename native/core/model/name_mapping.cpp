@@ -5,10 +5,10 @@
 #include <filesystem>
 #include <set>
 
-#include "sdcore/error.h"
-#include "runtime/log.h"
 #include "io/model_file_reader.h"
 #include "io/string_util.h"
+#include "runtime/log.h"
+#include "sdcore/error.h"
 
 namespace sd {
 

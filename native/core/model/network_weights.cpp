@@ -8,9 +8,9 @@
 #include <unistd.h>
 #endif
 
-#include "sdcore/error.h"
 #include "io/string_util.h"
 #include "io/weight_types.h"
+#include "sdcore/error.h"
 
 namespace sd {
 

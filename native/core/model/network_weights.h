@@ -10,8 +10,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "runtime/ggml_handles.h"
 #include "io/tensor_index.h"
+#include "runtime/ggml_handles.h"
 #include "runtime/residency.h"
 
 namespace sd {

@@ -8,9 +8,9 @@
 
 #include "ops/conv2d_unfold.h"
 #include "ops/conv2d_winograd.h"
+#include "ops/norm_cpu.h"
 #include "runtime/env_settings.h"
 #include "sdcore/error.h"
-#include "ops/norm_cpu.h"
 
 namespace sd::nn {
 

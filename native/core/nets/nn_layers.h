@@ -23,8 +23,8 @@
 //   h = from_sequence(ctx, o, W, H);                      // back to (W, H, C', N)
 #include <string>
 
-#include "ggml.h"
 #include "ggml-backend.h"
+#include "ggml.h"
 #include "model/network_weights.h"
 
 namespace sd::nn {

@@ -5,11 +5,11 @@
 #include <vector>
 
 #include "ops/custom_op_params.h"
-#include "runtime/env_settings.h"
-#include "sdcore/error.h"
 #include "ops/fast_exp.h"
 #include "ops/gemm_f32.h"
 #include "ops/vector_clones.h"
+#include "runtime/env_settings.h"
+#include "sdcore/error.h"
 
 namespace sd::nn {
 

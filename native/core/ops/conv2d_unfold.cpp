@@ -5,9 +5,9 @@
 #include <vector>
 
 #include "ops/custom_op_params.h"
+#include "ops/fp16_convert.h"
 #include "runtime/env_settings.h"
 #include "sdcore/error.h"
-#include "ops/fp16_convert.h"
 
 namespace sd::nn {
 

@@ -6,11 +6,11 @@
 
 #include "ops/conv2d_unfold.h"
 #include "ops/custom_op_params.h"
-#include "runtime/env_settings.h"
-#include "sdcore/error.h"
 #include "ops/fp16_convert.h"
 #include "ops/vector_clones.h"
 #include "ops/winograd_gemm.h"
+#include "runtime/env_settings.h"
+#include "sdcore/error.h"
 
 namespace sd::nn {
 

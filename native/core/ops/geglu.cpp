@@ -4,9 +4,9 @@
 #include <cmath>
 #include <cstdint>
 
-#include "sdcore/error.h"
 #include "ops/fast_exp.h"
 #include "ops/vector_clones.h"
+#include "sdcore/error.h"
 
 namespace sd::nn {
 

@@ -5,10 +5,10 @@
 #include <cstdint>
 
 #include "ops/custom_op_params.h"
-#include "runtime/env_settings.h"
-#include "sdcore/error.h"
 #include "ops/fast_exp.h"
 #include "ops/vector_clones.h"
+#include "runtime/env_settings.h"
+#include "sdcore/error.h"
 
 namespace sd::nn {
 

@@ -2,8 +2,8 @@
 
 #include <algorithm>
 
-#include "runtime/env_settings.h"
 #include "ops/gemm_f32.h"
+#include "runtime/env_settings.h"
 
 namespace sd::nn {
 

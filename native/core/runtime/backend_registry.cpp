@@ -11,8 +11,8 @@
 #include <dlfcn.h>
 #endif
 
-#include "sdcore/error.h"
 #include "runtime/log.h"
+#include "sdcore/error.h"
 
 namespace sd {
 

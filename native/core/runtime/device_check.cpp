@@ -3,9 +3,9 @@
 #include <string>
 
 #include "runtime/backend_registry.h"
-#include "sdcore/error.h"
 #include "runtime/ggml_handles.h"
 #include "runtime/graph_runner.h"
+#include "sdcore/error.h"
 
 namespace sd {
 

@@ -1,8 +1,8 @@
 #include "sdcore/system.h"
 
-#include "runtime/backend_registry.h"
 #include "ggml-backend.h"
 #include "ggml.h"
+#include "runtime/backend_registry.h"
 
 #ifndef SDNODE_VERSION
 #define SDNODE_VERSION "0.0.0"

@@ -8,8 +8,8 @@
 #include <cmath>
 #include <vector>
 
-#include "sdcore/error.h"
 #include "sched/scheduling.h"
+#include "sdcore/error.h"
 
 namespace sd {
 

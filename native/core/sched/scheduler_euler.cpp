@@ -5,8 +5,8 @@
 //   d  = (x − x̂₀) / σ,   x' = x + d·(σ' − σ)
 #include <cmath>
 
-#include "sdcore/error.h"
 #include "sched/scheduling.h"
+#include "sdcore/error.h"
 
 namespace sd {
 

@@ -9,8 +9,8 @@
 #include <optional>
 #include <vector>
 
-#include "sdcore/error.h"
 #include "sched/scheduling.h"
+#include "sdcore/error.h"
 
 namespace sd {
 

@@ -11,8 +11,8 @@
 #include <deque>
 #include <vector>
 
-#include "sdcore/error.h"
 #include "sched/scheduling.h"
+#include "sdcore/error.h"
 
 namespace sd {
 

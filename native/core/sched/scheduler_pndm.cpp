@@ -12,8 +12,8 @@
 #include <cmath>
 #include <deque>
 
-#include "sdcore/error.h"
 #include "sched/scheduling.h"
+#include "sdcore/error.h"
 
 namespace sd {
 

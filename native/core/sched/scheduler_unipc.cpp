@@ -18,8 +18,8 @@
 #include <utility>
 #include <vector>
 
-#include "sdcore/error.h"
 #include "sched/scheduling.h"
+#include "sdcore/error.h"
 
 namespace sd {
 
