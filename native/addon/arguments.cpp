@@ -4,20 +4,34 @@
 
 namespace sdnode::args {
 
-int32_t int32(const Napi::Value & value, const std::string & name) {
+namespace {
+
+// A number that is an integer between lo and hi (RangeError otherwise, NaN included).
+double integer(const Napi::Value & value, const std::string & name, double lo, double hi) {
     const double d = number(value, name);
-    if (!std::isfinite(d) || d != std::floor(d) || d < -2147483648.0 || d > 2147483647.0) {
-        throw Napi::RangeError::New(value.Env(), "Expected " + name + " to be an integer");
-    }
-    return static_cast<int32_t>(d);
+    if (!(d >= lo && d <= hi) || d != std::floor(d)) throw Napi::RangeError::New(value.Env(), "Expected " + name + " to be an integer");
+    return d;
+}
+
+// The elements of an array, each read with `read` and named name[i].
+template <typename T>
+std::vector<T> list_of(const Napi::Value & value, const std::string & name, const char * what,
+                       T (*read)(const Napi::Value &, const std::string &)) {
+    Napi::Array list = array(value, name, what);
+    std::vector<T> out;
+    out.reserve(list.Length());
+    for (uint32_t i = 0; i < list.Length(); ++i) out.push_back(read(list.Get(i), name + "[" + std::to_string(i) + "]"));
+    return out;
+}
+
+} // namespace
+
+int32_t int32(const Napi::Value & value, const std::string & name) {
+    return static_cast<int32_t>(integer(value, name, -2147483648.0, 2147483647.0));
 }
 
 int64_t int64(const Napi::Value & value, const std::string & name) {
-    const double d = number(value, name);
-    if (!(std::fabs(d) <= 9007199254740991.0) || d != std::floor(d)) {
-        throw Napi::RangeError::New(value.Env(), "Expected " + name + " to be an integer");
-    }
-    return static_cast<int64_t>(d);
+    return static_cast<int64_t>(integer(value, name, -9007199254740991.0, 9007199254740991.0));
 }
 
 uint64_t uint64(const Napi::Value & value, const std::string & name) {
@@ -36,11 +50,7 @@ std::string path(const Napi::Value & value, const std::string & name) {
 }
 
 std::vector<std::string> strings(const Napi::Value & value, const std::string & name) {
-    Napi::Array list = array(value, name, "an array of strings");
-    std::vector<std::string> out;
-    out.reserve(list.Length());
-    for (uint32_t i = 0; i < list.Length(); ++i) out.push_back(string(list.Get(i), name + "[" + std::to_string(i) + "]"));
-    return out;
+    return list_of<std::string>(value, name, "an array of strings", string);
 }
 
 std::vector<int32_t> int32_list(const Napi::Value & value, const std::string & name) {
@@ -51,27 +61,15 @@ std::vector<int32_t> int32_list(const Napi::Value & value, const std::string & n
         Napi::Int32Array typed = value.As<Napi::Int32Array>();
         return std::vector<int32_t>(typed.Data(), typed.Data() + typed.ElementLength());
     }
-    Napi::Array list = array(value, name, "an Int32Array or an array of integers");
-    std::vector<int32_t> out;
-    out.reserve(list.Length());
-    for (uint32_t i = 0; i < list.Length(); ++i) out.push_back(int32(list.Get(i), name + "[" + std::to_string(i) + "]"));
-    return out;
+    return list_of<int32_t>(value, name, "an Int32Array or an array of integers", int32);
 }
 
 std::vector<double> numbers(const Napi::Value & value, const std::string & name) {
-    Napi::Array list = array(value, name, "an array of numbers");
-    std::vector<double> out;
-    out.reserve(list.Length());
-    for (uint32_t i = 0; i < list.Length(); ++i) out.push_back(number(list.Get(i), name + "[" + std::to_string(i) + "]"));
-    return out;
+    return list_of<double>(value, name, "an array of numbers", number);
 }
 
 std::vector<int64_t> int64_list(const Napi::Value & value, const std::string & name) {
-    Napi::Array list = array(value, name, "an array of integers");
-    std::vector<int64_t> out;
-    out.reserve(list.Length());
-    for (uint32_t i = 0; i < list.Length(); ++i) out.push_back(int64(list.Get(i), name + "[" + std::to_string(i) + "]"));
-    return out;
+    return list_of<int64_t>(value, name, "an array of integers", int64);
 }
 
 } // namespace sdnode::args

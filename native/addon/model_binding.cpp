@@ -14,17 +14,6 @@ namespace sdnode {
 
 const char * const kNetworkNames[sd::kNetworkCount] = {"textEncoder", "unet", "vae"};
 
-namespace {
-
-template <typename T>
-Napi::Array number_array(Napi::Env env, const std::vector<T> & values) {
-    Napi::Array array = Napi::Array::New(env, values.size());
-    for (size_t i = 0; i < values.size(); ++i) array.Set(static_cast<uint32_t>(i), static_cast<double>(values[i]));
-    return array;
-}
-
-} // namespace
-
 Napi::Object config_object(Napi::Env env, const sd::ModelConfig & c) {
     Napi::Object info = Napi::Object::New(env);
     info.Set("family", sd::family_name(c.family));

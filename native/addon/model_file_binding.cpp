@@ -16,12 +16,6 @@ namespace sdnode {
 
 namespace {
 
-Napi::Array shape_array(Napi::Env env, const std::vector<int64_t> & shape) {
-    Napi::Array array = Napi::Array::New(env, shape.size());
-    for (size_t i = 0; i < shape.size(); ++i) array.Set(static_cast<uint32_t>(i), static_cast<double>(shape[i]));
-    return array;
-}
-
 // inspectModelFile(path) → Promise<{ format, path, metadata, tensors: [{ name, type, shape }] }>
 Napi::Value InspectModelFile(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
@@ -35,16 +29,7 @@ Napi::Value InspectModelFile(const Napi::CallbackInfo & info) {
             Napi::Object metadata = Napi::Object::New(env);
             for (const auto & [key, value] : file.metadata) metadata.Set(key, value);
             result.Set("metadata", metadata);
-            Napi::Array tensors = Napi::Array::New(env, file.tensors.size());
-            for (size_t i = 0; i < file.tensors.size(); ++i) {
-                const sd::TensorInfo & t = file.tensors[i];
-                Napi::Object tensor = Napi::Object::New(env);
-                tensor.Set("name", t.name);
-                tensor.Set("type", t.type);
-                tensor.Set("shape", shape_array(env, t.shape));
-                tensors.Set(static_cast<uint32_t>(i), tensor);
-            }
-            result.Set("tensors", tensors);
+            result.Set("tensors", tensor_info_array(env, file.tensors));
             return result;
         });
 }

@@ -30,12 +30,6 @@ bool reset_argument(const Napi::CallbackInfo & info) {
     return !reset.IsUndefined() && args::boolean(reset, "resetPeak");
 }
 
-Napi::Array shape_array(Napi::Env env, const std::vector<int64_t> & shape) {
-    Napi::Array array = Napi::Array::New(env, shape.size());
-    for (size_t d = 0; d < shape.size(); ++d) array.Set(static_cast<uint32_t>(d), static_cast<double>(shape[d]));
-    return array;
-}
-
 // { textEncoder, unet, vae } from values indexed by sd::Network.
 Napi::Object per_network(Napi::Env env, const size_t (&values)[sd::kNetworkCount]) {
     Napi::Object o = Napi::Object::New(env);
@@ -55,17 +49,7 @@ Napi::Value model_info(const Napi::CallbackInfo & info, const sd::Model & model)
 }
 
 Napi::Value model_weights(const Napi::CallbackInfo & info, const sd::Model & model) {
-    Napi::Env env = info.Env();
-    std::vector<sd::TensorInfo> weights = sd::model_weights(model);
-    Napi::Array list = Napi::Array::New(env, weights.size());
-    for (size_t i = 0; i < weights.size(); ++i) {
-        Napi::Object entry = Napi::Object::New(env);
-        entry.Set("name", weights[i].name);
-        entry.Set("type", weights[i].type);
-        entry.Set("shape", shape_array(env, weights[i].shape));
-        list.Set(static_cast<uint32_t>(i), entry);
-    }
-    return list;
+    return tensor_info_array(info.Env(), sd::model_weights(model));
 }
 
 // readWeight(canonicalName) → Promise<Tensor>: the weight as loaded, dequantized to float32.
