@@ -1,4 +1,4 @@
-// PyTorch's CPU generator and randn; see rng_torch.h for what is reproduced and why.
+// PyTorch's CPU generator and randn; see sdcore/rng.h for what is reproduced and why.
 //
 // Every floating-point operation below must round exactly where torch's compiled code rounds:
 // fused multiply-adds are written as std::fma, everything else as separate operations, and
