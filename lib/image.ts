@@ -7,7 +7,7 @@ import sharp, { type Sharp } from 'sharp';
 
 import { StableDiffusionError } from './errors.js';
 import { formatParameters, setPngText, type InfotextParameters } from './png-parameters.js';
-import { Tensor, type TensorLike } from './tensor.js';
+import { Tensor, tensorArgument, type TensorLike } from './tensor.js';
 import { describe, expectInteger, expectObject, expectPath } from './validate.js';
 
 /** Raw interleaved 8-bit pixels, as sharp's `.raw()` gives them. */
@@ -118,7 +118,7 @@ function planar(data: ArrayLike<number>, width: number, height: number, channels
 /** An image → [B, 3, H, W] float32 in [0, 1] at its own size; alpha is dropped (PIL's convert('RGB')). */
 export async function readImage(input: unknown, name: string): Promise<Tensor> {
   if (isTensorLike(input)) {
-    const t = Tensor.of(input);
+    const t = tensorArgument(input, name);
     const image = t.rank === 3 ? t.reshape([1, ...t.shape]) : t;
     if (image.rank !== 4 || image.shape[1] !== 3 || image.size === 0) {
       throw new RangeError(`Expected ${name} as a tensor of shape [batch, 3, height, width] but received [${t.shape.join(', ')}]`);
@@ -140,7 +140,7 @@ export async function readImage(input: unknown, name: string): Promise<Tensor> {
  */
 export async function readMask(input: unknown, name: string): Promise<Tensor> {
   if (isTensorLike(input)) {
-    const t = Tensor.of(input);
+    const t = tensorArgument(input, name);
     const mask = t.rank === 2 ? t.reshape([1, 1, ...t.shape]) : t.rank === 3 ? t.reshape([t.shape[0]!, 1, t.shape[1]!, t.shape[2]!]) : t;
     if (mask.rank !== 4 || mask.shape[1] !== 1 || mask.size === 0) {
       throw new RangeError(`Expected ${name} as a tensor of shape [batch, 1, height, width] but received [${t.shape.join(', ')}]`);

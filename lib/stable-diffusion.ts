@@ -1,4 +1,4 @@
-import { StableDiffusionError } from './errors.js';
+import { AbortError, StableDiffusionError } from './errors.js';
 import { native, type NativeModel } from './native.js';
 import {
   depth2img, img2img, inpaint, txt2img, type Depth2ImgOptions, type GenerationResult, type Img2ImgOptions,
@@ -15,7 +15,7 @@ import {
   type LoadedModelInfo, type MemoryUsage, type ModelDevice, type ModelMemory, type Network, type PredictionType, type WeightInfo,
   type WeightType,
 } from './types.js';
-import { expectBoolean, expectInteger, expectObject, expectOneOf, expectPath, expectString } from './validate.js';
+import { expectBoolean, expectInteger, expectObject, expectOneOf, expectPath, expectSignal, expectString } from './validate.js';
 
 /** Options of `StableDiffusion.load`. */
 export interface LoadOptions {
@@ -49,6 +49,11 @@ export interface LoadOptions {
    * needed (nothing is uploaded at load). Same results, less memory, slower stage changes.
    */
   offload?: boolean;
+  /**
+   * Aborting it rejects the load at once with an AbortError (code ABORT_ERR). Reading the file
+   * cannot be interrupted on its worker thread; what it loaded is freed when that read ends.
+   */
+  signal?: AbortSignal;
 }
 
 /** Checks `LoadOptions` and returns them with defaults filled in. */
@@ -68,6 +73,7 @@ export function checkLoadOptions(options: unknown): Required<Pick<LoadOptions, '
   for (const key of ['flashAttention', 'vaeTiling', 'offload'] as const) {
     if (o[key] !== undefined) checked[key] = expectBoolean(o[key], `options.${key}`);
   }
+  if (o.signal !== undefined) checked.signal = expectSignal(o.signal, 'options.signal');
   // SD's VAEs all downscale by 8.
   if (o.vaeTileSize !== undefined) checked.vaeTileSize = checkTileSize(o.vaeTileSize, 'options.vaeTileSize', 8);
   return checked;
@@ -86,6 +92,35 @@ function checkDevices(value: unknown): Partial<Record<Network, DeviceChoice>> {
     devices[network] = name;
   }
   return devices;
+}
+
+function throwIfLoadAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new AbortError('The load was aborted', { cause: signal.reason });
+}
+
+/**
+ * `loading`, or an AbortError as soon as `signal` aborts. A model that arrives after that is
+ * disposed: nobody can reach it any more.
+ */
+function untilAborted(loading: Promise<NativeModel>, signal: AbortSignal): Promise<NativeModel> {
+  return new Promise((resolve, reject) => {
+    const onAbort = (): void => {
+      reject(new AbortError('The load was aborted', { cause: signal.reason }));
+      loading.then((model) => model.dispose(), () => undefined);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    loading.then(
+      (model) => {
+        signal.removeEventListener('abort', onAbort);
+        if (signal.aborted) return;
+        resolve(model);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
+  });
 }
 
 /**
@@ -131,7 +166,8 @@ export class StableDiffusion {
    */
   static async load(options: LoadOptions): Promise<StableDiffusion> {
     const o = checkLoadOptions(options);
-    const model = await native().loadModel(o.model, {
+    throwIfLoadAborted(o.signal);
+    const loading = native().loadModel(o.model, {
       backend: o.backend,
       ...(o.devices && { devices: o.devices }),
       ...(o.weightType && { weightType: o.weightType }),
@@ -140,6 +176,7 @@ export class StableDiffusion {
       ...(o.threads !== undefined && { threads: o.threads }),
       ...(o.offload && { offload: true }),
     });
+    const model = o.signal ? await untilAborted(loading, o.signal) : await loading;
     return new StableDiffusion(model, o.flashAttention ?? false, {
       tiling: o.vaeTiling ?? false,
       ...(o.vaeTileSize !== undefined && { tileSize: o.vaeTileSize }),

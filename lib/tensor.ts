@@ -108,3 +108,30 @@ function checkShape(shape: unknown, name: string): number[] {
     return d;
   });
 }
+
+/**
+ * A tensor argument of the public API: a Tensor or a `{ shape, data: Float32Array }` value whose
+ * elements are all finite. A NaN or an infinity would otherwise pass through every network and
+ * come out as an all-NaN image, far from its cause.
+ */
+export function tensorArgument(value: unknown, name: string): Tensor {
+  if (typeof value !== 'object' || value === null) {
+    throw new TypeError(`Expected ${name} to be a Tensor but received ${describe(value)}`);
+  }
+  const v = value as { shape?: unknown; data?: unknown };
+  if (!Array.isArray(v.shape)) throw new TypeError(`Expected ${name}.shape to be an array of integers but received ${describe(v.shape)}`);
+  if (!(v.data instanceof Float32Array)) throw new TypeError(`Expected ${name}.data to be a Float32Array but received ${describe(v.data)}`);
+  return expectFinite(Tensor.of(value as TensorLike), name);
+}
+
+/** `t` itself, or a RangeError naming the first element that is NaN or infinite. */
+export function expectFinite(t: Tensor, name: string): Tensor {
+  const data = t.data;
+  for (let i = 0; i < data.length; i++) {
+    // x - x is 0 for finite x and NaN for NaN and ±Infinity: one test for both.
+    if (data[i]! - data[i]! !== 0) {
+      throw new RangeError(`Expected ${name} to hold finite numbers but element ${i} is ${data[i]}`);
+    }
+  }
+  return t;
+}

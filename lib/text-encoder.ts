@@ -3,7 +3,7 @@
 import type { TextEncoderNative } from './native.js';
 import { Tensor } from './tensor.js';
 import type { TokenIds, Tokenizer } from './tokenizer.js';
-import { PROMPT_MODES, type PromptMode, type TextEncoderDetails } from './types.js';
+import { MAX_PROMPT_CHUNKS, PROMPT_MODES, type PromptMode, type TextEncoderDetails } from './types.js';
 import { describe, expectBoolean, expectInteger, expectObject, expectOneOf, expectString } from './validate.js';
 
 /** The largest `clipSkip` accepted by the API (SD 1.x's CLIP has 12 layers). */
@@ -120,6 +120,14 @@ export async function encodePrompt(
   const padId = tokenizer.padId;
   const cond = tokenizer.tokenizePrompt(text, { mode, weighting, padId }).chunks;
   const uncond = tokenizer.tokenizePrompt(negative, { mode, weighting, padId }).chunks;
+  // Checked before the encoder runs: the UNet would refuse the context only after all of it.
+  for (const [chunks, name] of [[cond, 'prompt'], [uncond, 'negativePrompt']] as const) {
+    if (chunks.length > MAX_PROMPT_CHUNKS) {
+      throw new RangeError(
+        `Expected ${name} to be at most ${MAX_PROMPT_CHUNKS * 75} tokens (${MAX_PROMPT_CHUNKS} chunks of 75) but it makes ${chunks.length} chunks`,
+      );
+    }
+  }
   const result = await native.encodePrompt(cond, uncond, { clipSkip, weighting, padId });
   return { cond: Tensor.of(result.cond), uncond: Tensor.of(result.uncond) };
 }

@@ -9,8 +9,11 @@ export const BACKENDS = ['auto', 'cpu', 'vulkan', 'cuda'] as const;
 /** One of {@link BACKENDS}. */
 export type Backend = (typeof BACKENDS)[number];
 
+/** Most 77-token chunks a prompt may make: the UNet's context is at most 64 · 77 tokens long. */
+export const MAX_PROMPT_CHUNKS = 64;
+
 /** Storage types a model's weights can be converted to at load time or by `convertModel`. */
-export const WEIGHT_TYPES = ['f32', 'f16', 'q8_0', 'q5_0', 'q5_1', 'q4_0', 'q4_1'] as const;
+export const WEIGHT_TYPES = ['f32', 'f16', 'bf16', 'q8_0', 'q5_0', 'q5_1', 'q4_0', 'q4_1'] as const;
 /** One of {@link WEIGHT_TYPES}. */
 export type WeightType = (typeof WEIGHT_TYPES)[number];
 

@@ -1,12 +1,12 @@
 import type { UNetNative } from './native.js';
-import { Tensor, type TensorLike } from './tensor.js';
-import type { UNetDetails } from './types.js';
+import { Tensor, tensorArgument, type TensorLike } from './tensor.js';
+import { MAX_PROMPT_CHUNKS, type UNetDetails } from './types.js';
 import { describe } from './validate.js';
 
 /** Largest batch, latent side and context length `predict` takes (the engine's limits). */
 const MAX_BATCH = 64;
 const MAX_SIDE = 1024;
-const MAX_TOKENS = 77 * 64;
+const MAX_TOKENS = 77 * MAX_PROMPT_CHUNKS;
 const MAX_TIMESTEP = 999;
 
 /**
@@ -84,18 +84,4 @@ function timestepArgument(value: unknown, batch: number): number | number[] {
     throw new TypeError(`Expected timestep to be a number or an array of numbers but received ${describe(value)}`);
   }
   return check(value, 'timestep');
-}
-
-function tensorArgument(value: unknown, name: string): Tensor {
-  if (typeof value !== 'object' || value === null) {
-    throw new TypeError(`Expected ${name} to be a Tensor but received ${describe(value)}`);
-  }
-  const v = value as { shape?: unknown; data?: unknown };
-  if (!Array.isArray(v.shape)) {
-    throw new TypeError(`Expected ${name}.shape to be an array of integers but received ${describe(v.shape)}`);
-  }
-  if (!(v.data instanceof Float32Array)) {
-    throw new TypeError(`Expected ${name}.data to be a Float32Array but received ${describe(v.data)}`);
-  }
-  return Tensor.of(value as TensorLike);
 }

@@ -1,7 +1,7 @@
 import type { VaeNative } from './native.js';
-import { Tensor, type TensorLike } from './tensor.js';
+import { Tensor, tensorArgument, type TensorLike } from './tensor.js';
 import type { VaeDetails } from './types.js';
-import { describe, expectBoolean, expectInteger, expectObject } from './validate.js';
+import { expectBoolean, expectInteger, expectObject } from './validate.js';
 
 /** What the encoder says about an image: a diagonal Gaussian over the latents. */
 export interface LatentDistribution {
@@ -248,14 +248,4 @@ function blendColumns(a: Tensor, b: Tensor, blend: number): void {
       }
     }
   }
-}
-
-function tensorArgument(value: unknown, name: string): Tensor {
-  if (typeof value !== 'object' || value === null) {
-    throw new TypeError(`Expected ${name} to be a Tensor but received ${describe(value)}`);
-  }
-  const v = value as { shape?: unknown; data?: unknown };
-  if (!Array.isArray(v.shape)) throw new TypeError(`Expected ${name}.shape to be an array of integers but received ${describe(v.shape)}`);
-  if (!(v.data instanceof Float32Array)) throw new TypeError(`Expected ${name}.data to be a Float32Array but received ${describe(v.data)}`);
-  return Tensor.of(value as TensorLike);
 }

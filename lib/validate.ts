@@ -64,3 +64,8 @@ export function expectPath(value: unknown, name: string): string {
   if (path.includes('\0')) throw new TypeError(`Expected ${name} to be a path without NUL bytes but received ${describe(path)}`);
   return path;
 }
+
+export function expectSignal(value: unknown, name: string): AbortSignal {
+  if (!(value instanceof AbortSignal)) throw new TypeError(`Expected ${name} to be an AbortSignal but received ${describe(value)}`);
+  return value;
+}

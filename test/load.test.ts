@@ -93,7 +93,14 @@ test('load keeps the file types by default and holds exactly the source values',
   await sd.dispose();
 });
 
-test('weightType at load: f32 is exact, q8_0 and q4_0 follow the weight-type rule within their error bounds', async () => {
+function roundToBf16(values: Float32Array): Float32Array {
+  const out = Float32Array.from(values);
+  const bits = new Uint32Array(out.buffer);
+  for (let i = 0; i < bits.length; i++) bits[i] = ((bits[i]! + 0x7fff + ((bits[i]! >>> 16) & 1)) & 0xffff0000) >>> 0;
+  return out;
+}
+
+test('weightType at load: f32 is exact, bf16 rounds to nearest even, q8_0 and q4_0 follow the weight-type rule within their error bounds', async () => {
   const path = join(tiny, 'sd1-diffusers');
   const source = await sourceTensors(path);
 
@@ -102,6 +109,16 @@ test('weightType at load: f32 is exact, q8_0 and q4_0 follow the weight-type rul
   const probe = 'unet.down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k.weight';
   assert.deepEqual((await f32.readWeight(probe)).data, source.get(probe)!.data);
   await f32.dispose();
+
+  // bf16: every tensor but the 1-D ones, each value rounded to nearest-even in the top 16 bits.
+  const bf16 = await StableDiffusion.load({ model: path, weightType: 'bf16' });
+  for (const w of bf16.weights()) {
+    assert.equal(w.type, w.shape.length === 1 ? 'f32' : 'bf16', w.name);
+    if (w.shape.length === 1) continue;
+    const loaded = await bf16.readWeight(w.name);
+    assert.deepEqual(loaded.data, roundToBf16(source.get(w.name)!.data), w.name);
+  }
+  await bf16.dispose();
 
   // Bounds of ggml's reference quantizers per 32-value block (amax = the block's largest |x|):
   // q8_0 rounds to amax/127 steps (error ≤ amax/254); q4_0 to amax/8 steps with the end opposite
@@ -152,6 +169,24 @@ test('convertModel: safetensors → GGUF f16 loads to the source values and the 
     await from.dispose();
     await to.dispose();
   }
+});
+
+test('convertModel to bf16 stores what a bf16 load gives, and it generates close to f32', async () => {
+  const input = join(tiny, 'sd1-ldm.gguf');
+  const output = join(dir, 'sd1.bf16.gguf');
+  await convertModel(input, output, { weightType: 'bf16' });
+  const fromFile = await StableDiffusion.load({ model: output });
+  const atLoad = await StableDiffusion.load({ model: input, weightType: 'bf16' });
+  const f32 = await StableDiffusion.load({ model: input, weightType: 'f32' });
+  assert.deepEqual(fromFile.weights(), atLoad.weights());
+  const options = { prompt: 'a red cube', steps: 2, seed: 7, width: 64, height: 64 };
+  const [a, b, reference] = await Promise.all([fromFile, atLoad, f32].map((sd) => sd.txt2img(options)));
+  assert.deepEqual(a!.latents.data, b!.latents.data);
+  // bf16 keeps 8 significant bits: close to f32, but not equal to it.
+  let worst = 0;
+  for (let i = 0; i < reference!.latents.size; i++) worst = Math.max(worst, Math.abs(a!.latents.data[i]! - reference!.latents.data[i]!));
+  assert.ok(worst > 0 && worst < 0.5, `bf16 vs f32 latents differ by ${worst}`);
+  for (const sd of [fromFile, atLoad, f32]) await sd.dispose();
 });
 
 test('convertModel to q8_0 stores what a q8_0 load gives, bit for bit', async () => {

@@ -1,7 +1,7 @@
 // Text to image: diffusers' StableDiffusionPipeline.
-import { Tensor, type TensorLike } from '../tensor.js';
+import { tensorArgument, type Tensor } from '../tensor.js';
 import { scale } from '../tensor-ops.js';
-import { describe, expectObject } from '../validate.js';
+import { expectObject } from '../validate.js';
 import { denoise, finish, startRun } from './denoise.js';
 import { checkOptions, requireUNet } from './options.js';
 import type { GenerationResult, PipelineModel, Txt2ImgOptions } from './types.js';
@@ -16,11 +16,7 @@ export async function txt2img(model: PipelineModel, options: Txt2ImgOptions): Pr
   const shape = [o.batchSize, model.unet.outChannels, height / 8, width / 8];
   let injected: Tensor | undefined;
   if (raw.latents !== undefined) {
-    const l = raw.latents as { shape?: unknown; data?: unknown } | null;
-    if (typeof l !== 'object' || l === null || !Array.isArray(l.shape) || !(l.data instanceof Float32Array)) {
-      throw new TypeError(`Expected options.latents to be a Tensor but received ${describe(raw.latents)}`);
-    }
-    injected = Tensor.of(l as TensorLike);
+    injected = tensorArgument(raw.latents, 'options.latents');
     if (injected.rank !== 4 || injected.shape.some((d, i) => d !== shape[i])) {
       throw new RangeError(`Expected options.latents of shape [${shape.join(', ')}] but received [${injected.shape.join(', ')}]`);
     }

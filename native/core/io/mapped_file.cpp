@@ -91,7 +91,10 @@ MappedFile::~MappedFile() {
 std::shared_ptr<const MappedFile> MappedFile::open(const std::string & path) {
     std::shared_ptr<MappedFile> file(new MappedFile());
     file->path_ = path;
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    // O_NONBLOCK: opening a FIFO (or a device) for reading would otherwise wait for a writer
+    // for ever, holding a worker thread and then process exit; the type check below rejects it.
+    // It changes nothing for a regular file or its mapping.
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         int code = errno;
         bool missing = code == ENOENT || code == ENOTDIR;

@@ -1,6 +1,9 @@
 #include "model/detection.h"
 
 #include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <set>
@@ -122,13 +125,54 @@ std::optional<std::string> config_string(const std::shared_ptr<const json::Value
     return std::nullopt;
 }
 
-std::optional<int> metadata_int(const CanonicalModel & model, const char * key) {
+std::string number_text(double value) {
+    char buffer[32];
+    std::snprintf(buffer, sizeof(buffer), "%g", value);
+    return buffer;
+}
+
+// Our own `sdnode.*` metadata is written by convertModel; a value there that does not parse or
+// is out of range means a damaged or hand-edited file, and using it (an infinite scaling factor
+// turns every image into decode(zeros)) is worse than saying so.
+std::optional<int> metadata_int(const CanonicalModel & model, const char * key, long min, long max) {
     const std::string * text = metadata(model, key);
-    if (!text || text->empty()) return std::nullopt;
+    if (!text) return std::nullopt;
     char * end = nullptr;
-    long value = std::strtol(text->c_str(), &end, 10);
-    if (*end != '\0' || value < 0 || value > (1 << 30)) return std::nullopt;
+    errno = 0;
+    const long value = std::strtol(text->c_str(), &end, 10);
+    if (text->empty() || *end != '\0' || errno == ERANGE || value < min || value > max) {
+        throw Error("ERR_MODEL_FORMAT", model.path + ": metadata " + key + " is \"" + *text +
+                                            "\"; expected an integer between " + std::to_string(min) + " and " +
+                                            std::to_string(max), model.path);
+    }
     return static_cast<int>(value);
+}
+
+std::optional<double> metadata_number(const CanonicalModel & model, const char * key, double min, double max) {
+    const std::string * text = metadata(model, key);
+    if (!text) return std::nullopt;
+    char * end = nullptr;
+    const double value = std::strtod(text->c_str(), &end);
+    if (text->empty() || *end != '\0' || !std::isfinite(value) || value < min || value > max) {
+        throw Error("ERR_MODEL_FORMAT", model.path + ": metadata " + key + " is \"" + *text +
+                                            "\"; expected a number between " + number_text(min) + " and " +
+                                            number_text(max), model.path);
+    }
+    return value;
+}
+
+// A config number that must be finite and in [min, max] when present.
+std::optional<double> config_number(const CanonicalModel & model, const std::shared_ptr<const json::Value> & config,
+                                    const char * file, const char * key, double min, double max) {
+    const json::Value * value = member(config, key);
+    if (!value) return std::nullopt;
+    if (!value->is_number() || !std::isfinite(value->as_double()) || value->as_double() < min || value->as_double() > max) {
+        const std::string given = value->is_number() ? number_text(value->as_double()) : json::describe(*value);
+        throw Error("ERR_MODEL_FORMAT", model.path + ": " + file + " has " + key + " " + given +
+                                            "; expected a number between " + number_text(min) + " and " +
+                                            number_text(max), model.path);
+    }
+    return value->as_double();
 }
 
 int head_dim_for(int width) { return width % 64 == 0 ? 64 : 8; }
@@ -201,20 +245,23 @@ void detect_unet_heads(const CanonicalModel & model, ModelFamily family, UNetCon
         return;
     }
     if (const std::string * text = metadata(model, "sdnode.unet.heads")) {
+        // "h0,h1,…": one positive count per level.
         std::vector<int> parsed;
         const char * p = text->c_str();
-        while (*p) {
+        bool valid = !text->empty();
+        while (valid && *p) {
             char * end = nullptr;
-            long h = std::strtol(p, &end, 10);
-            if (end == p || h <= 0 || h > 4096) break;
-            parsed.push_back(static_cast<int>(h));
+            const long h = std::strtol(p, &end, 10);
+            valid = end != p && h >= 1 && h <= 4096 && (*end == ',' || *end == '\0') && !(*end == ',' && end[1] == '\0');
+            if (valid) parsed.push_back(static_cast<int>(h));
             p = *end == ',' ? end + 1 : end;
-            if (*end != ',' && *end != '\0') break;
         }
-        if (parsed.size() == levels) {
-            unet.heads = parsed;
-            return;
+        if (!valid || parsed.size() != levels) {
+            format_error(model, model.path + ": metadata sdnode.unet.heads is \"" + *text + "\"; expected " +
+                                    std::to_string(levels) + " comma-separated integers between 1 and 4096");
         }
+        unet.heads = parsed;
+        return;
     }
     for (int channels : unet.block_channels) {
         unet.heads.push_back(family == ModelFamily::sd1 ? 8 : heads_for(channels));
@@ -232,12 +279,12 @@ VaeConfig detect_vae(const CanonicalModel & model) {
     vae.in_channels = dim(model, "vae.encoder.conv_in.weight", 1, 3);
     vae.out_channels = dim(model, "vae.decoder.conv_out.weight", 0, 3);
     vae.latent_channels = dim(model, "vae.decoder.conv_in.weight", 1, 4);
-    const json::Value * scaling = member(model.hints.vae_config, "scaling_factor");
-    if (scaling && scaling->is_number() && scaling->as_double() > 0) vae.scaling_factor = scaling->as_double();
-    if (const std::string * text = metadata(model, "sdnode.vae.scaling_factor")) {
-        const double value = std::strtod(text->c_str(), nullptr);
-        if (value > 0) vae.scaling_factor = value;
+    // SD's VAEs use 0.18215, later families 0.13 to 1.5; anything far outside is a broken file.
+    constexpr double min_scaling = 1e-4, max_scaling = 100;
+    if (auto scaling = config_number(model, model.hints.vae_config, "vae/config.json", "scaling_factor", min_scaling, max_scaling)) {
+        vae.scaling_factor = *scaling;
     }
+    if (auto scaling = metadata_number(model, "sdnode.vae.scaling_factor", min_scaling, max_scaling)) vae.scaling_factor = *scaling;
     return vae;
 }
 
@@ -251,7 +298,7 @@ TextEncoderConfig detect_text(const CanonicalModel & model, ModelFamily family) 
     text.layers = count_indexed(model, "text_encoder.encoder.layers.");
     if (text.layers == 0) text.layers = family == ModelFamily::sd1 ? 12 : 23;  // check_model reports them missing
     text.heads = config_int(config, "num_attention_heads").value_or(
-        metadata_int(model, "sdnode.text_encoder.heads").value_or(heads_for(text.hidden)));
+        metadata_int(model, "sdnode.text_encoder.heads", 1, 4096).value_or(heads_for(text.hidden)));
     if (text.heads <= 0 || text.hidden % text.heads != 0) {
         format_error(model, model.path + ": the text encoder's hidden size " + std::to_string(text.hidden) +
                                 " is not a multiple of its " + std::to_string(text.heads) + " heads");
@@ -266,14 +313,13 @@ TextEncoderConfig detect_text(const CanonicalModel & model, ModelFamily family) 
         else if (*act == "gelu") text.activation = TextActivation::gelu;
         else format_error(model, model.path + ": unsupported text encoder activation \"" + *act + "\"");
     }
-    const json::Value * eps = member(config, "layer_norm_eps");
-    if (eps && eps->is_number() && eps->as_double() > 0) text.layer_norm_eps = eps->as_double();
+    if (auto eps = config_number(model, config, "text_encoder/config.json", "layer_norm_eps", 1e-12, 0.1)) {
+        text.layer_norm_eps = *eps;
+    }
     // SD2's original files keep OpenCLIP's last layer, which SD does not use.
     text.layers_used = text.layers;
     if (model.layout == ModelLayout::ldm && family == ModelFamily::sd2 && text.layers > 1) text.layers_used = text.layers - 1;
-    if (auto used = metadata_int(model, "sdnode.text_encoder.layers_used")) {
-        if (*used >= 1 && *used <= text.layers) text.layers_used = *used;
-    }
+    if (auto used = metadata_int(model, "sdnode.text_encoder.layers_used", 1, text.layers)) text.layers_used = *used;
     text.pad_token = family == ModelFamily::sd1 ? "<|endoftext|>" : "!";
     if (auto pad = config_string(model.hints.tokenizer_config, "pad_token")) {
         text.pad_token = *pad;
@@ -325,9 +371,7 @@ int detect_image_size(const CanonicalModel & model, const ModelConfig & config) 
             return *sample << (config.vae.block_channels.size() - 1);
         }
     }
-    if (auto size = metadata_int(model, "sdnode.image_size")) {
-        if (*size >= 64) return *size;
-    }
+    if (auto size = metadata_int(model, "sdnode.image_size", 64, 16384)) return *size;
     return config.family == ModelFamily::sd2 && config.prediction_type == PredictionType::v_prediction ? 768 : 512;
 }
 
