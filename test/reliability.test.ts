@@ -1,9 +1,10 @@
 // Found by probing the build with hostile arguments and files (issue 21), each kept as a
-// regression test: a FIFO as a model, aborting a load, out-of-range numbers in a model's own
-// metadata and configs, non-finite tensors, a prompt longer than the UNet takes.
+// regression test: a FIFO as a model, aborting a load, a model file truncated or overwritten
+// while in use, out-of-range numbers in a model's own metadata and configs, non-finite tensors,
+// a prompt longer than the UNet takes.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -40,6 +41,77 @@ describe('a FIFO given as a model', () => {
     const codes = JSON.parse(child.stdout.trim().split('\n').pop()!) as string[];
     assert.equal(codes.length, 2);
     for (const line of codes) assert.match(line, /^ERR_FILE_READ: Cannot read .*model\.safetensors: not a regular file$/);
+  });
+});
+
+describe('a model file changed while in use', () => {
+  const options = { prompt: 'a red cube', steps: 1, seed: 3, width: 64, height: 64 };
+
+  test('with offload, a file written to in place or truncated is ERR_FILE_CHANGED, not other weights or SIGBUS', async () => {
+    for (const change of ['overwrite', 'truncate'] as const) {
+      const path = join(dir, `offload-${change}.gguf`);
+      copyFileSync(join(tiny, 'sd1-ldm.gguf'), path);
+      const sd = await StableDiffusion.load({ model: path, offload: true });
+      const before = await sd.txt2img(options);
+      if (change === 'overwrite') {
+        // Same size, other bytes near the end (weights, not the header).
+        const fd = openSync(path, 'r+');
+        writeSync(fd, Buffer.alloc(4096, 0x7f), 0, 4096, readFileSync(path).length - 8192);
+        closeSync(fd);
+      } else {
+        truncateSync(path, 4096);
+      }
+      for (let attempt = 0; attempt < 2; attempt++) {
+        await assert.rejects(sd.txt2img(options), (e: Error & { code?: string; path?: string }) => {
+          assert.equal(e.code, 'ERR_FILE_CHANGED', e.message);
+          assert.equal(e.path, path);
+          assert.match(e.message, change === 'overwrite' ? /changed on disk since it was loaded \(it was written to\); load the model again$/
+            : /changed on disk since it was loaded \(its size went from \d+ to 4096 bytes\)/);
+          return true;
+        });
+      }
+      assert.ok(before.latents.data.every(Number.isFinite));
+      await sd.dispose();
+    }
+  });
+
+  test('without offload the weights were read at load: changing the file afterwards changes nothing', async () => {
+    const path = join(dir, 'resident.gguf');
+    copyFileSync(join(tiny, 'sd1-ldm.gguf'), path);
+    const sd = await StableDiffusion.load({ model: path });
+    const before = await sd.txt2img(options);
+    truncateSync(path, 4096);
+    const after = await sd.txt2img(options);
+    assert.deepEqual(after.latents.data, before.latents.data);
+    await sd.dispose();
+  });
+
+  test('a file truncated during a read is ERR_FILE_READ, and the process lives', () => {
+    // A 256 MB tensor takes long enough to copy that a truncation from the main thread lands
+    // inside the copy on the worker; before the guard, the SIGBUS killed the process.
+    const index = pathToFileURL(join(packageRoot, 'lib', 'index.ts')).href;
+    const path = join(dir, 'big.gguf');
+    const script = `
+      import { truncateSync } from 'node:fs';
+      import { readModelTensor, Tensor, writeGgufFile } from ${JSON.stringify(index)};
+      const outcomes = [];
+      for (let attempt = 0; attempt < 4; attempt++) {
+        await writeGgufFile(${JSON.stringify(path)}, [{ name: 'big', tensor: new Tensor([64, 1024, 1024]) }], { type: 'f32' });
+        const reading = readModelTensor(${JSON.stringify(path)}, 'big');
+        setTimeout(() => truncateSync(${JSON.stringify(path)}, 4096), 2);
+        try { await reading; outcomes.push('read'); } catch (e) { outcomes.push(e.code + ': ' + e.message); }
+      }
+      console.log(JSON.stringify(outcomes));`;
+    const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      encoding: 'utf8', timeout: 120_000,
+    });
+    assert.equal(child.signal, null, `the child died of ${child.signal}: ${child.stderr}`);
+    assert.equal(child.status, 0, child.stderr);
+    const outcomes = JSON.parse(child.stdout.trim().split('\n').pop()!) as string[];
+    for (const outcome of outcomes) {
+      if (outcome !== 'read') assert.match(outcome, /^ERR_FILE_READ: Cannot read .*big\.gguf: the file was truncated while it was in use$/);
+    }
+    assert.ok(outcomes.some((o) => o !== 'read'), `no truncation landed inside a read: ${outcomes.join(', ')}`);
   });
 });
 

@@ -78,6 +78,7 @@ std::shared_ptr<const MappedFile> MappedFile::open(const std::string & path) {
 // Windows keeps unreferenced mapped pages in the standby list, outside the working set's growth
 // that matters here; there is no cheap per-range equivalent of MADV_DONTNEED for file views.
 void MappedFile::release_pages(uint64_t, uint64_t) const {}
+void MappedFile::check_unchanged() const {}
 void MappedFile::prefetch_pages(uint64_t, uint64_t) const {}
 
 MappedFile::~MappedFile() {
@@ -87,6 +88,14 @@ MappedFile::~MappedFile() {
 }
 
 #else
+
+static int64_t modification_ns(const struct stat & info) {
+#if defined(__APPLE__)
+    return static_cast<int64_t>(info.st_mtimespec.tv_sec) * 1000000000 + info.st_mtimespec.tv_nsec;
+#else
+    return static_cast<int64_t>(info.st_mtim.tv_sec) * 1000000000 + info.st_mtim.tv_nsec;
+#endif
+}
 
 std::shared_ptr<const MappedFile> MappedFile::open(const std::string & path) {
     std::shared_ptr<MappedFile> file(new MappedFile());
@@ -112,21 +121,32 @@ std::shared_ptr<const MappedFile> MappedFile::open(const std::string & path) {
         ::close(fd);
         throw Error("ERR_FILE_READ", "Cannot read " + path + ": not a regular file", path);
     }
+    file->fd_ = fd;  // closed by the destructor from here on
     file->size_ = static_cast<uint64_t>(info.st_size);
+    file->mtime_ns_ = modification_ns(info);
     if (file->size_ == 0) {
-        ::close(fd);
         file->data_ = &empty_file_byte;
         return file;
     }
     void * map = mmap(nullptr, static_cast<size_t>(file->size_), PROT_READ, MAP_SHARED, fd, 0);
-    int code = errno;
-    ::close(fd);  // the mapping keeps the file open
     if (map == MAP_FAILED) {
+        int code = errno;
         file->size_ = 0;
         throw Error("ERR_FILE_READ", "Cannot map " + path + ": " + std::strerror(code), path);
     }
     file->data_ = static_cast<const uint8_t *>(map);
     return file;
+}
+
+void MappedFile::check_unchanged() const {
+    struct stat info;
+    if (fd_ < 0 || fstat(fd_, &info) != 0) return;
+    const uint64_t size = static_cast<uint64_t>(info.st_size);
+    if (size == size_ && modification_ns(info) == mtime_ns_) return;
+    const std::string what = size != size_ ? "its size went from " + std::to_string(size_) + " to " + std::to_string(size) + " bytes"
+                                           : "it was written to";
+    throw Error("ERR_FILE_CHANGED", path_ + " changed on disk since it was loaded (" + what +
+                                        "); load the model again", path_);
 }
 
 void MappedFile::release_pages(uint64_t offset, uint64_t bytes) const {
@@ -154,6 +174,7 @@ void MappedFile::prefetch_pages(uint64_t offset, uint64_t bytes) const {
 
 MappedFile::~MappedFile() {
     if (data_ != nullptr && data_ != &empty_file_byte) munmap(const_cast<uint8_t *>(data_), static_cast<size_t>(size_));
+    if (fd_ >= 0) ::close(fd_);
 }
 
 #endif

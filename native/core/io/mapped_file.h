@@ -25,6 +25,12 @@ public:
     // pages around the range go too; that only costs a re-read. A no-op where unsupported.
     void release_pages(uint64_t offset, uint64_t bytes) const;
 
+    // Throws sd::Error ERR_FILE_CHANGED when the file's size or modification time is no longer
+    // what it was when mapped: written to in place, its mapped bytes are no longer the model that
+    // was loaded. (A file replaced by a rename keeps the old contents mapped; nothing changes.)
+    // A no-op on Windows, which refuses writes to a mapped file.
+    void check_unchanged() const;
+
     // Maps the pages of [offset, offset + bytes) into the process in one call (Linux 5.14+
     // MADV_POPULATE_READ) rather than one page fault per 4 KB while they are read. A hint: a no-op
     // where unsupported.
@@ -38,6 +44,9 @@ private:
 #ifdef _WIN32
     void * file_handle_ = nullptr;
     void * mapping_handle_ = nullptr;
+#else
+    int fd_ = -1;  // kept open to fstat the same file later (the path may name another by then)
+    int64_t mtime_ns_ = 0;
 #endif
 };
 

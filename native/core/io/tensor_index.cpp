@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "io/guarded_read.h"
 #include "sdcore/error.h"
 
 namespace sd {
@@ -86,19 +87,32 @@ void read_tensor_f32(const TensorRecord & record, float * out) {
         record.nbytes > record.file->size() - record.offset) {
         fail("its data does not match its shape or lies outside the file");
     }
-    const uint8_t * data = record.data();
-    switch (record.type) {
-        case GGML_TYPE_F32: std::memcpy(out, data, static_cast<size_t>(count) * sizeof(float)); return;
-        case GGML_TYPE_F64: widen<double>(data, count, out); return;
-        case GGML_TYPE_I64: widen<int64_t>(data, count, out); return;
-        case GGML_TYPE_I32: widen<int32_t>(data, count, out); return;
-        case GGML_TYPE_I16: widen<int16_t>(data, count, out); return;
-        case GGML_TYPE_I8: widen<int8_t>(data, count, out); return;
-        default: break;
-    }
     const ggml_type_traits * traits = ggml_get_type_traits(record.type);
-    if (traits->to_float == nullptr) fail(std::string("type ") + ggml_type_name(record.type) + " cannot be converted to float");
-    traits->to_float(data, out, count);
+    const bool integer = record.type == GGML_TYPE_F64 || record.type == GGML_TYPE_I64 || record.type == GGML_TYPE_I32 ||
+                         record.type == GGML_TYPE_I16 || record.type == GGML_TYPE_I8;
+    if (record.type != GGML_TYPE_F32 && !integer && traits->to_float == nullptr) {
+        fail(std::string("type ") + ggml_type_name(record.type) + " cannot be converted to float");
+    }
+    // The conversion reads the map: plain loops, so that a truncated file can stop it (guarded_read.h).
+    struct Conversion {
+        ggml_type type;
+        const uint8_t * data;
+        int64_t count;
+        float * out;
+        ggml_to_float_t to_float;
+    } conversion{record.type, record.data(), count, out, traits->to_float};
+    guarded_call([](void * context) {
+        const auto & c = *static_cast<const Conversion *>(context);
+        switch (c.type) {
+            case GGML_TYPE_F32: std::memcpy(c.out, c.data, static_cast<size_t>(c.count) * sizeof(float)); return;
+            case GGML_TYPE_F64: widen<double>(c.data, c.count, c.out); return;
+            case GGML_TYPE_I64: widen<int64_t>(c.data, c.count, c.out); return;
+            case GGML_TYPE_I32: widen<int32_t>(c.data, c.count, c.out); return;
+            case GGML_TYPE_I16: widen<int16_t>(c.data, c.count, c.out); return;
+            case GGML_TYPE_I8: widen<int8_t>(c.data, c.count, c.out); return;
+            default: c.to_float(c.data, c.out, c.count); return;
+        }
+    }, &conversion, path);
 }
 
 } // namespace sd

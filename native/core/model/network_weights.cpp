@@ -8,6 +8,7 @@
 #include <unistd.h>
 #endif
 
+#include "io/guarded_read.h"
 #include "io/string_util.h"
 #include "io/weight_types.h"
 #include "sdcore/error.h"
@@ -80,12 +81,23 @@ void NetworkWeights::upload() {
     ggml_backend_buffer_set_usage(buffer_.get(), GGML_BACKEND_BUFFER_USAGE_WEIGHTS);
     advise_huge_pages(buffer_.get());
     try {
+        check_sources_unchanged();
         std::vector<float> values;
         std::vector<uint8_t> converted;
+        const bool host = ggml_backend_buffer_is_host(buffer_.get());
         for (auto & [record, tensor] : pending_) {
             if (record.file) record.file->prefetch_pages(record.offset, record.nbytes);
             if (record.type == tensor->type) {
-                ggml_backend_tensor_set(tensor, record.data(), 0, ggml_nbytes(tensor));
+                // Copied under a SIGBUS guard (io/guarded_read.h), straight into host buffers and
+                // through host memory for device buffers, so a backend never reads the map itself.
+                const std::string & path = record.file ? record.file->path() : prefix_;
+                if (host) {
+                    guarded_copy(tensor->data, record.data(), ggml_nbytes(tensor), path);
+                } else {
+                    converted.resize(ggml_nbytes(tensor));
+                    guarded_copy(converted.data(), record.data(), converted.size(), path);
+                    ggml_backend_tensor_set(tensor, converted.data(), 0, converted.size());
+                }
             } else {
                 values.resize(static_cast<size_t>(record.element_count()));
                 read_tensor_f32(record, values.data());
@@ -99,11 +111,22 @@ void NetworkWeights::upload() {
             // from holding the weights twice while (and after) loading.
             if (record.file) record.file->release_pages(record.offset, record.nbytes);
         }
+        check_sources_unchanged();  // written to while it was read: what was read is a mixture
     } catch (...) {
         release_buffer();
         throw;
     }
     resident_bytes_ = ggml_backend_buffer_get_size(buffer_.get());
+}
+
+void NetworkWeights::check_sources_unchanged() const {
+    const MappedFile * last = nullptr;
+    for (const auto & entry : pending_) {
+        const MappedFile * file = entry.first.file.get();
+        if (file == nullptr || file == last) continue;  // tensors of one file come together
+        file->check_unchanged();
+        last = file;
+    }
 }
 
 void NetworkWeights::release_buffer() {

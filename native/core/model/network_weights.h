@@ -50,6 +50,8 @@ public:
 private:
     void upload();
     void release_buffer();
+    // ERR_FILE_CHANGED if a source file was written to since it was mapped (MappedFile).
+    void check_sources_unchanged() const;
 
     GgmlContextPtr ctx_;
     BufferPtr buffer_;
