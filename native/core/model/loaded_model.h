@@ -13,6 +13,7 @@
 #include "runtime/ggml_handles.h"
 #include "runtime/residency.h"
 #include "sdcore/model.h"
+#include "sdcore/system.h"
 
 namespace sd {
 
@@ -50,6 +51,11 @@ private:
     // Chooses each network's device and starts one backend per distinct device.
     void place_networks(const ModelLoadOptions & options);
 
+    // Declared first, destroyed last: once the weights and backends below are gone, their
+    // memory goes back to the OS (return_free_memory) rather than staying in malloc's arenas.
+    struct ReturnFreeMemoryAtEnd {
+        ~ReturnFreeMemoryAtEnd() { return_free_memory(); }
+    } return_free_memory_at_end_;
     std::string path_;
     ModelLayout layout_ = ModelLayout::ldm;
     FileFormat format_ = FileFormat::safetensors;

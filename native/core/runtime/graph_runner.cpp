@@ -6,6 +6,7 @@
 
 #include "runtime/backend_registry.h"
 #include "sdcore/error.h"
+#include "sdcore/system.h"
 
 namespace sd {
 
@@ -54,6 +55,8 @@ GraphRunner::GraphRunner(ggml_backend_t backend, int threads, size_t max_nodes)
 
 GraphRunner::~GraphRunner() {
     if (residency_ != nullptr) residency_->detach(this);
+    allocator_.reset();
+    return_free_memory();
 }
 
 void GraphRunner::bind(Residency * residency, Network network) {
@@ -66,6 +69,7 @@ void GraphRunner::bind(Residency * residency, Network network) {
 void GraphRunner::release() {
     allocator_.reset(ggml_gallocr_new(ggml_backend_get_default_buffer_type(backend_)));
     compute_bytes_ = 0;
+    return_free_memory();
 }
 
 bool GraphRunner::release_if_idle() {

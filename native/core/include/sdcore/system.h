@@ -85,6 +85,12 @@ HostMemory host_memory();
 // `peak` keeps counting from the start of the process).
 bool reset_host_peak();
 
+// Hands memory that is free in the heap back to the OS (glibc: malloc_trim). Worker threads each
+// get a malloc arena, and buffers of megabytes freed there otherwise stay resident, so the
+// process's floor rises over hundreds of generations without a leak. Called where big buffers go
+// (compute buffers released, a model destroyed); a no-op elsewhere.
+void return_free_memory();
+
 // ---- device check (runtime/device_check.cpp) ----
 // A small matrix product run through ggml on a chosen device: proves that a backend loads,
 // allocates and computes, and lets tests compare a device's arithmetic with a reference.
