@@ -31,6 +31,7 @@ export class LocalQueue<P, R> implements JobQueue<P, R> {
   #started = 0;
   #closed = false;
   readonly #recentMs: number[] = [];
+  readonly #finished = { completed: 0, failed: 0, cancelled: 0 };
 
   constructor(run: JobRunner<P, R>, capacity: number) {
     this.#run = run;
@@ -48,6 +49,7 @@ export class LocalQueue<P, R> implements JobQueue<P, R> {
         const index = this.#waiting.indexOf(entry);
         if (index >= 0) {
           this.#waiting.splice(index, 1);
+          this.#finished.cancelled++;
           entry.reject(new AbortError('The request was cancelled while it waited', { cause: signal?.reason }));
         }
         controller.abort(signal?.reason);
@@ -67,7 +69,12 @@ export class LocalQueue<P, R> implements JobQueue<P, R> {
   }
 
   state(): QueueState {
-    return { running: this.#running && { ...this.#running.progress }, waiting: this.#waiting.length, capacity: this.#capacity };
+    return {
+      running: this.#running && { ...this.#running.progress },
+      waiting: this.#waiting.length,
+      capacity: this.#capacity,
+      finished: { ...this.#finished },
+    };
   }
 
   interrupt(): void {
@@ -81,6 +88,7 @@ export class LocalQueue<P, R> implements JobQueue<P, R> {
   async close(): Promise<void> {
     this.#closed = true;
     for (const entry of this.#waiting.splice(0)) {
+      this.#finished.cancelled++;
       entry.detach();
       entry.reject(new AbortError('The server is closing'));
     }
@@ -125,8 +133,11 @@ export class LocalQueue<P, R> implements JobQueue<P, R> {
       try {
         const result = await this.#run(entry.payload, context);
         this.#remember(Date.now() - startedAt);
+        this.#finished.completed++;
         entry.resolve(result);
       } catch (error) {
+        if (entry.controller.signal.aborted) this.#finished.cancelled++;
+        else this.#finished.failed++;
         entry.reject(error);
       } finally {
         entry.detach();

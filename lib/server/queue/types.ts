@@ -23,11 +23,13 @@ export interface JobProgress {
   preview(): Promise<Buffer | null>;
 }
 
-/** The queue now: the running job, if any, and how many wait. */
+/** The queue now: the running job, if any, how many wait, and how the jobs so far ended. */
 export interface QueueState {
   running: JobProgress | undefined;
   waiting: number;
   capacity: number;
+  /** Jobs that ended with a result, with an error, or cancelled (waiting or running) since the queue started. */
+  finished: { completed: number; failed: number; cancelled: number };
 }
 
 /** Where a job stands and what it may do while it runs. */
