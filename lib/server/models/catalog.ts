@@ -1,9 +1,12 @@
 // The checkpoints the server can switch between: the files and diffusers folders under
 // --models-dir (searched a few levels deep, as A1111 searches its Stable-diffusion folder) and
 // the --model given. Names follow A1111: `name` is the path under the folder, the `title` adds
-// " [hash]" once the file's sha256 is known (hashing is done when a model is loaded, not listed).
+// " [hash]" once the file's sha256 is known: from the hash cache, or when the model is loaded
+// (listing hashes nothing).
 import { readdir, stat } from 'node:fs/promises';
 import { basename, extname, join, relative, resolve, sep } from 'node:path';
+
+import { cachedModelSha256 } from '../../model-hash.js';
 
 /** One checkpoint, as GET /sdapi/v1/sd-models lists it. */
 export interface Checkpoint {
@@ -82,6 +85,12 @@ export class CheckpointCatalog {
   async refresh(): Promise<void> {
     const files = this.#modelsDir === undefined ? [] : await scan(this.#modelsDir);
     for (const extra of this.#extra) if (!files.includes(extra)) files.push(extra);
+    // Hashes already computed (here or by sdnode generate) show in the titles at once.
+    for (const file of files) {
+      if (this.#hashes.has(file)) continue;
+      const sha256 = await cachedModelSha256(file);
+      if (sha256 !== undefined) this.#hashes.set(file, sha256);
+    }
     this.#checkpoints = files.map((file) => describeCheckpoint(file, this.#nameOf(file), this.#hashes.get(file)));
   }
 
