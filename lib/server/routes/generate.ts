@@ -1,6 +1,6 @@
 // POST /sdapi/v1/txt2img and /img2img: checked and planned at once (422 before any waiting),
 // then queued. A client that goes away cancels its job, waiting or running.
-import type { FastifyInstance as App, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance as App, FastifyReply } from 'fastify';
 
 import { AbortError } from '../../errors.js';
 import { planImg2Img, planTxt2Img, type GenerationPlan } from '../generation/plan.js';
@@ -13,16 +13,15 @@ import { Img2ImgBody, Txt2ImgBody, type Img2ImgRequest, type Txt2ImgRequest } fr
 import type { ServerState } from '../state.js';
 
 /** Aborts when the client closes the connection before the answer is sent. */
-function disconnectSignal(request: FastifyRequest, reply: FastifyReply): AbortSignal {
+function disconnectSignal(reply: FastifyReply): AbortSignal {
   const controller = new AbortController();
   reply.raw.on('close', () => {
     if (!reply.raw.writableFinished) controller.abort(new AbortError('The client closed the connection'));
   });
-  request.raw.on('aborted', () => controller.abort(new AbortError('The client closed the connection')));
   return controller.signal;
 }
 
-async function generate(state: ServerState, plan: GenerationPlan, restoreAfterwards: boolean, request: FastifyRequest, reply: FastifyReply): Promise<GenerationOutput> {
+async function generate(state: ServerState, plan: GenerationPlan, restoreAfterwards: boolean, reply: FastifyReply): Promise<GenerationOutput> {
   const checkpoint = plan.checkpoint === undefined ? state.currentCheckpoint() : state.checkpoint(plan.checkpoint);
   const clipSkip = plan.clipSkip ?? state.settings.clipSkip;
   if (!restoreAfterwards) {
@@ -30,7 +29,7 @@ async function generate(state: ServerState, plan: GenerationPlan, restoreAfterwa
     state.settings.checkpoint = checkpoint;
     state.settings.clipSkip = clipSkip;
   }
-  const signal = disconnectSignal(request, reply);
+  const signal = disconnectSignal(reply);
   let output: GenerationOutput | undefined;
   try {
     output = await state.queue.add({ kind: 'generate', plan, checkpoint, clipSkip }, { signal });
@@ -50,14 +49,14 @@ export function generateRoutes(app: App, state: ServerState): void {
   app.post('/sdapi/v1/txt2img', { schema: { body: Txt2ImgBody } }, async (request, reply) => {
     const body = request.body as Txt2ImgRequest;
     const plan = planTxt2Img(body);
-    const output = await generate(state, plan, truthy(body.override_settings_restore_afterwards, true), request, reply);
+    const output = await generate(state, plan, truthy(body.override_settings_restore_afterwards, true), reply);
     return txt2imgResponse(body, plan, output);
   });
 
   app.post('/sdapi/v1/img2img', { schema: { body: Img2ImgBody } }, async (request, reply) => {
     const body = request.body as Img2ImgRequest;
     const plan = await planImg2Img(body);
-    const output = await generate(state, plan, truthy(body.override_settings_restore_afterwards, true), request, reply);
+    const output = await generate(state, plan, truthy(body.override_settings_restore_afterwards, true), reply);
     return img2imgResponse(body, plan, output);
   });
 }
