@@ -78,3 +78,25 @@ test('every route answers each configured user', async () => {
   assert.equal(generated.status, 200);
   assert.equal(generated.body.images.length, 1);
 });
+
+test('--cors-origin: browsers on that origin may call the API (preflight needs no credentials); others may not', async () => {
+  const cors = await startServer({ apiAuth: 'alice:s3cret', corsOrigin: 'http://app.example' });
+  try {
+    const preflight = await fetch(`${cors.url}/sdapi/v1/txt2img`, {
+      method: 'OPTIONS',
+      headers: { origin: 'http://app.example', 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization, content-type' },
+    });
+    assert.equal(preflight.status, 204);
+    assert.equal(preflight.headers.get('access-control-allow-origin'), 'http://app.example');
+    const allowed = await call(cors.url, '/sdapi/v1/samplers', undefined, { headers: { origin: 'http://app.example', ...basic('alice:s3cret') } });
+    assert.equal(allowed.status, 200);
+    assert.equal(allowed.headers.get('access-control-allow-origin'), 'http://app.example');
+    const other = await call(cors.url, '/sdapi/v1/samplers', undefined, { headers: { origin: 'http://evil.example', ...basic('alice:s3cret') } });
+    assert.equal(other.headers.get('access-control-allow-origin'), null);
+  } finally {
+    await cors.close();
+  }
+  // Without --cors-origin no CORS headers at all.
+  const plain = await call(url, '/sdapi/v1/samplers', undefined, { headers: { origin: 'http://app.example', ...basic('alice:s3cret') } });
+  assert.equal(plain.headers.get('access-control-allow-origin'), null);
+});

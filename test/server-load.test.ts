@@ -3,9 +3,10 @@
 // that disconnect mid-job leaving no job running and no memory behind, the event loop free
 // while a 512×512 job runs, a 50 MB body refused, and a clean exit on SIGTERM.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { after, before, test } from 'node:test';
 
-import { call, pngBase64, scratch, spawnServe, waitFor, waitForIdle, waitForStep } from './helpers/server.js';
+import { call, CLI, pngBase64, scratch, spawnServe, waitFor, waitForIdle, waitForStep } from './helpers/server.js';
 
 const tmp = scratch('server-load');
 let serve: Awaited<ReturnType<typeof spawnServe>>;
@@ -120,4 +121,16 @@ test('a 50 MB body is 413 at the default limit; the server goes on', async () =>
 
 test('SIGTERM stops the server cleanly', async () => {
   assert.equal(await serve.stop(), 0);
+});
+
+test('sdnode serve: usage mistakes are one line and exit 2; --help prints the options', () => {
+  for (const args of [[], ['--model'], ['--model', '/no/such/model.safetensors'], ['--model', 'demo', '--api-auth', 'nopassword'], ['--model', 'demo', '--port', 'http'], ['--model', 'demo', '--frob']]) {
+    const run = spawnSync(process.execPath, [CLI, 'serve', ...args], { encoding: 'utf8' });
+    assert.equal(run.status, 2, `${args.join(' ')}: ${run.stderr}`);
+    assert.equal(run.stderr.trim().split('\n').length, 1, run.stderr);
+    assert.match(run.stderr, /^sdnode: /);
+  }
+  const help = spawnSync(process.execPath, [CLI, 'serve', '--help'], { encoding: 'utf8' });
+  assert.equal(help.status, 0);
+  for (const flag of ['--model', '--host', '--port', '--models-dir', '--lora-dir', '--embedding-dir', '--api-auth', '--queue-size', '--cors-origin']) assert.ok(help.stdout.includes(flag), flag);
 });
