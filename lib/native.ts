@@ -34,6 +34,17 @@ export interface NativeDevice {
   memoryTotal: number;
 }
 
+/** The core's scheduler table (native/core/sched/scheduler_catalog.cpp): the one source of scheduler names, A1111 names and override ranges. */
+export interface NativeSchedulerCatalog {
+  /** Our schedulers, in listing order: whether each takes useKarrasSigmas, has a begin index, and its model calls per step. */
+  schedulers: Array<{ name: string; karrasSigmas: boolean; beginIndex: boolean; order: number }>;
+  /** AUTOMATIC1111's names and the scheduler each stands for, in A1111's order. */
+  a1111: Array<{ name: string; scheduler: string }>;
+  /** The overrides createScheduler takes: the names a 'oneOf' takes, the inclusive range of an 'integer' or 'number'. */
+  overrides: Array<{ name: string; type: 'oneOf' | 'boolean' | 'integer' | 'number'; values?: string[]; min?: number; max?: number }>;
+}
+
+
 /** A loaded model (native/addon/sd_model_binding.cpp's NativeModel): the native half of `StableDiffusion`. */
 export interface NativeModel extends TextEncoderNative, UNetNative, VaeNative {
   info(): LoadedModelInfo;
@@ -169,6 +180,7 @@ export interface NativeAddon extends BinaryAddon {
 
   // scheduler_binding.cpp
   Scheduler: new (name: string, overrides: NativeSchedulerOverrides) => NativeScheduler;
+  schedulerCatalog(): NativeSchedulerCatalog;
 }
 
 export const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');

@@ -1,4 +1,4 @@
-// Random tensors as PyTorch's CPU generator gives them, over native/core/rng_torch.h:
+// Random tensors as PyTorch's CPU generator gives them, over native/core/sched/rng_torch.h:
 // randn(shape, seed) equals torch.randn(shape, generator=torch.Generator().manual_seed(seed))
 // bit for bit, and a TorchGenerator's successive draws equal successive torch.randn calls on
 // one torch.Generator (diffusers draws latents, then noise, from one generator).

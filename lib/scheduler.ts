@@ -1,11 +1,15 @@
 // Noise schedulers for the denoising loop, computed by the native core exactly as diffusers'
 // schedulers compute them when built from Stable Diffusion's scheduler config. All methods are
 // synchronous: a step is element-wise maths over one latent (well under a millisecond).
-import { native, type NativeScheduler } from './native.js';
+//
+// The core's scheduler catalog (schedulerCatalog()) is the one source of the names, A1111's names,
+// what each scheduler supports and the overrides' ranges. The literal lists below give TypeScript
+// its union types; test/scheduler-catalog.test.ts checks that they equal the catalog.
+import { native, type NativeScheduler, type NativeSchedulerCatalog } from './native.js';
 import { Tensor, type TensorLike } from './tensor.js';
 import { describe, expectBoolean, expectInteger, expectNumber, expectObject, expectOneOf, expectString } from './validate.js';
 
-/** Our scheduler names. */
+/** Our scheduler names (the core's catalog, as literal types). */
 export const SCHEDULER_NAMES = [
   'pndm', 'ddim', 'lms', 'euler', 'euler_a', 'heun', 'dpmpp_2m', 'dpmpp_2m_karras', 'dpmpp_2m_sde', 'dpmpp_2m_sde_karras',
   'unipc', 'ddpm', 'lcm',
@@ -13,7 +17,7 @@ export const SCHEDULER_NAMES = [
 /** One of our scheduler names. */
 export type SchedulerName = (typeof SCHEDULER_NAMES)[number];
 
-/** AUTOMATIC1111's names, accepted too (case-insensitive, like ours). */
+/** AUTOMATIC1111's names, accepted too (case-insensitive, like ours); the core's catalog, in its order. */
 export const A1111_SCHEDULER_NAMES: Readonly<Record<string, SchedulerName>> = Object.freeze({
   'Euler a': 'euler_a',
   'DPM++ 2M Karras': 'dpmpp_2m_karras',
@@ -53,6 +57,20 @@ export interface SchedulerOverrides {
 /** Returns standard normal noise of `shape` (e.g. drawn from the pipeline's generator). */
 export type NoiseFunction = (shape: number[]) => TensorLike | Float32Array;
 
+let catalog: NativeSchedulerCatalog | undefined;
+
+// The core's scheduler table (read once).
+function schedulerCatalog(): NativeSchedulerCatalog {
+  catalog ??= native().schedulerCatalog();
+  return catalog;
+}
+
+function schedulerInfo(name: string): NativeSchedulerCatalog['schedulers'][number] {
+  const info = schedulerCatalog().schedulers.find((s) => s.name === name);
+  if (info === undefined) throw new Error(`The scheduler catalog has no ${name}`);
+  return info;
+}
+
 /** The canonical name for one of ours or A1111's (any case), or undefined. */
 export function canonicalSchedulerName(name: string): SchedulerName | undefined {
   const key = name.toLowerCase();
@@ -64,22 +82,25 @@ export function canonicalSchedulerName(name: string): SchedulerName | undefined 
   return undefined;
 }
 
+// Each override checked as the catalog describes it.
 function checkOverrides(value: unknown): SchedulerOverrides {
   if (value === undefined) return {};
   const object = expectObject(value, 'overrides');
-  const known = ['timestepSpacing', 'useKarrasSigmas', 'predictionType', 'stepsOffset', 'eta'];
+  const overrides = schedulerCatalog().overrides;
+  const known = overrides.map((o) => o.name);
   for (const key of Object.keys(object)) {
     if (!known.includes(key)) throw new RangeError(`Unknown scheduler override "${key}"; expected one of ${known.join(', ')}`);
   }
-  const out: SchedulerOverrides = {};
-  if (object.timestepSpacing !== undefined) out.timestepSpacing = expectOneOf(object.timestepSpacing, 'timestepSpacing', TIMESTEP_SPACINGS);
-  if (object.useKarrasSigmas !== undefined) out.useKarrasSigmas = expectBoolean(object.useKarrasSigmas, 'useKarrasSigmas');
-  if (object.predictionType !== undefined) {
-    out.predictionType = expectOneOf(object.predictionType, 'predictionType', SCHEDULER_PREDICTION_TYPES);
+  const out: Record<string, unknown> = {};
+  for (const o of overrides) {
+    const v = object[o.name];
+    if (v === undefined) continue;
+    if (o.type === 'oneOf') out[o.name] = expectOneOf(v, o.name, o.values!);
+    else if (o.type === 'boolean') out[o.name] = expectBoolean(v, o.name);
+    else if (o.type === 'integer') out[o.name] = expectInteger(v, o.name, o.min!, o.max!);
+    else out[o.name] = expectNumber(v, o.name, o.min!, o.max!);
   }
-  if (object.stepsOffset !== undefined) out.stepsOffset = expectInteger(object.stepsOffset, 'stepsOffset', 0, 999);
-  if (object.eta !== undefined) out.eta = expectNumber(object.eta, 'eta', 0, 1);
-  return out;
+  return out as SchedulerOverrides;
 }
 
 function checkTimestep(value: unknown): number {
@@ -139,12 +160,12 @@ export class Scheduler {
    * DDPM have none (their step looks at the timestep only), so its pipelines skip them.
    */
   get hasBeginIndex(): boolean {
-    return !['pndm', 'ddim', 'ddpm'].includes(this.#native.name);
+    return schedulerInfo(this.#native.name).beginIndex;
   }
 
   /** How many model calls one step takes (2 for heun, whose timesteps repeat; 1 otherwise). */
   get order(): number {
-    return this.#native.name === 'heun' ? 2 : 1;
+    return schedulerInfo(this.#native.name).order;
   }
 
   /** The timesteps to visit, in order (float32 values; fractional with Karras sigmas). */

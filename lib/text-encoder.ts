@@ -1,5 +1,5 @@
 // The CLIP text encoder (`sd.textEncoder`) and prompt encoding (`sd.encodePrompt`), over
-// native/addon/text_encoder_binding.h and native/core/clip_text_encoder.h.
+// native/addon/text_encoder_binding.h and native/core/nets/clip_text_encoder.h.
 import type { TextEncoderNative } from './native.js';
 import { Tensor } from './tensor.js';
 import type { TokenIds, Tokenizer } from './tokenizer.js';

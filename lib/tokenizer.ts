@@ -1,5 +1,5 @@
-// CLIP's BPE tokenizer and A1111's prompt syntax, over native/core/clip_tokenizer.h and
-// prompt_parser.h. Everything here is synchronous: a prompt takes microseconds.
+// CLIP's BPE tokenizer and A1111's prompt syntax, over native/core/text/clip_tokenizer.h and
+// text/prompt_parser.h. Everything here is synchronous: a prompt takes microseconds.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';

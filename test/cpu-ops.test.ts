@@ -1,6 +1,6 @@
-// Our CPU ops, with each of their alternatives. The attention op (native/core/attention_cpu.cpp:
+// Our CPU ops, with each of their alternatives. The attention op (native/core/ops/attention_cpu.cpp:
 // scores, softmax and the product with v per block of queries, through our own GEMM,
-// native/core/gemm_f32.cpp) and the norm ops (native/core/norm_cpu.cpp: GroupNorm and LayerNorm
+// native/core/ops/gemm_f32.cpp) and the norm ops (native/core/ops/norm_cpu.cpp: GroupNorm and LayerNorm
 // with their affine, and the SiLU after GroupNorm, in one op each) run in every UNet and VAE
 // golden of test/unet.test.ts and vae.test.ts with the best GEMM kernel this CPU has. Here the
 // same f32 goldens run with each lower kernel (SDNODE_GEMM_KERNEL, read whenever a graph is

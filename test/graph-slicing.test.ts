@@ -1,6 +1,6 @@
 // Large graphs are cut into pieces that the allocator computes one after another: the CPU
 // convolution unfolds a layer, or transforms its Winograd tiles, in stripes of rows
-// (native/core/conv2d_unfold.cpp, conv2d_winograd.cpp) and attention computes its scores for a
+// (native/core/ops/conv2d_unfold.cpp, conv2d_winograd.cpp) and attention computes its scores for a
 // group of heads at a time (nn::attention). The tiny fixtures are far below the default sizes,
 // so this file shrinks both (read when the first graph is built) and checks the VAE and UNet
 // goldens, batches of 2 included, through the pieces. Winograd takes every 3×3 layer that fits

@@ -51,7 +51,7 @@ function relativeError(ours: Tensor, golden: Tensor): number {
 
 // Bounds per weight type (README): f32 1e-4; f16 (the fixtures' own type) 3e-3 (measured up to
 // 2.3e-3 when every convolution unfolded its input to f16; with the CPU's Winograd convolutions,
-// which stay F32 (native/core/conv2d_winograd.h), 1.7e-3. f16 weights round the activations to
+// which stay F32 (native/core/ops/conv2d_winograd.h), 1.7e-3. f16 weights round the activations to
 // f16 at every linear layer and unfolded convolution, so where a kernel sums in another order one
 // rounding moves by an ulp and the output with it — padding the attention's head size for the
 // tiled GEMM moved sd1-b2 from 1.85e-3 to 2.29e-3 while f32 moved by 6e-7); q8_0 1e-1 (ggml also

@@ -1,4 +1,4 @@
-// The CPU's Winograd convolution (native/core/conv2d_winograd.cpp) on every layer it can take.
+// The CPU's Winograd convolution (native/core/ops/conv2d_winograd.cpp) on every layer it can take.
 // By default it runs only where a layer has enough 2×2 output tiles to pay for transforming the
 // kernel (SDNODE_WINOGRAD_MIN_TILES, 64), which the tiny fixtures' small layers rarely reach;
 // this file sets the minimum to 1 (read when the first graph is built), so that the UNet and
@@ -6,7 +6,7 @@
 // the tiled decode's 12×9 case), go through it. The F(2×2, 3×3) transforms are additions and
 // halvings in F32, so the bounds are the ones the unfolding path meets.
 //
-// The 16 GEMMs (native/core/winograd_gemm.h) work on chunks of tiles sized for L2; this file
+// The 16 GEMMs (native/core/ops/winograd_gemm.h) work on chunks of tiles sized for L2; this file
 // shrinks them to 24 tiles (SDNODE_WINOGRAD_CHUNK_BYTES), so that a layer has several chunks and
 // most have a short last block of tiles. They run the best micro-kernel the CPU has; the last
 // group below asks for the lower ones too (SDNODE_GEMM_KERNEL, read at each graph build), so

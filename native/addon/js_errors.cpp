@@ -2,7 +2,7 @@
 
 #include <new>
 
-#include "error.h"
+#include "sdcore.h"
 
 namespace sdnode {
 

@@ -40,12 +40,22 @@ Napi::Object make_js_tensor(Napi::Env env, sd::HostTensor && tensor) {
     Napi::ArrayBuffer buffer = Napi::ArrayBuffer::New(
         env, owned->data(), owned->size() * sizeof(float),
         [](Napi::Env, void *, std::vector<float> * storage) { delete storage; }, owned);
-    Napi::Array shape = Napi::Array::New(env, tensor.shape.size());
-    for (size_t i = 0; i < tensor.shape.size(); ++i) shape.Set(static_cast<uint32_t>(i), static_cast<double>(tensor.shape[i]));
     Napi::Object result = Napi::Object::New(env);
-    result.Set("shape", shape);
+    result.Set("shape", number_array(env, tensor.shape));
     result.Set("data", Napi::Float32Array::New(env, owned->size(), buffer, 0));
     return result;
+}
+
+Napi::Array tensor_info_array(Napi::Env env, const std::vector<sd::TensorInfo> & tensors) {
+    Napi::Array list = Napi::Array::New(env, tensors.size());
+    for (size_t i = 0; i < tensors.size(); ++i) {
+        Napi::Object tensor = Napi::Object::New(env);
+        tensor.Set("name", tensors[i].name);
+        tensor.Set("type", tensors[i].type);
+        tensor.Set("shape", number_array(env, tensors[i].shape));
+        list.Set(static_cast<uint32_t>(i), tensor);
+    }
+    return list;
 }
 
 } // namespace sdnode

@@ -3,10 +3,11 @@
 // the worker reads the Float32Array's memory in place while a reference keeps it alive. Outputs
 // hand the engine's buffer to an ArrayBuffer without copying it.
 #include <memory>
+#include <vector>
 
 #include <napi.h>
 
-#include "tensor.h"
+#include "sdcore.h"
 
 namespace sdnode {
 
@@ -24,5 +25,16 @@ private:
 };
 
 Napi::Object make_js_tensor(Napi::Env env, sd::HostTensor && tensor);
+
+// Numbers as a JS array (shapes, per-level sizes).
+template <typename T>
+Napi::Array number_array(Napi::Env env, const std::vector<T> & values) {
+    Napi::Array array = Napi::Array::New(env, values.size());
+    for (size_t i = 0; i < values.size(); ++i) array.Set(static_cast<uint32_t>(i), static_cast<double>(values[i]));
+    return array;
+}
+
+// A tensor listing as [{ name, type, shape }].
+Napi::Array tensor_info_array(Napi::Env env, const std::vector<sd::TensorInfo> & tensors);
 
 } // namespace sdnode

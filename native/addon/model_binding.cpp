@@ -5,33 +5,14 @@
 #include <string>
 #include <vector>
 
-#include "error.h"
+#include "arguments.h"
 #include "js_tensor.h"
-#include "model_config.h"
 #include "promise_worker.h"
+#include "sdcore.h"
 
 namespace sdnode {
 
-std::string path_argument(const Napi::Value & value) {
-    Napi::Env env = value.Env();
-    if (!value.IsString()) throw Napi::TypeError::New(env, "Expected path to be a string");
-    std::string path = value.As<Napi::String>().Utf8Value();
-    if (path.empty()) throw Napi::RangeError::New(env, "Expected path to be a non-empty string");
-    // The C APIs below would stop at a NUL and open a different file.
-    if (path.find('\0') != std::string::npos) throw Napi::TypeError::New(env, "Expected path without NUL bytes");
-    return path;
-}
-
-namespace {
-
-template <typename T>
-Napi::Array number_array(Napi::Env env, const std::vector<T> & values) {
-    Napi::Array array = Napi::Array::New(env, values.size());
-    for (size_t i = 0; i < values.size(); ++i) array.Set(static_cast<uint32_t>(i), static_cast<double>(values[i]));
-    return array;
-}
-
-} // namespace
+const char * const kNetworkNames[sd::kNetworkCount] = {"textEncoder", "unet", "vae"};
 
 Napi::Object config_object(Napi::Env env, const sd::ModelConfig & c) {
     Napi::Object info = Napi::Object::New(env);
@@ -81,14 +62,14 @@ Napi::Object config_object(Napi::Env env, const sd::ModelConfig & c) {
 
 namespace {
 
-Napi::Object info_object(Napi::Env env, const sd::OpenedModel & opened) {
-    Napi::Object info = config_object(env, opened.config);
-    info.Set("layout", sd::layout_name(opened.model.layout));
-    info.Set("format", sd::format_name(opened.model.format));
-    info.Set("path", opened.model.path);
-    info.Set("ignoredTensors", static_cast<double>(opened.model.ignored.size()));
-    Napi::Array unused = Napi::Array::New(env, opened.unused.size());
-    for (size_t i = 0; i < opened.unused.size(); ++i) unused.Set(static_cast<uint32_t>(i), opened.unused[i]);
+Napi::Object info_object(Napi::Env env, const sd::ModelInspection & inspection) {
+    Napi::Object info = config_object(env, inspection.config);
+    info.Set("layout", sd::layout_name(inspection.layout));
+    info.Set("format", sd::format_name(inspection.format));
+    info.Set("path", inspection.path);
+    info.Set("ignoredTensors", static_cast<double>(inspection.ignored_tensors));
+    Napi::Array unused = Napi::Array::New(env, inspection.unused_tensors.size());
+    for (size_t i = 0; i < inspection.unused_tensors.size(); ++i) unused.Set(static_cast<uint32_t>(i), inspection.unused_tensors[i]);
     info.Set("unusedTensors", unused);
     return info;
 }
@@ -96,25 +77,25 @@ Napi::Object info_object(Napi::Env env, const sd::OpenedModel & opened) {
 // inspectModel(path, predictionType | undefined) → Promise<{ info, tensors: [{ name, shape, type }] }>
 Napi::Value InspectModel(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
-    std::string path = path_argument(info[0]);
+    std::string path = args::path(args::at(info, 0));
     sd::DetectOptions options;
-    if (info.Length() > 1 && !info[1].IsUndefined()) {
-        if (!info[1].IsString()) throw Napi::TypeError::New(env, "Expected predictionType to be a string");
-        options.prediction_type = sd::parse_prediction_type(info[1].As<Napi::String>().Utf8Value());
-        if (!options.prediction_type) throw Napi::RangeError::New(env, "Expected predictionType to be epsilon or v_prediction");
+    Napi::Value prediction = args::at(info, 1);
+    if (!prediction.IsUndefined()) {
+        std::string name = args::string(prediction, "predictionType");
+        options.prediction_type = args::guarded(env, [&] { return sd::prediction_type_from_name(name); });
     }
-    return PromiseWorker<sd::OpenedModel>::Start(
-        env, [path, options] { return sd::open_model(path, options); },
-        [](Napi::Env env, sd::OpenedModel && opened) -> Napi::Value {
+    return PromiseWorker<sd::ModelInspection>::Start(
+        env, [path, options] { return sd::inspect_model(path, options); },
+        [](Napi::Env env, sd::ModelInspection && inspection) -> Napi::Value {
             Napi::Object result = Napi::Object::New(env);
-            result.Set("info", info_object(env, opened));
-            const auto & tensors = opened.model.tensors;
-            Napi::Array list = Napi::Array::New(env, tensors.size());
-            for (size_t i = 0; i < tensors.size(); ++i) {
+            result.Set("info", info_object(env, inspection));
+            Napi::Array list = Napi::Array::New(env, inspection.tensors.size());
+            for (size_t i = 0; i < inspection.tensors.size(); ++i) {
+                const sd::TensorInfo & t = inspection.tensors[i];
                 Napi::Object tensor = Napi::Object::New(env);
-                tensor.Set("name", tensors[i].name);
-                tensor.Set("shape", number_array(env, tensors[i].shape));
-                tensor.Set("type", ggml_type_name(tensors[i].type));
+                tensor.Set("name", t.name);
+                tensor.Set("shape", number_array(env, t.shape));
+                tensor.Set("type", t.type);
                 list.Set(static_cast<uint32_t>(i), tensor);
             }
             result.Set("tensors", list);
@@ -125,28 +106,10 @@ Napi::Value InspectModel(const Napi::CallbackInfo & info) {
 // readCanonicalTensors(path, names) → Promise<Tensor[]> (float32): one mapping for many reads.
 Napi::Value ReadCanonicalTensors(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
-    std::string path = path_argument(info[0]);
-    if (!info[1].IsArray()) throw Napi::TypeError::New(env, "Expected names to be an array of strings");
-    Napi::Array list = info[1].As<Napi::Array>();
-    std::vector<std::string> names;
-    for (uint32_t i = 0; i < list.Length(); ++i) {
-        Napi::Value name = list.Get(i);
-        if (!name.IsString()) throw Napi::TypeError::New(env, "Expected names[" + std::to_string(i) + "] to be a string");
-        names.push_back(name.As<Napi::String>().Utf8Value());
-    }
+    std::string path = args::path(args::at(info, 0));
+    std::vector<std::string> names = args::strings(args::at(info, 1), "names");
     return PromiseWorker<std::vector<sd::HostTensor>>::Start(
-        env,
-        [path, names] {
-            sd::CanonicalModel model = sd::map_model(path);
-            std::vector<sd::HostTensor> tensors;
-            for (const std::string & name : names) {
-                const sd::TensorRecord * record = model.find(name);
-                if (!record) throw sd::Error("ERR_TENSOR_NOT_FOUND", "No tensor \"" + name + "\" in " + path, path);
-                tensors.emplace_back(record->shape);
-                sd::read_tensor_f32(*record, tensors.back().data.data());
-            }
-            return tensors;
-        },
+        env, [path, names] { return sd::read_canonical_tensors(path, names); },
         [](Napi::Env env, std::vector<sd::HostTensor> && tensors) -> Napi::Value {
             Napi::Array result = Napi::Array::New(env, tensors.size());
             for (size_t i = 0; i < tensors.size(); ++i) result.Set(static_cast<uint32_t>(i), make_js_tensor(env, std::move(tensors[i])));

@@ -7,64 +7,29 @@
 #include <string>
 #include <vector>
 
-#include "error.h"
-#include "gguf_writer.h"
+#include "arguments.h"
 #include "js_tensor.h"
-#include "model_file.h"
 #include "promise_worker.h"
+#include "sdcore.h"
 
 namespace sdnode {
 
 namespace {
 
-std::string path_argument(const Napi::Value & value, const char * name) {
-    Napi::Env env = value.Env();
-    if (!value.IsString()) throw Napi::TypeError::New(env, std::string("Expected ") + name + " to be a string");
-    std::string path = value.As<Napi::String>().Utf8Value();
-    // The C APIs below would stop at a NUL and open a different file.
-    if (path.find('\0') != std::string::npos) throw Napi::TypeError::New(env, std::string("Expected ") + name + " without NUL bytes");
-    return path;
-}
-
-Napi::Array shape_array(Napi::Env env, const std::vector<int64_t> & shape) {
-    Napi::Array array = Napi::Array::New(env, shape.size());
-    for (size_t i = 0; i < shape.size(); ++i) array.Set(static_cast<uint32_t>(i), static_cast<double>(shape[i]));
-    return array;
-}
-
-ggml_type write_type(Napi::Env env, const Napi::Value & value, uint32_t i) {
-    if (!value.IsString()) throw Napi::TypeError::New(env, "Expected tensors[" + std::to_string(i) + "].type to be a string");
-    const std::string name = value.As<Napi::String>().Utf8Value();
-    for (int t = 0; t < GGML_TYPE_COUNT; ++t) {
-        const ggml_type type = static_cast<ggml_type>(t);
-        if (sd::is_gguf_write_type(type) && name == ggml_type_name(type)) return type;
-    }
-    throw Napi::RangeError::New(env, "Expected tensors[" + std::to_string(i) + "].type to be f32, f16, bf16, q8_0, q5_0, q5_1, q4_0 or q4_1");
-}
-
 // inspectModelFile(path) → Promise<{ format, path, metadata, tensors: [{ name, type, shape }] }>
 Napi::Value InspectModelFile(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
-    std::string path = path_argument(info[0], "path");
-    return PromiseWorker<sd::TensorIndex>::Start(
-        env, [path] { return sd::read_model_file(path); },
-        [](Napi::Env env, sd::TensorIndex && index) -> Napi::Value {
+    std::string path = args::path(args::at(info, 0));
+    return PromiseWorker<sd::ModelFileInfo>::Start(
+        env, [path] { return sd::inspect_model_file(path); },
+        [](Napi::Env env, sd::ModelFileInfo && file) -> Napi::Value {
             Napi::Object result = Napi::Object::New(env);
-            result.Set("format", sd::format_name(index.format));
-            result.Set("path", index.path);
+            result.Set("format", sd::format_name(file.format));
+            result.Set("path", file.path);
             Napi::Object metadata = Napi::Object::New(env);
-            for (const auto & [key, value] : index.metadata) metadata.Set(key, value);
+            for (const auto & [key, value] : file.metadata) metadata.Set(key, value);
             result.Set("metadata", metadata);
-            Napi::Array tensors = Napi::Array::New(env, index.tensors.size());
-            for (size_t i = 0; i < index.tensors.size(); ++i) {
-                const sd::TensorRecord & record = index.tensors[i];
-                Napi::Object tensor = Napi::Object::New(env);
-                tensor.Set("name", record.name);
-                tensor.Set("type", ggml_type_name(record.type));
-                tensor.Set("shape", shape_array(env, record.shape));
-                tensors.Set(static_cast<uint32_t>(i), tensor);
-            }
-            result.Set("tensors", tensors);
+            result.Set("tensors", tensor_info_array(env, file.tensors));
             return result;
         });
 }
@@ -72,42 +37,30 @@ Napi::Value InspectModelFile(const Napi::CallbackInfo & info) {
 // readModelTensor(path, name) → Promise<Tensor> (float32)
 Napi::Value ReadModelTensor(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
-    std::string path = path_argument(info[0], "path");
-    if (!info[1].IsString()) throw Napi::TypeError::New(env, "Expected name to be a string");
-    std::string name = info[1].As<Napi::String>().Utf8Value();
+    std::string path = args::path(args::at(info, 0));
+    std::string name = args::string(args::at(info, 1), "name");
     return PromiseWorker<sd::HostTensor>::Start(
-        env,
-        [path, name] {
-            sd::TensorIndex index = sd::read_model_file(path);
-            const sd::TensorRecord * record = index.find(name);
-            if (!record) throw sd::Error("ERR_TENSOR_NOT_FOUND", "No tensor \"" + name + "\" in " + path, path);
-            sd::HostTensor tensor(record->shape);
-            sd::read_tensor_f32(*record, tensor.data.data());
-            return tensor;
-        },
+        env, [path, name] { return sd::read_model_file_tensor(path, name); },
         [](Napi::Env env, sd::HostTensor && tensor) -> Napi::Value { return make_js_tensor(env, std::move(tensor)); });
 }
 
 // writeGguf(path, [{ name, type, tensor }], metadata) → Promise<{ keptF16: string[] }>
 Napi::Value WriteGguf(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
-    std::string path = path_argument(info[0], "path");
-    if (!info[1].IsArray()) throw Napi::TypeError::New(env, "Expected tensors to be an array");
-    if (!info[2].IsObject()) throw Napi::TypeError::New(env, "Expected metadata to be an object");
-    Napi::Array list = info[1].As<Napi::Array>();
+    std::string path = args::path(args::at(info, 0));
+    Napi::Array list = args::array(args::at(info, 1), "tensors");
+    Napi::Object meta = args::object(args::at(info, 2), "metadata");
 
     std::vector<std::shared_ptr<JsTensorInput>> inputs;
     std::vector<sd::GgufTensorSource> sources;
     for (uint32_t i = 0; i < list.Length(); ++i) {
-        Napi::Value item = list.Get(i);
-        if (!item.IsObject()) throw Napi::TypeError::New(env, "Expected tensors[" + std::to_string(i) + "] to be an object");
-        Napi::Object object = item.As<Napi::Object>();
-        Napi::Value name = object.Get("name");
-        if (!name.IsString()) throw Napi::TypeError::New(env, "Expected tensors[" + std::to_string(i) + "].name to be a string");
-        auto input = std::make_shared<JsTensorInput>(object.Get("tensor"), "tensor");
+        const std::string at = "tensors[" + std::to_string(i) + "]";
+        Napi::Object object = args::object(list.Get(i), at);
         sd::GgufTensorSource source;
-        source.name = name.As<Napi::String>().Utf8Value();
-        source.type = write_type(env, object.Get("type"), i);
+        source.name = args::string(object.Get("name"), at + ".name");
+        auto input = std::make_shared<JsTensorInput>(object.Get("tensor"), "tensor");
+        const std::string type = args::string(object.Get("type"), at + ".type");
+        source.type = args::guarded(env, [&] { return sd::parse_weight_type(type); });
         source.shape = input->view().shape;
         const float * data = input->view().data;
         const size_t count = static_cast<size_t>(input->view().size());
@@ -116,13 +69,10 @@ Napi::Value WriteGguf(const Napi::CallbackInfo & info) {
         sources.push_back(std::move(source));
     }
     std::map<std::string, std::string> metadata;
-    Napi::Object meta = info[2].As<Napi::Object>();
     Napi::Array keys = meta.GetPropertyNames();
     for (uint32_t i = 0; i < keys.Length(); ++i) {
         std::string key = keys.Get(i).ToString().Utf8Value();
-        Napi::Value value = meta.Get(key);
-        if (!value.IsString()) throw Napi::TypeError::New(env, "Expected metadata." + key + " to be a string");
-        metadata[key] = value.As<Napi::String>().Utf8Value();
+        metadata[key] = args::string(meta.Get(key), "metadata." + key);
     }
 
     return PromiseWorker<sd::GgufWriteReport>::Start(

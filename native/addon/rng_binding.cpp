@@ -1,67 +1,37 @@
 // Random draws as torch's CPU generator gives them. lib/rng.ts checks arguments; the checks
-// here only keep bad calls from reaching the engine. Draws run on a worker thread (a latent of
-// [2, 4, 128, 128] takes a few milliseconds, larger shapes more).
+// here (arguments.h, the engine's check_draw_shape) only keep bad calls from reaching the engine.
+// Draws run on a worker thread (a latent of [2, 4, 128, 128] takes a few milliseconds, larger
+// shapes more).
 #include "rng_binding.h"
 
-#include <cmath>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
 
+#include "arguments.h"
 #include "js_tensor.h"
 #include "promise_worker.h"
-#include "rng_torch.h"
+#include "sdcore.h"
 
 namespace sdnode {
 
 namespace {
 
-// The most values one draw may produce (4 GiB of float32).
-constexpr double kMaxElements = 1073741824.0;
-
+// shape: integers the engine can draw (check_draw_shape), checked before the work is queued.
 std::vector<int64_t> shape_arg(const Napi::CallbackInfo & info, size_t index) {
-    Napi::Env env = info.Env();
-    if (info.Length() <= index || !info[index].IsArray()) {
-        throw Napi::TypeError::New(env, "Expected shape to be an array of integers");
-    }
-    Napi::Array dims = info[index].As<Napi::Array>();
-    std::vector<int64_t> shape;
-    double count = 1;
-    for (uint32_t i = 0; i < dims.Length(); ++i) {
-        Napi::Value dim = dims.Get(i);
-        double d = dim.IsNumber() ? dim.As<Napi::Number>().DoubleValue() : -1;
-        if (!(d >= 1 && d <= kMaxElements && std::floor(d) == d)) {
-            throw Napi::RangeError::New(env, "Expected shape to hold positive integers");
-        }
-        count *= d;
-        shape.push_back(static_cast<int64_t>(d));
-    }
-    if (count > kMaxElements) {
-        throw Napi::RangeError::New(env, "Expected at most 1073741824 values in a draw");
-    }
+    std::vector<int64_t> shape = args::int64_list(args::at(info, index), "shape");
+    args::guarded(info.Env(), [&] { sd::check_draw_shape(shape); });
     return shape;
 }
 
-uint64_t seed_arg(const Napi::CallbackInfo & info, size_t index) {
-    Napi::Env env = info.Env();
-    if (info.Length() <= index || !info[index].IsBigInt()) throw Napi::TypeError::New(env, "Expected seed to be a bigint");
-    bool lossless = false;
-    uint64_t seed = info[index].As<Napi::BigInt>().Uint64Value(&lossless);
-    if (!lossless) throw Napi::RangeError::New(env, "Expected seed between 0 and 18446744073709551615");
-    return seed;
-}
+uint64_t seed_arg(const Napi::CallbackInfo & info, size_t index) { return args::uint64(args::at(info, index), "seed"); }
 
 sd::TorchNormalKernel kernel_arg(const Napi::CallbackInfo & info, size_t index) {
-    if (info.Length() <= index || info[index].IsUndefined()) return sd::TorchNormalKernel::kAvx2;
-    std::string name = info[index].IsString() ? info[index].As<Napi::String>().Utf8Value() : "";
-    if (name == "avx2") return sd::TorchNormalKernel::kAvx2;
-    if (name == "scalar") return sd::TorchNormalKernel::kScalar;
-    throw Napi::RangeError::New(info.Env(), "Expected kernel to be one of avx2, scalar");
-}
-
-const char * kernel_name(sd::TorchNormalKernel kernel) {
-    return kernel == sd::TorchNormalKernel::kAvx2 ? "avx2" : "scalar";
+    Napi::Value value = args::at(info, index);
+    if (value.IsUndefined()) return sd::TorchNormalKernel::kAvx2;
+    std::string name = args::string(value, "kernel");
+    return args::guarded(info.Env(), [&] { return sd::torch_normal_kernel_from_name(name); });
 }
 
 Napi::Value resolve_tensor(Napi::Env env, sd::HostTensor && tensor) {
@@ -134,7 +104,7 @@ private:
 
     // kernel() → 'avx2' | 'scalar'
     Napi::Value Kernel(const Napi::CallbackInfo & info) {
-        return Napi::String::New(info.Env(), kernel_name(shared_->generator.kernel()));
+        return Napi::String::New(info.Env(), sd::torch_normal_kernel_name(shared_->generator.kernel()));
     }
 
     std::shared_ptr<SharedGenerator> shared_;

@@ -2,87 +2,96 @@
 // over one latent (16 384 floats for 512×512), microseconds to a millisecond, far less than the
 // cost of crossing to a worker thread and back.
 //
+// schedulerCatalog() → the engine's table of names, A1111 names and override ranges (lib/scheduler.ts)
 // new Scheduler(name, { timestepSpacing, predictionType, useKarrasSigmas, stepsOffset, eta })
 //   .setTimesteps(n), .setBeginIndex(i), .timesteps (number[]), .sigmas (Float32Array | null), .initNoiseSigma,
 //   .scaleModelInput(x, t) → tensor, .step(output, t, sample, noise?) → { prevSample } where noise
 //   is a tensor or a function (shape) → tensor called when the scheduler draws,
 //   .addNoise(original, noise, t | t[]) → tensor, .name, .stochastic
-// lib/scheduler.ts checks the arguments first; the checks here keep a bad call from crashing.
+// lib/scheduler.ts checks the arguments first (against the catalog); here arguments are read by
+// type (arguments.h) and the engine refuses values it cannot take.
 #include "scheduler_binding.h"
 
-#include <cmath>
 #include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
 
-#include "error.h"
-#include "js_errors.h"
+#include "arguments.h"
 #include "js_tensor.h"
-#include "scheduler.h"
+#include "sdcore.h"
 
 namespace sdnode {
 
 namespace {
 
-template <typename Body>
-Napi::Value guarded(Napi::Env env, Body body) {
-    try {
-        return body();
-    } catch (const Napi::Error &) {
-        throw;
-    } catch (...) {
-        throw to_js_error(env, std::current_exception());
-    }
+// overrides: { timestepSpacing, predictionType, useKarrasSigmas, stepsOffset, eta }, read by type;
+// the engine checks the values against its catalog (sd::RangeError).
+sd::SchedulerOverrides overrides_from(const Napi::Value & value) {
+    sd::SchedulerOverrides overrides;
+    if (value.IsUndefined() || value.IsNull()) return overrides;
+    Napi::Object object = args::object(value, "overrides");
+    overrides.timestep_spacing = args::optional(object, "timestepSpacing", "", args::string);
+    overrides.prediction_type = args::optional(object, "predictionType", "", args::string);
+    overrides.use_karras_sigmas = args::optional(object, "useKarrasSigmas", "", args::boolean);
+    overrides.steps_offset = args::optional(object, "stepsOffset", "", args::number);
+    overrides.eta = args::optional(object, "eta", "", args::number);
+    return overrides;
 }
 
-double number_arg(const Napi::CallbackInfo & info, size_t index, const char * name) {
-    if (info.Length() <= index || !info[index].IsNumber()) {
-        throw Napi::TypeError::New(info.Env(), std::string("Expected ") + name + " to be a number");
+const char * kind_name(sd::SchedulerOption::Kind kind) {
+    switch (kind) {
+        case sd::SchedulerOption::Kind::one_of: return "oneOf";
+        case sd::SchedulerOption::Kind::boolean: return "boolean";
+        case sd::SchedulerOption::Kind::integer: return "integer";
+        case sd::SchedulerOption::Kind::number: return "number";
     }
-    double value = info[index].As<Napi::Number>().DoubleValue();
-    if (!std::isfinite(value)) throw Napi::RangeError::New(info.Env(), std::string("Expected ") + name + " to be finite");
-    return value;
+    return "unknown";
 }
 
-sd::SchedulerConfig config_from(Napi::Env env, const Napi::Value & value) {
-    sd::SchedulerConfig config;
-    if (value.IsUndefined() || value.IsNull()) return config;
-    if (!value.IsObject()) throw Napi::TypeError::New(env, "Expected overrides to be an object");
-    Napi::Object object = value.As<Napi::Object>();
-    Napi::Value spacing = object.Get("timestepSpacing");
-    if (!spacing.IsUndefined()) {
-        std::string s = spacing.IsString() ? spacing.As<Napi::String>().Utf8Value() : "";
-        if (s == "leading") config.timestep_spacing = sd::TimestepSpacing::leading;
-        else if (s == "linspace") config.timestep_spacing = sd::TimestepSpacing::linspace;
-        else if (s == "trailing") config.timestep_spacing = sd::TimestepSpacing::trailing;
-        else throw Napi::RangeError::New(env, "Expected timestepSpacing to be one of leading, linspace, trailing");
+// schedulerCatalog() → { schedulers: [{ name, karrasSigmas, beginIndex, order }],
+//   a1111: [{ name, scheduler }], overrides: [{ name, type, values? , min?, max? }] }
+Napi::Value SchedulerCatalog(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    const sd::SchedulerCatalog & catalog = sd::scheduler_catalog();
+    Napi::Array schedulers = Napi::Array::New(env, catalog.schedulers.size());
+    for (size_t i = 0; i < catalog.schedulers.size(); ++i) {
+        const sd::SchedulerInfo & s = catalog.schedulers[i];
+        Napi::Object entry = Napi::Object::New(env);
+        entry.Set("name", s.name);
+        entry.Set("karrasSigmas", s.karras_sigmas);
+        entry.Set("beginIndex", s.begin_index);
+        entry.Set("order", s.order);
+        schedulers.Set(static_cast<uint32_t>(i), entry);
     }
-    Napi::Value prediction = object.Get("predictionType");
-    if (!prediction.IsUndefined()) {
-        std::string s = prediction.IsString() ? prediction.As<Napi::String>().Utf8Value() : "";
-        if (s == "epsilon") config.prediction_type = sd::PredictionType::epsilon;
-        else if (s == "v_prediction") config.prediction_type = sd::PredictionType::v_prediction;
-        else throw Napi::RangeError::New(env, "Expected predictionType to be one of epsilon, v_prediction");
+    Napi::Array a1111 = Napi::Array::New(env, catalog.a1111.size());
+    for (size_t i = 0; i < catalog.a1111.size(); ++i) {
+        Napi::Object entry = Napi::Object::New(env);
+        entry.Set("name", catalog.a1111[i].first);
+        entry.Set("scheduler", catalog.a1111[i].second);
+        a1111.Set(static_cast<uint32_t>(i), entry);
     }
-    Napi::Value karras = object.Get("useKarrasSigmas");
-    if (!karras.IsUndefined()) {
-        if (!karras.IsBoolean()) throw Napi::TypeError::New(env, "Expected useKarrasSigmas to be a boolean");
-        config.use_karras_sigmas = karras.As<Napi::Boolean>().Value();
+    Napi::Array overrides = Napi::Array::New(env, catalog.overrides.size());
+    for (size_t i = 0; i < catalog.overrides.size(); ++i) {
+        const sd::SchedulerOption & o = catalog.overrides[i];
+        Napi::Object entry = Napi::Object::New(env);
+        entry.Set("name", o.name);
+        entry.Set("type", kind_name(o.kind));
+        if (o.kind == sd::SchedulerOption::Kind::one_of) {
+            Napi::Array values = Napi::Array::New(env, o.values.size());
+            for (size_t j = 0; j < o.values.size(); ++j) values.Set(static_cast<uint32_t>(j), o.values[j]);
+            entry.Set("values", values);
+        } else if (o.kind != sd::SchedulerOption::Kind::boolean) {
+            entry.Set("min", o.min);
+            entry.Set("max", o.max);
+        }
+        overrides.Set(static_cast<uint32_t>(i), entry);
     }
-    Napi::Value offset = object.Get("stepsOffset");
-    if (!offset.IsUndefined()) {
-        double d = offset.IsNumber() ? offset.As<Napi::Number>().DoubleValue() : NAN;
-        if (!(d >= 0 && d <= 999 && std::floor(d) == d)) throw Napi::RangeError::New(env, "Expected integer stepsOffset between 0 and 999");
-        config.steps_offset = static_cast<int>(d);
-    }
-    Napi::Value eta = object.Get("eta");
-    if (!eta.IsUndefined()) {
-        double d = eta.IsNumber() ? eta.As<Napi::Number>().DoubleValue() : NAN;
-        if (!(d >= 0 && d <= 1)) throw Napi::RangeError::New(env, "Expected number eta between 0 and 1");
-        config.eta = d;
-    }
-    return config;
+    Napi::Object result = Napi::Object::New(env);
+    result.Set("schedulers", schedulers);
+    result.Set("a1111", a1111);
+    result.Set("overrides", overrides);
+    return result;
 }
 
 class SchedulerWrap : public Napi::ObjectWrap<SchedulerWrap> {
@@ -105,36 +114,25 @@ public:
 
     explicit SchedulerWrap(const Napi::CallbackInfo & info) : Napi::ObjectWrap<SchedulerWrap>(info) {
         Napi::Env env = info.Env();
-        if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "Expected the scheduler name to be a string");
-        std::string name = info[0].As<Napi::String>().Utf8Value();
-        sd::SchedulerConfig config = config_from(env, info.Length() > 1 ? info[1] : env.Undefined());
-        guarded(env, [&] {
-            scheduler_ = sd::make_scheduler(name, config);
-            return env.Undefined();
-        });
+        std::string name = args::string(args::at(info, 0), "the scheduler name");
+        sd::SchedulerOverrides overrides = overrides_from(args::at(info, 1));
+        args::guarded(env, [&] { scheduler_ = sd::make_scheduler(name, sd::scheduler_config(overrides)); });
     }
 
 private:
+    // The engine refuses step counts and indices it cannot take (sd::RangeError).
     Napi::Value SetTimesteps(const Napi::CallbackInfo & info) {
-        double steps = number_arg(info, 0, "steps");
-        const int train = scheduler_->config().num_train_timesteps;
-        if (std::floor(steps) != steps || steps < 1 || steps > train) {
-            throw Napi::RangeError::New(info.Env(), "Expected integer steps between 1 and " + std::to_string(train) +
-                                                        " but received " + info[0].ToString().Utf8Value());
-        }
-        return guarded(info.Env(), [&] {
-            scheduler_->set_timesteps(static_cast<int>(steps));
+        const int steps = args::int32(args::at(info, 0), "steps");
+        return args::guarded(info.Env(), [&] {
+            scheduler_->set_timesteps(steps);
             return info.Env().Undefined();
         });
     }
 
     Napi::Value SetBeginIndex(const Napi::CallbackInfo & info) {
-        double index = number_arg(info, 0, "index");
-        if (std::floor(index) != index || index < 0 || index > 1e6) {
-            throw Napi::RangeError::New(info.Env(), "Expected the begin index to be a non-negative integer");
-        }
-        return guarded(info.Env(), [&] {
-            scheduler_->set_begin_index(static_cast<int>(index));
+        const int index = args::int32(args::at(info, 0), "index");
+        return args::guarded(info.Env(), [&] {
+            scheduler_->set_begin_index(index);
             return info.Env().Undefined();
         });
     }
@@ -155,7 +153,7 @@ private:
     }
 
     Napi::Value InitNoiseSigma(const Napi::CallbackInfo & info) {
-        return guarded(info.Env(), [&]() -> Napi::Value {
+        return args::guarded(info.Env(), [&]() -> Napi::Value {
             return Napi::Number::New(info.Env(), static_cast<double>(scheduler_->init_noise_sigma()));
         });
     }
@@ -166,8 +164,8 @@ private:
 
     Napi::Value ScaleModelInput(const Napi::CallbackInfo & info) {
         JsTensorInput sample(info[0], "sample");
-        double t = number_arg(info, 1, "timestep");
-        return guarded(info.Env(), [&]() -> Napi::Value {
+        double t = args::number(args::at(info, 1), "timestep");
+        return args::guarded(info.Env(), [&]() -> Napi::Value {
             sd::HostTensor out(sample.view().shape);
             scheduler_->scale_model_input(sample.view().data, out.data.data(), sample.view().size(), t);
             return make_js_tensor(info.Env(), std::move(out));
@@ -177,8 +175,8 @@ private:
     Napi::Value Step(const Napi::CallbackInfo & info) {
         Napi::Env env = info.Env();
         JsTensorInput output(info[0], "modelOutput");
-        double t = number_arg(info, 1, "timestep");
-        JsTensorInput sample(info.Length() > 2 ? info[2] : env.Undefined(), "sample");
+        double t = args::number(args::at(info, 1), "timestep");
+        JsTensorInput sample(args::at(info, 2), "sample");
         if (output.view().shape != sample.view().shape) {
             throw Napi::RangeError::New(env, "Expected modelOutput and sample to have the same shape");
         }
@@ -187,7 +185,7 @@ private:
         // called only when the scheduler draws (DDPM, for one, draws nothing at t = 0).
         std::unique_ptr<JsTensorInput> noise;
         Napi::Function noise_fn;
-        Napi::Value noise_arg = info.Length() > 3 ? info[3] : env.Undefined();
+        Napi::Value noise_arg = args::at(info, 3);
         if (noise_arg.IsFunction()) {
             noise_fn = noise_arg.As<Napi::Function>();
         } else if (!noise_arg.IsUndefined() && !noise_arg.IsNull()) {
@@ -196,7 +194,7 @@ private:
         }
         Napi::Array shape = Napi::Array::New(env, sample.view().shape.size());
         for (size_t i = 0; i < sample.view().shape.size(); ++i) shape.Set(static_cast<uint32_t>(i), static_cast<double>(sample.view().shape[i]));
-        return guarded(env, [&]() -> Napi::Value {
+        return args::guarded(env, [&]() -> Napi::Value {
             int draws = 0;
             sd::NoiseSource source;
             if (noise) {
@@ -229,26 +227,16 @@ private:
     Napi::Value AddNoise(const Napi::CallbackInfo & info) {
         Napi::Env env = info.Env();
         JsTensorInput original(info[0], "original");
-        JsTensorInput noise(info.Length() > 1 ? info[1] : env.Undefined(), "noise");
+        JsTensorInput noise(args::at(info, 1), "noise");
         if (original.view().shape != noise.view().shape) throw Napi::RangeError::New(env, "Expected noise to have the shape of original");
         std::vector<double> ts;
-        Napi::Value t = info.Length() > 2 ? info[2] : env.Undefined();
-        if (t.IsNumber()) {
-            ts.push_back(t.As<Napi::Number>().DoubleValue());
-        } else if (t.IsArray()) {
-            Napi::Array array = t.As<Napi::Array>();
-            for (uint32_t i = 0; i < array.Length(); ++i) {
-                Napi::Value v = array.Get(i);
-                if (!v.IsNumber()) throw Napi::TypeError::New(env, "Expected timesteps to be numbers");
-                ts.push_back(v.As<Napi::Number>().DoubleValue());
-            }
-        } else {
-            throw Napi::TypeError::New(env, "Expected timesteps to be a number or an array of numbers");
-        }
+        Napi::Value t = args::at(info, 2);
+        if (t.IsNumber()) ts.push_back(t.As<Napi::Number>().DoubleValue());
+        else ts = args::numbers(t, "timesteps");
         const int64_t batch = original.view().shape.empty() ? 1 : original.view().shape[0];
         if (ts.size() == 1 && batch > 1) ts.assign(static_cast<size_t>(batch), ts[0]);
         if (static_cast<int64_t>(ts.size()) != batch) throw Napi::RangeError::New(env, "Expected one timestep per batch item");
-        return guarded(env, [&]() -> Napi::Value {
+        return args::guarded(env, [&]() -> Napi::Value {
             sd::HostTensor out(original.view().shape);
             scheduler_->add_noise(original.view().data, noise.view().data, out.data.data(), original.view().size(), ts);
             return make_js_tensor(env, std::move(out));
@@ -262,6 +250,7 @@ private:
 
 void register_scheduler_binding(Napi::Env env, Napi::Object exports) {
     exports.Set("Scheduler", SchedulerWrap::Define(env));
+    exports.Set("schedulerCatalog", Napi::Function::New(env, SchedulerCatalog, "schedulerCatalog"));
 }
 
 } // namespace sdnode

@@ -3,7 +3,7 @@
 
 namespace sdnode {
 
-// loadModel → a native model object; convertModel.
+// loadModel → a NativeModel (model_wrap.h); convertModel; memoryStats.
 void register_sd_model_binding(Napi::Env env, Napi::Object exports);
 
 } // namespace sdnode

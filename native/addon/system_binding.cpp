@@ -4,11 +4,10 @@
 #include <memory>
 #include <string>
 
-#include "backend_registry.h"
-#include "device_check.h"
+#include "arguments.h"
 #include "js_tensor.h"
 #include "promise_worker.h"
-#include "system_info.h"
+#include "sdcore.h"
 
 namespace sdnode {
 
@@ -16,23 +15,14 @@ namespace sdnode {
 // lib/binary decides what to load; this only passes it on.
 static Napi::Value Init(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
-    if (info.Length() < 3 || !info[0].IsString() || !info[1].IsArray() || !info[2].IsObject()) {
-        throw Napi::TypeError::New(env, "Expected init(dir: string, modules: string[], unavailable: Record<string, string>)");
-    }
     sd::BackendLoadRequest request;
-    request.dir = info[0].As<Napi::String>().Utf8Value();
-    Napi::Array modules = info[1].As<Napi::Array>();
-    for (uint32_t i = 0; i < modules.Length(); ++i) {
-        Napi::Value path = modules.Get(i);
-        if (!path.IsString()) throw Napi::TypeError::New(env, "Expected each module path to be a string");
-        request.modules.push_back(path.As<Napi::String>().Utf8Value());
-    }
-    Napi::Object unavailable = info[2].As<Napi::Object>();
+    request.dir = args::string(args::at(info, 0), "dir");
+    request.modules = args::strings(args::at(info, 1), "modules");
+    Napi::Object unavailable = args::object(args::at(info, 2), "unavailable");
     Napi::Array names = unavailable.GetPropertyNames();
     for (uint32_t i = 0; i < names.Length(); ++i) {
-        Napi::Value reason = unavailable.Get(names.Get(i));
-        if (!reason.IsString()) throw Napi::TypeError::New(env, "Expected each reason to be a string");
-        request.unavailable.emplace_back(names.Get(i).ToString().Utf8Value(), reason.As<Napi::String>().Utf8Value());
+        const std::string name = names.Get(i).ToString().Utf8Value();
+        request.unavailable.emplace_back(name, args::string(unavailable.Get(name), "unavailable." + name));
     }
     std::vector<sd::ModuleLoadResult> results = sd::load_backends(request);
     Napi::Array out = Napi::Array::New(env, results.size());
@@ -49,8 +39,7 @@ static Napi::Value Init(const Napi::CallbackInfo & info) {
 // probeLibrary(name) → '' when the shared library loads, else why not.
 static Napi::Value ProbeLibrary(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
-    if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "Expected a library name string");
-    return Napi::String::New(env, sd::library_load_error(info[0].As<Napi::String>().Utf8Value()));
+    return Napi::String::New(env, sd::library_load_error(args::string(args::at(info, 0), "the library name")));
 }
 
 static Napi::Value SystemInfo(const Napi::CallbackInfo & info) {
@@ -94,12 +83,10 @@ static Napi::Value ListDevices(const Napi::CallbackInfo & info) {
 // deviceCheck(deviceName, a, b, threads) → Promise<Tensor>
 static Napi::Value DeviceCheck(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
-    if (!info[0].IsString()) throw Napi::TypeError::New(env, "Expected a device name string");
-    if (!info[3].IsNumber()) throw Napi::TypeError::New(env, "Expected a thread count");
-    std::string device = info[0].As<Napi::String>().Utf8Value();
-    auto a = std::make_shared<JsTensorInput>(info[1], "a");
-    auto b = std::make_shared<JsTensorInput>(info[2], "b");
-    int threads = info[3].As<Napi::Number>().Int32Value();
+    std::string device = args::string(args::at(info, 0), "the device name");
+    auto a = std::make_shared<JsTensorInput>(args::at(info, 1), "a");
+    auto b = std::make_shared<JsTensorInput>(args::at(info, 2), "b");
+    int threads = args::int32(args::at(info, 3), "threads");
     return PromiseWorker<sd::HostTensor>::Start(
         env,
         [device, a, b, threads] { return sd::matmul_on_device(device, a->view(), b->view(), threads); },

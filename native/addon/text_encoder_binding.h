@@ -4,17 +4,13 @@
 //   encodePrompt(cond: PromptChunk[], uncond: PromptChunk[], { clipSkip, weighting, padId })
 //     → Promise<{ cond: Tensor [1, 77·k, hidden], uncond: same shape }>
 // Chunks come from the JS tokenizer (Tokenizer.tokenizePrompt); weighting, concatenation and
-// cond/uncond padding happen in the core (clip_text_encoder.h). Arguments are checked here, on
+// cond/uncond padding happen in the core (sdcore/networks.h). Arguments are checked here, on
 // the JS thread (TypeError / RangeError), the work runs on a worker thread.
 #include <memory>
 
 #include <napi.h>
 
-#include "model.h"
-
-namespace sd {
-class ClipTextEncoder;
-}
+#include "sdcore.h"
 
 namespace sdnode {
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generate goldens for randn / TorchGenerator (lib/rng.ts, native/core/rng_torch.h).
+"""Generate goldens for randn / TorchGenerator (lib/rng.ts, native/core/sched/rng_torch.h).
 
 Reference: torch.randn(shape, generator=torch.Generator().manual_seed(seed)) on the CPU, float32.
 

@@ -75,7 +75,7 @@ POSITIONS = 77
 # HEADS. Files do not store head counts; a loader infers them from the family, as SD's configs
 # fix them: SD1's UNet has 8 heads per attention, SD2's UNet and both text encoders use head
 # dimension 64. Widths under 64 exist only in test models; for them the rule (detection in
-# native/core/model_config.cpp) takes head dimension 8. So: SD1 UNet 8 heads (head dim 4 here),
+# native/core/model/detection.cpp) takes head dimension 8. So: SD1 UNet 8 heads (head dim 4 here),
 # SD2 UNet 32/8 = 4 heads, text encoders hidden/8 heads (2 for sd1, 1 for the others).
 SD1_UNET_HEADS = 8
 

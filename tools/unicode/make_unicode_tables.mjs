@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Writes native/core/unicode_tables.cpp: the Unicode data the CLIP tokenizer and the prompt
+// Writes native/core/text/unicode_tables.cpp: the Unicode data the CLIP tokenizer and the prompt
 // parser need, taken from this Node's ICU by testing every code point:
 //
 //   letters          /\p{L}/u          (the tokenizer's [\p{L}]+ pieces)
@@ -14,7 +14,7 @@
 // classes are stored as ranks (1, 2, …) that keep their order, which is all NFC needs.
 //
 // White space is not generated: transformers' tokenizer (Oniguruma's \s) uses exactly the Unicode
-// White_Space property, which native/core/unicode.cpp lists by hand; this script checks that list
+// White_Space property, which native/core/text/unicode.cpp lists by hand; this script checks that list
 // against /\p{White_Space}/u.
 //
 //   node tools/unicode/make_unicode_tables.mjs [--check]
@@ -26,7 +26,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const outPath = join(root, 'native', 'core', 'unicode_tables.cpp');
+const outPath = join(root, 'native', 'core', 'text', 'unicode_tables.cpp');
 const MAX = 0x110000;
 const isSurrogate = (c) => c >= 0xd800 && c <= 0xdfff;
 const isHangulSyllable = (c) => c >= 0xac00 && c <= 0xd7a3;
@@ -58,7 +58,7 @@ for (const [a, b] of digits) {
 const whiteSpace = [[0x09, 0x0d], [0x20, 0x20], [0x85, 0x85], [0xa0, 0xa0], [0x1680, 0x1680], [0x2000, 0x200a],
   [0x2028, 0x2029], [0x202f, 0x202f], [0x205f, 0x205f], [0x3000, 0x3000]];
 if (JSON.stringify(ranges((s) => /\p{White_Space}/u.test(s))) !== JSON.stringify(whiteSpace)) {
-  throw new Error('White_Space differs from the list in native/core/unicode.cpp: update both');
+  throw new Error('White_Space differs from the list in native/core/text/unicode.cpp: update both');
 }
 
 // --- lowercase: runs of code points with the same offset, stepping by 1 or 2 (case pairs often

@@ -1,0 +1,240 @@
+#include "sdcore/networks.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstring>
+#include <string>
+
+#include "model/loaded_model.h"
+#include "runtime/graph_runner.h"
+#include "sdcore/error.h"
+
+namespace sd {
+
+namespace {
+
+// Norm weights and biases are f32 after a weightType conversion but keep the file's type (f16,
+// bf16) otherwise; ggml's CPU add/mul want both operands f32.
+ggml_tensor * as_f32(ggml_context * ctx, ggml_tensor * t) {
+    return t->type == GGML_TYPE_F32 ? t : ggml_cast(ctx, t, GGML_TYPE_F32);
+}
+
+struct Builder {
+    const NetworkWeights & w;
+    const TextEncoderConfig & c;
+    ggml_context * ctx;
+
+    ggml_tensor * layer_norm(ggml_tensor * x, const std::string & name) const {
+        x = ggml_norm(ctx, x, static_cast<float>(c.layer_norm_eps));
+        x = ggml_mul(ctx, x, as_f32(ctx, w.get(name + ".weight")));
+        return ggml_add(ctx, x, as_f32(ctx, w.get(name + ".bias")));
+    }
+
+    // x [in, n, B] → [out, n, B]; the weight is PyTorch's [out, in], i.e. ggml's [in, out].
+    ggml_tensor * linear(ggml_tensor * x, const std::string & name) const {
+        x = ggml_mul_mat(ctx, w.get(name + ".weight"), x);
+        return ggml_add(ctx, x, as_f32(ctx, w.get(name + ".bias")));
+    }
+
+    ggml_tensor * attention(ggml_tensor * x, const std::string & name, int64_t n, int64_t batch) const {
+        const int64_t heads = c.heads;
+        const int64_t head_dim = c.hidden / heads;
+        // [hidden, n, B] → [head_dim, heads, n, B] → [head_dim, n, heads, B]
+        auto split = [&](ggml_tensor * t) {
+            return ggml_cont(ctx, ggml_permute(ctx, ggml_reshape_4d(ctx, t, head_dim, heads, n, batch), 0, 2, 1, 3));
+        };
+        ggml_tensor * q = split(linear(x, name + ".q_proj"));
+        ggml_tensor * k = split(linear(x, name + ".k_proj"));
+        ggml_tensor * v = linear(x, name + ".v_proj");
+        // v as [n, head_dim, heads, B], so that the product with the scores runs over keys.
+        v = ggml_cont(ctx, ggml_permute(ctx, ggml_reshape_4d(ctx, v, head_dim, heads, n, batch), 1, 2, 0, 3));
+
+        ggml_tensor * scores = ggml_mul_mat(ctx, k, q);             // [n_keys, n_queries, heads, B]
+        scores = ggml_diag_mask_inf(ctx, scores, 0);                // causal: key > query → -inf
+        scores = ggml_soft_max_ext(ctx, scores, nullptr, 1.0f / std::sqrt(static_cast<float>(head_dim)), 0.0f);
+        ggml_tensor * out = ggml_mul_mat(ctx, v, scores);           // [head_dim, n, heads, B]
+        out = ggml_cont(ctx, ggml_permute(ctx, out, 0, 2, 1, 3));   // [head_dim, heads, n, B]
+        out = ggml_reshape_3d(ctx, out, c.hidden, n, batch);
+        return linear(out, name + ".out_proj");
+    }
+
+    ggml_tensor * activation(ggml_tensor * x) const {
+        if (c.activation == TextActivation::gelu) return ggml_gelu_erf(ctx, x);  // torch nn.GELU(): exact erf
+        // quick_gelu: x · sigmoid(1.702 x). Not ggml_gelu_quick, whose CPU kernel rounds its input
+        // to f16 for a table lookup.
+        return ggml_mul(ctx, x, ggml_sigmoid(ctx, ggml_scale(ctx, x, 1.702f)));
+    }
+
+    ggml_tensor * mlp(ggml_tensor * x, const std::string & name) const {
+        return linear(activation(linear(x, name + ".fc1")), name + ".fc2");
+    }
+};
+
+} // namespace
+
+ClipTextEncoder::ClipTextEncoder(const Model & model)
+    : model_(model), config_(model.config().text),
+      runner_(std::make_unique<GraphRunner>(model.backend(Network::text_encoder), model.threads())) {
+    runner_->bind(&model.residency(), Network::text_encoder);
+}
+
+ClipTextEncoder::~ClipTextEncoder() = default;
+
+void ClipTextEncoder::validate(const std::vector<int32_t> & ids, int batch, int clip_skip) const {
+    if (batch < 1) throw RangeError("Expected batch to be at least 1 but received " + std::to_string(batch));
+    if (ids.empty() || ids.size() % static_cast<size_t>(batch) != 0) {
+        throw RangeError("Expected ids to hold batch (" + std::to_string(batch) + ") rows of equal length but received " +
+                         std::to_string(ids.size()) + " ids");
+    }
+    const size_t n = ids.size() / static_cast<size_t>(batch);
+    if (n > static_cast<size_t>(config_.max_positions)) {
+        throw RangeError("Expected at most " + std::to_string(config_.max_positions) +
+                         " ids per sequence (the text encoder's positions) but received " + std::to_string(n));
+    }
+    for (size_t i = 0; i < ids.size(); ++i) {
+        if (ids[i] < 0 || ids[i] >= config_.vocab_size) {
+            throw RangeError("Expected ids[" + std::to_string(i) + "] to be an integer between 0 and " +
+                             std::to_string(config_.vocab_size - 1) + " but received " + std::to_string(ids[i]));
+        }
+    }
+    if (clip_skip < 1 || clip_skip > config_.layers_used) {
+        throw RangeError("Expected integer clipSkip between 1 and " + std::to_string(config_.layers_used) +
+                         " (the layers this text encoder runs) but received " + std::to_string(clip_skip));
+    }
+}
+
+HostTensor ClipTextEncoder::encode(const std::vector<int32_t> & ids, int batch, int clip_skip) {
+    validate(ids, batch, clip_skip);
+    const int64_t n = static_cast<int64_t>(ids.size()) / batch;
+    const int layers = config_.layers_used - (clip_skip - 1);
+    std::vector<int32_t> positions(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) positions[static_cast<size_t>(i)] = static_cast<int32_t>(i);
+
+    const NetworkWeights & w = model_.text_encoder();
+    const TextEncoderConfig & c = config_;
+    auto build = [&](ggml_context * ctx, GraphInputs & inputs) {
+        Builder b{w, c, ctx};
+        ggml_tensor * ids_t = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, n * batch);
+        ggml_set_name(ids_t, "ids");
+        inputs.add(ids_t, ids.data(), ids.size() * sizeof(int32_t));
+        ggml_tensor * pos_t = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, n);
+        ggml_set_name(pos_t, "positions");
+        inputs.add(pos_t, positions.data(), positions.size() * sizeof(int32_t));
+
+        ggml_tensor * x = ggml_get_rows(ctx, w.get("embeddings.token_embedding.weight"), ids_t);  // [hidden, n·B]
+        x = ggml_reshape_3d(ctx, x, c.hidden, n, batch);
+        x = ggml_add(ctx, x, ggml_get_rows(ctx, w.get("embeddings.position_embedding.weight"), pos_t));
+        for (int l = 0; l < layers; ++l) {
+            const std::string layer = "encoder.layers." + std::to_string(l);
+            x = ggml_add(ctx, x, b.attention(b.layer_norm(x, layer + ".layer_norm1"), layer + ".self_attn", n, batch));
+            x = ggml_add(ctx, x, b.mlp(b.layer_norm(x, layer + ".layer_norm2"), layer + ".mlp"));
+        }
+        return b.layer_norm(x, "final_layer_norm");
+    };
+    std::lock_guard<std::mutex> lock(mutex_);
+    return runner_->run(build, 3);
+}
+
+void apply_token_weights(float * z, int64_t tokens, int64_t hidden, const std::vector<double> & weights) {
+    const int64_t count = tokens * hidden;
+    auto mean = [&] {
+        double sum = 0;
+        for (int64_t i = 0; i < count; ++i) sum += z[i];
+        return static_cast<float>(sum / static_cast<double>(count));
+    };
+    const float before = mean();
+    for (int64_t t = 0; t < tokens; ++t) {
+        const float weight = static_cast<float>(weights[static_cast<size_t>(t)]);
+        for (int64_t h = 0; h < hidden; ++h) z[t * hidden + h] *= weight;
+    }
+    const float after = mean();
+    if (after == 0.0f || !std::isfinite(after)) return;  // A1111 would divide by zero here
+    const float scale = before / after;
+    for (int64_t i = 0; i < count; ++i) z[i] *= scale;
+}
+
+void validate_prompt_chunks(const ClipTextEncoder & encoder, const std::vector<PromptChunk> & cond,
+                            const std::vector<PromptChunk> & uncond, int clip_skip, int pad_id) {
+    const TextEncoderConfig & c = encoder.config();
+    const int64_t length = c.max_positions;
+    if (cond.empty()) throw RangeError("Expected the prompt to have at least one chunk");
+    if (pad_id < 0 || pad_id >= c.vocab_size) {
+        throw RangeError("Expected padId between 0 and " + std::to_string(c.vocab_size - 1) + " but received " +
+                         std::to_string(pad_id));
+    }
+    size_t i = 0;
+    for (const auto * list : {&cond, &uncond}) {
+        for (const PromptChunk & chunk : *list) {
+            if (static_cast<int64_t>(chunk.ids.size()) != length || chunk.weights.size() != chunk.ids.size()) {
+                throw RangeError("Expected every prompt chunk to have " + std::to_string(length) +
+                                 " ids and as many weights but chunk " + std::to_string(i) + " has " +
+                                 std::to_string(chunk.ids.size()) + " ids and " + std::to_string(chunk.weights.size()) +
+                                 " weights");
+            }
+            if (!std::all_of(chunk.weights.begin(), chunk.weights.end(), [](double w) { return std::isfinite(w); })) {
+                throw RangeError("Expected the weights of prompt chunk " + std::to_string(i) + " to be finite numbers");
+            }
+            encoder.validate(std::vector<int32_t>(chunk.ids.begin(), chunk.ids.end()), 1, clip_skip);
+            ++i;
+        }
+    }
+}
+
+PromptEmbeddings encode_prompt_chunks(ClipTextEncoder & encoder, const std::vector<PromptChunk> & cond,
+                                      const std::vector<PromptChunk> & uncond, int clip_skip, bool weighting,
+                                      int pad_id) {
+    validate_prompt_chunks(encoder, cond, uncond, clip_skip, pad_id);
+    const TextEncoderConfig & c = encoder.config();
+    const int64_t length = c.max_positions;
+    PromptChunk empty;
+    empty.ids.assign(static_cast<size_t>(length), pad_id);
+    empty.ids[0] = ClipTokenizer::kBosId;
+    empty.ids[1] = ClipTokenizer::kEosId;
+    empty.weights.assign(static_cast<size_t>(length), 1.0);
+
+    const size_t chunks = std::max(cond.size(), uncond.size());
+    std::vector<const PromptChunk *> all;  // cond's chunks, then uncond's, each padded with empty ones
+    for (const auto * list : {&cond, &uncond}) {
+        for (size_t i = 0; i < chunks; ++i) all.push_back(i < list->size() ? &(*list)[i] : &empty);
+    }
+    std::vector<int32_t> ids;
+    ids.reserve(all.size() * static_cast<size_t>(length));
+    for (const PromptChunk * chunk : all) ids.insert(ids.end(), chunk->ids.begin(), chunk->ids.end());
+    // [chunks·2, 77, hidden], at most kGroup chunks per graph so that a very long prompt needs no
+    // more memory than a few chunks do.
+    constexpr size_t kGroup = 8;
+    const int64_t hidden = c.hidden;
+    const int64_t chunk_floats = length * hidden;
+    HostTensor z({static_cast<int64_t>(all.size()), length, hidden});
+    for (size_t first = 0; first < all.size(); first += kGroup) {
+        const size_t count = std::min(kGroup, all.size() - first);
+        std::vector<int32_t> group(ids.begin() + static_cast<std::ptrdiff_t>(first * length),
+                                   ids.begin() + static_cast<std::ptrdiff_t>((first + count) * length));
+        HostTensor part = encoder.encode(group, static_cast<int>(count), clip_skip);
+        std::memcpy(z.data.data() + static_cast<int64_t>(first) * chunk_floats, part.data.data(), part.data.size() * sizeof(float));
+    }
+    if (weighting) {
+        for (size_t i = 0; i < all.size(); ++i) {
+            const std::vector<double> & weights = all[i]->weights;
+            if (std::all_of(weights.begin(), weights.end(), [](double x) { return x == 1.0; })) continue;
+            apply_token_weights(z.data.data() + static_cast<int64_t>(i) * chunk_floats, length, hidden, weights);
+        }
+    }
+    // [chunks, 77, hidden] rows are already the concatenation along the sequence.
+    PromptEmbeddings out{HostTensor({1, static_cast<int64_t>(chunks) * length, hidden}),
+                         HostTensor({1, static_cast<int64_t>(chunks) * length, hidden})};
+    const size_t half = chunks * static_cast<size_t>(chunk_floats);
+    std::memcpy(out.cond.data.data(), z.data.data(), half * sizeof(float));
+    std::memcpy(out.uncond.data.data(), z.data.data() + half, half * sizeof(float));
+    return out;
+}
+
+PromptEmbeddings encode_prompt(ClipTextEncoder & encoder, const ClipTokenizer & tokenizer, std::string_view prompt,
+                               std::string_view negative_prompt, const PromptOptions & options, int clip_skip) {
+    std::vector<PromptChunk> cond = tokenize_prompt(tokenizer, prompt, options);
+    std::vector<PromptChunk> uncond = tokenize_prompt(tokenizer, negative_prompt, options);
+    return encode_prompt_chunks(encoder, cond, uncond, clip_skip, options.weighting, options.pad_id);
+}
+
+} // namespace sd
