@@ -2,7 +2,7 @@
 // and, since 1.9, a schedule type ("Karras") apart; we have diffusers' schedulers, whose
 // timestep spacing and Karras sigmas cover the schedule types listed here. Others are refused.
 import { A1111_SAMPLER_NAMES } from '../../png-parameters.js';
-import { canonicalSchedulerName, SCHEDULER_NAMES, type SchedulerName, type SchedulerOverrides } from '../../scheduler.js';
+import { canonicalSchedulerName, SCHEDULER_NAMES, takesKarrasSigmas, type SchedulerName, type SchedulerOverrides } from '../../scheduler.js';
 import { invalidField } from '../http/errors.js';
 
 /** An entry of GET /sdapi/v1/samplers. */
@@ -63,9 +63,11 @@ const SCHEDULES: readonly Schedule[] = [
 /** The schedule types GET /sdapi/v1/schedulers lists. */
 export const SCHEDULE_TYPES: readonly ScheduleTypeItem[] = SCHEDULES.map((s) => s.item);
 
-// Schedulers that take Karras sigmas as an option, and those that have a Karras variant of their own.
-const KARRAS_OPTION: readonly SchedulerName[] = ['lms', 'euler', 'heun', 'unipc'];
-const KARRAS_VARIANT: Partial<Record<SchedulerName, SchedulerName>> = { dpmpp_2m: 'dpmpp_2m_karras', dpmpp_2m_sde: 'dpmpp_2m_sde_karras' };
+/** A scheduler's Karras variant of its own (dpmpp_2m → dpmpp_2m_karras), which names itself in the infotext. */
+function karrasVariant(name: SchedulerName): SchedulerName | undefined {
+  if (name.endsWith('_karras')) return name;
+  return SCHEDULER_NAMES.find((n) => n === `${name}_karras`);
+}
 
 /** What a request's sampler fields resolve to. */
 export interface ResolvedSampler {
@@ -105,9 +107,9 @@ export function resolveSampler(samplerName: string | null | undefined, samplerIn
   let scheduleType: string | undefined;
   if (type?.overrides === 'karras') {
     // A1111 ignores the schedule type for samplers that have no sigmas; so do we.
-    const variant = KARRAS_VARIANT[name];
+    const variant = karrasVariant(name);
     if (variant) name = variant;
-    else if (KARRAS_OPTION.includes(name)) {
+    else if (takesKarrasSigmas(name)) {
       overrides = { useKarrasSigmas: true };
       scheduleType = type.item.label;
     }
