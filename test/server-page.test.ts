@@ -58,16 +58,15 @@ describe('the web page', { skip: missing }, () => {
     assert.equal(await page.locator('#width').inputValue(), '64');
   });
 
+  /** Types each value into the field with that id. */
+  async function fillIn(values: Record<string, string>): Promise<void> {
+    for (const [id, value] of Object.entries(values)) await page.fill(`#${id}`, value);
+  }
+
   test('fill the form, generate, see progress and the image, download it with its parameters', async () => {
-    await page.fill('#prompt', 'a small red boat on a green lake');
-    await page.fill('#negative', 'fog');
+    await fillIn({ prompt: 'a small red boat on a green lake', negative: 'fog', steps: '40', cfg: '6.5', width: '192', height: '128', seed: '1234' });
     await page.selectOption('#sampler', 'DPM++ 2M');
     await page.selectOption('#scheduler', 'Karras');
-    await page.fill('#steps', '40');
-    await page.fill('#cfg', '6.5');
-    await page.fill('#width', '192');
-    await page.fill('#height', '128');
-    await page.fill('#seed', '1234');
     await page.click('#generate');
     // While it runs: the buttons switch, the bar moves and a preview of the latents shows.
     await page.waitForSelector('#interrupt:not([disabled])');
@@ -95,11 +94,7 @@ describe('the web page', { skip: missing }, () => {
 
   test('a batch fills the gallery, one image per seed', async () => {
     const before = await page.locator('figure.result').count();
-    await page.fill('#steps', '3');
-    await page.fill('#width', '64');
-    await page.fill('#height', '64');
-    await page.fill('#seed', '500');
-    await page.fill('#batch', '2');
+    await fillIn({ steps: '3', width: '64', height: '64', seed: '500', batch: '2' });
     await page.click('#generate');
     await page.waitForFunction((n) => document.querySelectorAll('figure.result').length === n + 2, before);
     const captions = await page.locator('figure.result pre.infotext').allTextContents();
@@ -121,9 +116,7 @@ describe('the web page', { skip: missing }, () => {
     await page.mouse.down();
     await page.mouse.move(box.x + box.width * 0.7, box.y + box.height * 0.5, { steps: 8 });
     await page.mouse.up();
-    await page.fill('#mask-blur', '0');
-    await page.fill('#strength', '1');
-    await page.fill('#steps', '4');
+    await fillIn({ 'mask-blur': '0', strength: '1', steps: '4' });
     const count = await page.locator('figure.result').count();
     await page.click('#generate');
     await page.waitForFunction((n) => document.querySelectorAll('figure.result').length === n + 1, count);
