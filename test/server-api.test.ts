@@ -3,12 +3,17 @@
 // options and model switching, png-info) on the tiny demo model and the tiny fixtures.
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, symlinkSync } from 'node:fs';
+import { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
+import Fastify from 'fastify';
+
+import { createServer, sdnodeServer } from '../lib/index.js';
 import { readPngText } from '../lib/png-parameters.js';
 import { tinyDir } from './helpers/goldens.js';
-import { call, maskBase64, pixels, pngBase64, scratch, startServer, waitForIdle, waitForStep } from './helpers/server.js';
+import { call, DEMO, maskBase64, pixels, pngBase64, scratch, startServer, waitForIdle, waitForStep } from './helpers/server.js';
 
 const tmp = scratch('server-api');
 const modelsDir = join(tmp.dir, 'models');
@@ -18,8 +23,9 @@ symlinkSync(join(tinyDir, 'sd1-inpaint-ldm.ckpt'), join(modelsDir, 'sub', 'sd1-i
 
 let url = '';
 let close: () => Promise<void> = async () => {};
+let server: Awaited<ReturnType<typeof startServer>>['server'];
 before(async () => {
-  ({ url, close } = await startServer({ modelsDir }));
+  ({ url, close, server } = await startServer({ modelsDir }));
 });
 after(async () => {
   await close();
@@ -301,5 +307,82 @@ describe('the other endpoints', () => {
     assert.equal(body.model.imageSize, 64);
     assert.equal(body.model.family, 'sd1');
     assert.equal(body.limits.side.max, 2048);
+  });
+});
+
+describe('createServer and the Fastify plugin', () => {
+  test('createServer gives a Node http.Server listening on 127.0.0.1 unless told otherwise', () => {
+    assert.ok(server.server instanceof Server);
+    const address = server.server.address() as AddressInfo;
+    assert.equal(address.address, '127.0.0.1');
+    assert.equal(url, `http://127.0.0.1:${address.port}`);
+    assert.equal(typeof server.fastify.inject, 'function');
+  });
+
+  test('its options are checked before any model is loaded: unknown ones and wrong types are errors', async () => {
+    const cases: [Record<string, unknown>, ErrorConstructor, RegExp][] = [
+      [{ frobnicate: 1 }, RangeError, /Unknown server option "frobnicate"/],
+      [{ model: 42 }, TypeError, /options\.model/],
+      [{ queueSize: -1 }, RangeError, /options\.queueSize/],
+      [{ queueSize: '4' }, TypeError, /options\.queueSize/],
+      [{ apiAuth: 'nopassword' }, RangeError, /user:password/],
+      [{ corsOrigin: [7] }, TypeError, /options\.corsOrigin\[0\]/],
+      [{ bodyLimit: 10 }, RangeError, /options\.bodyLimit/],
+      [{ page: 'yes' }, TypeError, /options\.page/],
+      [{ modelsDir: join(tmp.dir, 'no-such-folder') }, RangeError, /options\.modelsDir/],
+    ];
+    for (const [options, type, message] of cases) {
+      await assert.rejects(createServer({ model: DEMO, ...options } as never), (error: Error) => {
+        assert.ok(error instanceof type, `${JSON.stringify(options)}: ${error}`);
+        assert.match(error.message, message);
+        return true;
+      });
+    }
+    await assert.rejects(createServer(undefined as never), TypeError);
+  });
+
+  test('an existing Fastify app mounts it under a prefix and keeps its own routes, parsing and errors', async () => {
+    const app = Fastify();
+    app.get('/health', async () => ({ ok: true }));
+    app.post('/echo', async (request) => request.body);
+    app.setErrorHandler((error: Error, _request, reply) => void reply.code(418).send({ host: error.message }));
+    app.get('/fails', async () => {
+      throw new Error('the host app failed');
+    });
+    await app.register(sdnodeServer, { prefix: '/sd', model: DEMO, load: { backend: 'cpu', threads: 1 } });
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    try {
+      const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+      const generated = await call(base, '/sd/sdapi/v1/txt2img', { ...small, seed: 4 });
+      assert.equal(generated.status, 200, JSON.stringify(generated.body));
+      assert.equal(generated.body.images.length, 1);
+      const invalid = await call(base, '/sd/sdapi/v1/txt2img', { ...small, steps: 0 });
+      assert.equal(invalid.status, 422);
+      assert.deepEqual(invalid.body.detail[0].loc, ['body', 'steps']);
+      // The host's routes, JSON parser and error handler are its own.
+      assert.deepEqual((await call(base, '/health')).body, { ok: true });
+      assert.deepEqual((await call(base, '/echo', { a: [1, 2] })).body, { a: [1, 2] });
+      assert.equal((await call(base, '/echo', 'not json', { headers: { 'content-type': 'text/plain' } })).body, 'not json');
+      const failed = await call(base, '/fails');
+      assert.deepEqual([failed.status, failed.body], [418, { host: 'the host app failed' }]);
+      assert.equal((await call(base, '/sdapi/v1/samplers')).status, 404, 'nothing outside the prefix');
+      // The page lives at /sd/, so that its relative URLs resolve inside the prefix (the page suite drives it there).
+      const bare = await fetch(`${base}/sd?x=1`, { redirect: 'manual' });
+      assert.equal(bare.status, 302);
+      assert.equal(bare.headers.get('location'), '/sd/?x=1');
+      const page = await fetch(`${base}/sd/`);
+      assert.equal(page.status, 200);
+      const html = await page.text();
+      assert.match(html, /src="app\.js"/);
+      assert.equal((await fetch(`${base}/sd/app.js`)).status, 200);
+      assert.equal((await fetch(`${base}/sd/style.css`)).status, 200);
+    } finally {
+      await app.close();
+    }
+    const other = Fastify();
+    await assert.rejects(async () => {
+      await other.register(sdnodeServer, { model: DEMO, queue: 3 } as never);
+    }, /Unknown server option "queue"/);
+    await other.close();
   });
 });

@@ -9,11 +9,13 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
+import Fastify from 'fastify';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import sharp from 'sharp';
 
+import { sdnodeServer } from '../lib/index.js';
 import { readPngText } from '../lib/png-parameters.js';
-import { scratch, startServer } from './helpers/server.js';
+import { DEMO, scratch, startServer } from './helpers/server.js';
 
 const CHROMIUM = process.env.SDNODE_CHROMIUM ?? '/usr/bin/chromium';
 const required = process.env.CI === 'true' || process.env.SDNODE_REQUIRE_BROWSER === '1';
@@ -155,5 +157,33 @@ describe('the web page', { skip: missing }, () => {
       (await fetch('/sdapi/v1/txt2img', { method: 'POST', credentials: 'omit', body: '{}' })).status,
     ]);
     assert.deepEqual(statuses, [200, 401, 401]);
+  });
+
+  test('mounted in another Fastify app under a prefix, the page works there', async () => {
+    const app = Fastify();
+    await app.register(sdnodeServer, { prefix: '/images', model: DEMO, load: { backend: 'cpu', threads: 1 } });
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const other = await browser.newContext();
+    try {
+      const mounted = await other.newPage();
+      const calls: string[] = [];
+      mounted.on('request', (request) => {
+        const requested = new URL(request.url());
+        if (requested.protocol === 'http:') calls.push(requested.pathname);
+      });
+      await mounted.goto(`${app.listeningOrigin}/images`);
+      await mounted.waitForSelector('body[data-ready="true"]');
+      assert.equal(new URL(mounted.url()).pathname, '/images/');
+      await mounted.fill('#prompt', 'a blue kite');
+      await mounted.fill('#steps', '2');
+      await mounted.click('#generate');
+      await mounted.locator('figure.result').first().waitFor();
+      assert.match((await mounted.locator('figure.result pre.infotext').first().textContent())!, /^a blue kite\nSteps: 2,/);
+      assert.ok(calls.includes('/images/sdapi/v1/txt2img'), calls.join(' '));
+      assert.deepEqual(calls.filter((path) => !path.startsWith('/images/')), ['/images'], 'every call but the first (redirected) stays under the prefix');
+    } finally {
+      await other.close();
+      await app.close();
+    }
   });
 });

@@ -10,7 +10,8 @@ let running = false;
 // --- API ------------------------------------------------------------------------------------
 
 async function api(path, body) {
-  const response = await fetch(path, body === undefined ? {} : {
+  // Relative to the page, so that the page works where an app mounts the plugin under a prefix.
+  const response = await fetch(`.${path}`, body === undefined ? {} : {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify(body),
