@@ -4,9 +4,13 @@
 // while a 512×512 job runs, a 50 MB body refused, and a clean exit on SIGTERM.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 
-import { call, CLI, pngBase64, scratch, spawnServe, waitFor, waitForIdle, waitForStep } from './helpers/server.js';
+import { parseServe } from '../lib/cli/serve.js';
+import { UsageError } from '../lib/cli/usage.js';
+import { call, CLI, DEMO, pngBase64, scratch, spawnServe, waitFor, waitForIdle, waitForStep } from './helpers/server.js';
 
 const tmp = scratch('server-load');
 let serve: Awaited<ReturnType<typeof spawnServe>>;
@@ -22,6 +26,11 @@ after(async () => {
 
 const quick = { prompt: 'load', steps: 2, width: 64, height: 64, sampler_name: 'DDIM' };
 const long = { prompt: 'long', steps: 150, width: 128, height: 128, sampler_name: 'DDIM' };
+
+test('sdnode serve listens on 127.0.0.1 by default and prints its URL', async () => {
+  assert.match(url, /^http:\/\/127\.0\.0\.1:\d+$/);
+  assert.equal((await fetch(`${url}/`)).status, 200);
+});
 
 test('8 clients × 5 requests: every one answered with its own image, in queue order', async (t) => {
   const answers: { client: number; seed: number; status: number; id: number; started: number; seedOut: number; prompt: string }[] = [];
@@ -133,4 +142,26 @@ test('sdnode serve: usage mistakes are one line and exit 2; --help prints the op
   const help = spawnSync(process.execPath, [CLI, 'serve', '--help'], { encoding: 'utf8' });
   assert.equal(help.status, 0);
   for (const flag of ['--model', '--host', '--port', '--models-dir', '--lora-dir', '--embedding-dir', '--api-auth', '--queue-size', '--cors-origin']) assert.ok(help.stdout.includes(flag), flag);
+});
+
+test('sdnode serve: every flag reaches createServer\'s options', () => {
+  const dir = join(tmp.dir, 'flags');
+  mkdirSync(dir, { recursive: true });
+  assert.deepEqual(parseServe(['--model', 'demo']), { options: { model: DEMO, load: {} }, host: '127.0.0.1', port: 7860 });
+  const parsed = parseServe([
+    '-m', DEMO, '--host', '::1', '--port', '0', '--models-dir', dir, '--lora-dir', dir, '--embedding-dir', dir, '--api-auth', 'a:b,c:d:e',
+    '--queue-size', '4', '--cors-origin', 'http://x.example', '--cors-origin', 'http://y.example', '--body-limit', '2', '--no-page', '--log',
+    '--backend', 'cpu', '--threads', '3', '--weight-type', 'q8_0',
+  ]);
+  assert.deepEqual(parsed, {
+    host: '::1',
+    port: 0,
+    options: {
+      model: DEMO, modelsDir: dir, loraDir: dir, embeddingDir: dir, apiAuth: 'a:b,c:d:e', queueSize: 4, corsOrigin: ['http://x.example', 'http://y.example'],
+      bodyLimit: 2 * 1024 * 1024, page: false, logger: true, load: { backend: 'cpu', threads: 3, weightType: 'q8_0' },
+    },
+  });
+  for (const args of [['--queue-size', '-1'], ['--port', '70000'], ['--threads', '0'], ['--backend', 'tpu'], ['--models-dir', join(dir, 'none')], ['extra']]) {
+    assert.throws(() => parseServe(['--model', 'demo', ...args]), UsageError, args.join(' '));
+  }
 });
