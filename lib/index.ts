@@ -39,3 +39,5 @@ export type { ImageInput, RawImage, ImageFormat, EncodeImageOptions } from './im
 export { formatParameters, parseParameters, toInfotext, readPngText, setPngText, samplerLabel, A1111_SAMPLER_NAMES } from './png-parameters.js';
 export type { InfotextParameters, ParsedParameters } from './png-parameters.js';
 export { modelHash, modelSha256 } from './model-hash.js';
+export { createServer, sdnodeServer } from './server/index.js';
+export type { ServerOptions, SdServer } from './server/index.js';

@@ -85,6 +85,15 @@ export async function modelSha256(path: string): Promise<string | undefined> {
   return sha256;
 }
 
+/** The sha256 of a model file if the cache has it for the file as it is now (nothing is hashed). */
+export async function cachedModelSha256(path: string): Promise<string | undefined> {
+  const file = resolve(expectPath(path, 'path'));
+  const s = await stat(file).catch(() => undefined);
+  if (s === undefined || s.isDirectory()) return undefined;
+  const hit = (await readCache())[file];
+  return hit && hit.size === s.size && hit.mtimeMs === s.mtimeMs && /^[0-9a-f]{64}$/.test(hit.sha256) ? hit.sha256 : undefined;
+}
+
 /** A1111's "Model hash": the first 10 hex digits of the file's sha256, or undefined for a folder. */
 export async function modelHash(path: string): Promise<string | undefined> {
   return (await modelSha256(path))?.slice(0, 10);

@@ -71,6 +71,11 @@ function schedulerInfo(name: string): NativeSchedulerCatalog['schedulers'][numbe
   return info;
 }
 
+/** Whether a scheduler takes `useKarrasSigmas` (the core's catalog says). */
+export function takesKarrasSigmas(name: SchedulerName): boolean {
+  return schedulerInfo(name).karrasSigmas;
+}
+
 /** The canonical name for one of ours or A1111's (any case), or undefined. */
 export function canonicalSchedulerName(name: string): SchedulerName | undefined {
   const key = name.toLowerCase();

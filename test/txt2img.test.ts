@@ -136,11 +136,14 @@ describe('txt2img behaviour', () => {
 
   test('onStep is called once per step with increasing steps', async () => {
     const sd = model('sd1-diffusers');
-    const seen: Array<{ step: number; steps: number; timestep: number; elapsedMs: number }> = [];
+    const seen: Array<{ step: number; steps: number; timestep: number; elapsedMs: number; latents: Tensor }> = [];
     const timesteps = sd.createScheduler('ddim');
     timesteps.setTimesteps(4);
-    await sd.txt2img({ ...base, steps: 4, scheduler: 'ddim', outputType: 'latent', onStep: (info) => void seen.push(info) });
+    const result = await sd.txt2img({ ...base, steps: 4, scheduler: 'ddim', outputType: 'latent', onStep: (info) => void seen.push(info) });
     assert.deepEqual(seen.map((s) => s.step), [1, 2, 3, 4]);
+    // Each step hands over the latents it produced; the last ones are the result's.
+    assert.deepEqual([...seen[3]!.latents.data], [...result.latents.data]);
+    assert.notDeepEqual([...seen[2]!.latents.data], [...result.latents.data]);
     assert.ok(seen.every((s) => s.steps === 4));
     assert.deepEqual(seen.map((s) => s.timestep), timesteps.timesteps);
     for (let i = 1; i < seen.length; i++) assert.ok(seen[i]!.elapsedMs >= seen[i - 1]!.elapsedMs);

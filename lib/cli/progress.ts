@@ -54,7 +54,7 @@ export class Progress {
   }
 
   /** onStep's report; the first one starts sampling, the last one starts decoding. */
-  step(info: StepInfo): void {
+  step(info: Omit<StepInfo, 'latents' | 'preview'>): void {
     if (this.#stage !== 'sample') {
       // The bar says "sample" itself; in a log the step lines do.
       this.#stage = 'sample';

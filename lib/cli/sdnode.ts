@@ -9,6 +9,7 @@ import { convertModel } from '../stable-diffusion.js';
 import { listDevices, systemInfo } from '../system.js';
 import { PREDICTION_TYPES, WEIGHT_TYPES, type PredictionType, type WeightType } from '../types.js';
 import { CancelledError, generate, GENERATE_HELP, readImageParameters } from './generate.js';
+import { serve, SERVE_HELP } from './serve.js';
 import { oneOf, parse, UsageError } from './usage.js';
 
 const HELP = `Usage: sdnode <command> [options]
@@ -17,6 +18,9 @@ Commands:
   generate --model <m> --prompt <text> [-o out.png]
                         Text to image, image to image, inpainting, depth to image, grids
                         (sdnode generate --help); --model demo runs the tiny bundled model
+  serve --model <m> [--port 7860]
+                        An AUTOMATIC1111-compatible HTTP API with a job queue and a web page
+                        (sdnode serve --help)
   info <model|image>    What a model is (family, variant, prediction type, size, layout,
                         shapes), or the generation parameters an image carries
   convert <model> -o <out.gguf> [--weight-type f16]
@@ -33,6 +37,7 @@ Options:
 
 const COMMAND_HELP: Record<string, string> = {
   generate: GENERATE_HELP,
+  serve: SERVE_HELP,
   info: `Usage: sdnode info <model|image.png> [--prediction-type epsilon|v_prediction] [--json]
 
 Prints what detection finds in a .safetensors/.ckpt/.gguf file or a diffusers folder, or the
@@ -163,7 +168,7 @@ function devices(args: string[]): void {
   for (const d of list) console.log(`${d.name}  ${d.type}  ${d.description}  ${gib(d.memoryFree)} free of ${gib(d.memoryTotal)}`);
 }
 
-const COMMANDS: Record<string, (args: string[]) => void | Promise<void>> = { generate, info, convert, system, devices };
+const COMMANDS: Record<string, (args: string[]) => void | Promise<void>> = { generate, serve, info, convert, system, devices };
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;

@@ -103,7 +103,7 @@ export async function denoise(model: PipelineModel, run: Run, latents: Tensor, t
       latents = blendMasked(kept, latents, mask);
     }
     if (o.onStep) {
-      const info: StepInfo = { step: i + 1, steps: timesteps.length, timestep: t, elapsedMs: performance.now() - run.started };
+      const info: StepInfo = { step: i + 1, steps: timesteps.length, timestep: t, elapsedMs: performance.now() - run.started, latents };
       if (o.preview && ((i + 1) % o.previewEvery === 0 || i === timesteps.length - 1)) {
         info.preview = o.preview === 'latent' ? latentPreview(latents) : await decodeImages(model, latents);
       }

@@ -27,6 +27,11 @@ export interface StepInfo {
   timestep: number;
   /** Milliseconds since the generation started. */
   elapsedMs: number;
+  /**
+   * The latents after this step, [B, 4, h, w], scaled as the scheduler holds them (divide by
+   * `vae.scalingFactor` before `vae.decode`): what a caller that stops the loop early can decode.
+   */
+  latents: Tensor;
   /** With `preview`: the current latents as RGB in [0, 1], [B, 3, h, w] (every `previewEvery` steps and at the last). */
   preview?: Tensor;
 }

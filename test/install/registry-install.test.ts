@@ -220,8 +220,11 @@ describe('npm install from a registry, no compilers', { skip: mainTarball === un
     writeFileSync(
       join(installed, 'consumer.ts'),
       [
-        "import { StableDiffusion, systemInfo, type SystemInfo, type Txt2ImgOptions } from 'stable-diffusion-node';",
+        "import { StableDiffusion, systemInfo, createServer, type ServerOptions, type SystemInfo, type Txt2ImgOptions } from 'stable-diffusion-node';",
         'const info: SystemInfo = systemInfo();',
+        "const serverOptions: ServerOptions = { model: 'demo.gguf', queueSize: 4 };",
+        'void createServer;',
+        'void serverOptions;',
         "const options: Txt2ImgOptions = { prompt: 'a cat', steps: 2 };",
         'const sd = await StableDiffusion.load({ model: "demo.gguf" });',
         'const { seeds } = await sd.txt2img(options);',
@@ -235,6 +238,38 @@ describe('npm install from a registry, no compilers', { skip: mainTarball === un
       JSON.stringify({ compilerOptions: { module: 'node16', moduleResolution: 'node16', target: 'es2022', strict: true, noEmit: true, skipLibCheck: false, typeRoots: [join(repo, 'node_modules', '@types')], types: ['node'] }, files: ['consumer.ts'] }),
     );
     ok(run(process.execPath, [join(repo, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], installed), 'tsc --noEmit on a consumer');
+  });
+
+  test('sdnode serve from the installed package answers the API and serves its page', async () => {
+    const port = await freePort();
+    const child = spawn('npx', ['--no-install', 'sdnode', 'serve', '--model', 'demo', '--port', String(port)], {
+      cwd: installed,
+      env: { ...process.env, PATH, npm_config_userconfig: userconfig, npm_config_registry: registry },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true, // its own process group: npx and the server it starts stop together
+    });
+    try {
+      let output = '';
+      await new Promise<void>((resolveListening, reject) => {
+        child.stdout!.on('data', (chunk: Buffer) => {
+          output += chunk.toString();
+          if (/listening on http/.test(output)) resolveListening();
+        });
+        child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+        child.on('exit', (code) => reject(new Error(`sdnode serve exited with ${code}: ${output}`)));
+      });
+      const base = `http://127.0.0.1:${port}`;
+      const page = await fetch(`${base}/`);
+      assert.equal(page.status, 200);
+      assert.match(await page.text(), /<title>sdnode<\/title>/);
+      assert.equal((await fetch(`${base}/app.js`)).status, 200);
+      const answer = await fetch(`${base}/sdapi/v1/txt2img`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt: 'a red circle', steps: 2 }) });
+      assert.equal(answer.status, 200);
+      const { images } = (await answer.json()) as { images: string[] };
+      assert.deepEqual([...Buffer.from(images[0]!, 'base64').subarray(0, 4)], [0x89, 0x50, 0x4e, 0x47]);
+    } finally {
+      process.kill(-child.pid!, 'SIGTERM');
+    }
   });
 
   test('the Vulkan package finds lavapipe and generates through the prebuilt Vulkan module', { skip: !gpuTarball('vulkan') ? 'no Vulkan package in release/' : !hasLavapipe ? "Mesa's lavapipe is not installed" : false }, () => {

@@ -1,0 +1,103 @@
+// `sdnode serve`: the A1111-compatible HTTP server (lib/server/) from the command line. Prints
+// its URL, serves until Ctrl-C or SIGTERM, then cancels the jobs and frees the model.
+import { existsSync } from 'node:fs';
+
+import { createServer } from '../server/index.js';
+import type { ServerOptions } from '../server/options.js';
+import { BACKENDS, WEIGHT_TYPES } from '../types.js';
+import { DEMO_MODEL } from './generate.js';
+import { oneOf, parse, UsageError } from './usage.js';
+
+export const SERVE_HELP = `Usage: sdnode serve --model <file|folder|demo> [options]
+
+An AUTOMATIC1111-compatible HTTP API (/sdapi/v1/txt2img, img2img, progress, interrupt, options,
+…) with a job queue and a web page at /. Point Open WebUI, SillyTavern or any A1111 client at it.
+
+  -m, --model PATH         the model to load at start; "demo" is the tiny bundled model
+      --host HOST          default 127.0.0.1 (this machine only); 0.0.0.0 for every interface
+      --port N             default 7860 (A1111's)
+      --models-dir DIR     checkpoints to switch between (sd_model_checkpoint)
+      --lora-dir DIR       accepted, used once LoRA support lands (/sdapi/v1/loras is empty until then)
+      --embedding-dir DIR  accepted, used once embeddings land (/sdapi/v1/embeddings is empty until then)
+      --api-auth USER:PASS HTTP Basic auth on every route and the page (several: a:b,c:d)
+      --queue-size N       jobs that may wait behind the running one (default 32; then 503)
+      --cors-origin ORIGIN allow browser calls from ORIGIN (repeatable; "*" for any)
+      --body-limit MB      largest request body (default 32)
+      --no-page            serve the API only
+  Model: --backend ${BACKENDS.join('|')}, --threads N, --weight-type ${WEIGHT_TYPES.join('|')}
+      --log                log every request (JSON lines on stdout)`;
+
+function integer(text: string | undefined, flag: string, min: number, max: number): number | undefined {
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || n < min || n > max) throw new UsageError(`--${flag} must be an integer from ${min} to ${max} (got "${text}")`);
+  return n;
+}
+
+/** The command line → createServer's options and where to listen. */
+export function parseServe(args: string[]): { options: ServerOptions; host: string; port: number } {
+  const { values: v, positionals } = parse(args, {
+    model: { type: 'string', short: 'm' },
+    host: { type: 'string' },
+    port: { type: 'string' },
+    'models-dir': { type: 'string' },
+    'lora-dir': { type: 'string' },
+    'embedding-dir': { type: 'string' },
+    'api-auth': { type: 'string' },
+    'queue-size': { type: 'string' },
+    'cors-origin': { type: 'string', multiple: true },
+    'body-limit': { type: 'string' },
+    'no-page': { type: 'boolean' },
+    backend: { type: 'string' },
+    threads: { type: 'string' },
+    'weight-type': { type: 'string' },
+    log: { type: 'boolean' },
+  });
+  if (positionals.length > 0) throw new UsageError(`serve takes no positional arguments (got "${positionals[0]}")`);
+  if (v.model === undefined) throw new UsageError('serve needs --model <file|folder|demo>');
+  const model = v.model === 'demo' ? DEMO_MODEL : v.model;
+  if (!existsSync(model)) throw new UsageError(`--model ${model} does not exist`);
+  for (const flag of ['models-dir', 'lora-dir', 'embedding-dir'] as const) {
+    if (v[flag] !== undefined && !existsSync(v[flag])) throw new UsageError(`--${flag} ${v[flag]} does not exist`);
+  }
+  if (v['api-auth'] !== undefined && !/^[^:,]+:[^,]+(,[^:,]+:[^,]+)*$/.test(v['api-auth'])) {
+    throw new UsageError('--api-auth must be USER:PASSWORD (several separated by commas)');
+  }
+  const threads = integer(v.threads, 'threads', 1, 1024);
+  const bodyLimitMb = integer(v['body-limit'], 'body-limit', 1, 2047);
+  const queueSize = integer(v['queue-size'], 'queue-size', 0, 100_000);
+  const backend = oneOf(v.backend, 'backend', BACKENDS);
+  const weightType = oneOf(v['weight-type'], 'weight-type', WEIGHT_TYPES);
+  const options: ServerOptions = {
+    model,
+    ...(v['models-dir'] !== undefined && { modelsDir: v['models-dir'] }),
+    ...(v['lora-dir'] !== undefined && { loraDir: v['lora-dir'] }),
+    ...(v['embedding-dir'] !== undefined && { embeddingDir: v['embedding-dir'] }),
+    ...(v['api-auth'] !== undefined && { apiAuth: v['api-auth'] }),
+    ...(queueSize !== undefined && { queueSize }),
+    ...(v['cors-origin'] !== undefined && { corsOrigin: v['cors-origin'] }),
+    ...(bodyLimitMb !== undefined && { bodyLimit: bodyLimitMb * 1024 * 1024 }),
+    ...(v['no-page'] && { page: false }),
+    ...(v.log && { logger: true }),
+    load: { ...(backend && { backend }), ...(threads !== undefined && { threads }), ...(weightType && { weightType }) },
+  };
+  return { options, host: v.host ?? '127.0.0.1', port: integer(v.port, 'port', 0, 65535) ?? 7860 };
+}
+
+/** Runs `sdnode serve` until SIGINT or SIGTERM. */
+export async function serve(args: string[]): Promise<void> {
+  const { options, host, port } = parseServe(args);
+  const server = await createServer(options);
+  const url = await server.listen({ host, port });
+  console.log(`sdnode serve: listening on ${url} (model ${options.model})`);
+  await new Promise<void>((resolve) => {
+    const stop = () => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      resolve();
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+  await server.close();
+}

@@ -1,0 +1,88 @@
+// createServer's options, checked at the edge like every public option of this package.
+import type { LoadOptions } from '../stable-diffusion.js';
+import { expectBoolean, expectInteger, expectObject, expectPath, expectString } from '../validate.js';
+
+/** Options of `createServer` and of the Fastify plugin `sdnodeServer`. */
+export interface ServerOptions {
+  /** The model loaded at start: a .safetensors/.ckpt/.gguf file or a diffusers folder. */
+  model: string;
+  /** A folder of checkpoints to switch between (`sd_model_checkpoint`); searched a few levels deep. */
+  modelsDir?: string;
+  /** LoRA folder: accepted and checked now, used once LoRA support lands (`/sdapi/v1/loras` lists nothing until then). */
+  loraDir?: string;
+  /** Textual-inversion folder: accepted now, used once embeddings land (`/sdapi/v1/embeddings` is empty until then). */
+  embeddingDir?: string;
+  /**
+   * A1111's `--api-auth`: `user:password`, several separated by commas. Every route, the web
+   * page and its API calls included, then needs HTTP Basic authentication (401 without it).
+   */
+  apiAuth?: string;
+  /** At most this many jobs wait behind the running one (default 32); one more gets 503 with Retry-After. */
+  queueSize?: number;
+  /** Origins allowed to call the API from a browser (CORS); none by default. `'*'` allows any. */
+  corsOrigin?: string | string[];
+  /** The largest request body in bytes (default 32 MiB); a larger one gets 413. */
+  bodyLimit?: number;
+  /** How models are loaded (backend, threads, weightType, …), for the start model and every switch. */
+  load?: Omit<LoadOptions, 'model'>;
+  /** Serve the web page at `/` (default true). */
+  page?: boolean;
+  /** Fastify's request log on stderr (default false). */
+  logger?: boolean;
+}
+
+/** Checked options with defaults filled in. */
+export interface CheckedServerOptions {
+  model: string;
+  modelsDir: string | undefined;
+  loraDir: string | undefined;
+  embeddingDir: string | undefined;
+  credentials: Map<string, string> | undefined;
+  queueSize: number;
+  corsOrigin: string[] | undefined;
+  bodyLimit: number;
+  load: Omit<LoadOptions, 'model'>;
+  page: boolean;
+  logger: boolean;
+}
+
+const KNOWN = ['model', 'modelsDir', 'loraDir', 'embeddingDir', 'apiAuth', 'queueSize', 'corsOrigin', 'bodyLimit', 'load', 'page', 'logger'];
+
+/** `user:pass,user2:pass2` → user → password. */
+export function parseCredentials(value: string): Map<string, string> {
+  const credentials = new Map<string, string>();
+  for (const pair of value.split(',')) {
+    const colon = pair.indexOf(':');
+    if (colon <= 0 || colon === pair.length - 1) {
+      throw new RangeError('Expected apiAuth as "user:password" (several separated by commas) with a non-empty user and password');
+    }
+    credentials.set(pair.slice(0, colon), pair.slice(colon + 1));
+  }
+  return credentials;
+}
+
+export function checkServerOptions(options: unknown): CheckedServerOptions {
+  const o = expectObject(options, 'options');
+  for (const key of Object.keys(o)) {
+    if (!KNOWN.includes(key)) throw new RangeError(`Unknown server option "${key}"; expected one of ${KNOWN.join(', ')}`);
+  }
+  const optionalPath = (key: string) => (o[key] === undefined ? undefined : expectPath(o[key], `options.${key}`));
+  let corsOrigin: string[] | undefined;
+  if (o.corsOrigin !== undefined) {
+    const list = Array.isArray(o.corsOrigin) ? o.corsOrigin : [o.corsOrigin];
+    corsOrigin = list.map((origin, i) => expectString(origin, `options.corsOrigin[${i}]`));
+  }
+  return {
+    model: expectPath(o.model, 'options.model'),
+    modelsDir: optionalPath('modelsDir'),
+    loraDir: optionalPath('loraDir'),
+    embeddingDir: optionalPath('embeddingDir'),
+    credentials: o.apiAuth === undefined ? undefined : parseCredentials(expectString(o.apiAuth, 'options.apiAuth')),
+    queueSize: o.queueSize === undefined ? 32 : expectInteger(o.queueSize, 'options.queueSize', 0, 100_000),
+    corsOrigin,
+    bodyLimit: o.bodyLimit === undefined ? 32 * 1024 * 1024 : expectInteger(o.bodyLimit, 'options.bodyLimit', 1024, 2 ** 31 - 1),
+    load: o.load === undefined ? {} : (expectObject(o.load, 'options.load') as Omit<LoadOptions, 'model'>),
+    page: o.page === undefined ? true : expectBoolean(o.page, 'options.page'),
+    logger: o.logger === undefined ? false : expectBoolean(o.logger, 'options.logger'),
+  };
+}
