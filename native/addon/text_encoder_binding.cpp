@@ -6,6 +6,7 @@
 
 #include "arguments.h"
 #include "js_tensor.h"
+#include "lora_binding.h"
 #include "promise_worker.h"
 #include "sdcore.h"
 
@@ -41,9 +42,13 @@ Napi::Value encode_text(const Napi::CallbackInfo & info, const std::shared_ptr<T
     std::vector<int32_t> ids = args::int32_list(args::at(info, 0), "ids");
     const int batch = int_argument(args::at(info, 1), "batch", 1);
     const int clip_skip = int_argument(args::at(info, 2), "clipSkip", 1);
+    sd::LoraSet loras = lora_set_argument(args::at(info, 3), "loras");
     args::guarded(env, [&] { handle->encoder->validate(ids, batch, clip_skip); });
     return PromiseWorker<sd::HostTensor>::Start(
-        env, [handle, ids = std::move(ids), batch, clip_skip] { return handle->encoder->encode(ids, batch, clip_skip); },
+        env,
+        [handle, ids = std::move(ids), batch, clip_skip, loras = std::move(loras)] {
+            return handle->encoder->encode(ids, batch, clip_skip, loras);
+        },
         [](Napi::Env env, sd::HostTensor && result) -> Napi::Value { return make_js_tensor(env, std::move(result)); });
 }
 
@@ -56,11 +61,12 @@ Napi::Value encode_prompt(const Napi::CallbackInfo & info, const std::shared_ptr
     const int clip_skip = int_argument(options.Get("clipSkip"), "clipSkip", 1);
     const int pad_id = int_argument(options.Get("padId"), "padId", sd::ClipTokenizer::kEosId);
     const bool weighting = args::optional(options, "weighting", "", args::boolean).value_or(true);
+    sd::LoraSet loras = lora_set_argument(options.Get("loras"), "options.loras");
     args::guarded(env, [&] { sd::validate_prompt_chunks(*handle->encoder, cond, uncond, clip_skip, pad_id); });
     return PromiseWorker<sd::PromptEmbeddings>::Start(
         env,
-        [handle, cond = std::move(cond), uncond = std::move(uncond), clip_skip, weighting, pad_id] {
-            return sd::encode_prompt_chunks(*handle->encoder, cond, uncond, clip_skip, weighting, pad_id);
+        [handle, cond = std::move(cond), uncond = std::move(uncond), clip_skip, weighting, pad_id, loras = std::move(loras)] {
+            return sd::encode_prompt_chunks(*handle->encoder, cond, uncond, clip_skip, weighting, pad_id, loras);
         },
         [](Napi::Env env, sd::PromptEmbeddings && result) -> Napi::Value {
             Napi::Object out = Napi::Object::New(env);

@@ -7,6 +7,8 @@
 #include <string>
 
 #include "model/loaded_model.h"
+#include "model/lora_state.h"
+#include "nets/nn_layers.h"
 #include "runtime/graph_runner.h"
 #include "sdcore/error.h"
 
@@ -33,8 +35,9 @@ struct Builder {
 
     // x [in, n, B] → [out, n, B]; the weight is PyTorch's [out, in], i.e. ggml's [in, out].
     ggml_tensor * linear(ggml_tensor * x, const std::string & name) const {
-        x = ggml_mul_mat(ctx, w.get(name + ".weight"), x);
-        return ggml_add(ctx, x, as_f32(ctx, w.get(name + ".bias")));
+        ggml_tensor * y = ggml_mul_mat(ctx, w.get(name + ".weight"), x);
+        y = ggml_add(ctx, y, as_f32(ctx, w.get(name + ".bias")));
+        return nn::add_linear_adapters(ctx, w, name, x, y);
     }
 
     ggml_tensor * attention(ggml_tensor * x, const std::string & name, int64_t n, int64_t batch) const {
@@ -104,7 +107,7 @@ void ClipTextEncoder::validate(const std::vector<int32_t> & ids, int batch, int 
     }
 }
 
-HostTensor ClipTextEncoder::encode(const std::vector<int32_t> & ids, int batch, int clip_skip) {
+HostTensor ClipTextEncoder::encode(const std::vector<int32_t> & ids, int batch, int clip_skip, const LoraSet & loras) {
     validate(ids, batch, clip_skip);
     const int64_t n = static_cast<int64_t>(ids.size()) / batch;
     const int layers = config_.layers_used - (clip_skip - 1);
@@ -133,6 +136,7 @@ HostTensor ClipTextEncoder::encode(const std::vector<int32_t> & ids, int batch, 
         return b.layer_norm(x, "final_layer_norm");
     };
     std::lock_guard<std::mutex> lock(mutex_);
+    std::shared_lock<std::shared_mutex> lora_lock = lora_state(model_).use(Network::text_encoder, loras);
     return runner_->run(build, 3);
 }
 
@@ -183,7 +187,7 @@ void validate_prompt_chunks(const ClipTextEncoder & encoder, const std::vector<P
 
 PromptEmbeddings encode_prompt_chunks(ClipTextEncoder & encoder, const std::vector<PromptChunk> & cond,
                                       const std::vector<PromptChunk> & uncond, int clip_skip, bool weighting,
-                                      int pad_id) {
+                                      int pad_id, const LoraSet & loras) {
     validate_prompt_chunks(encoder, cond, uncond, clip_skip, pad_id);
     const TextEncoderConfig & c = encoder.config();
     const int64_t length = c.max_positions;
@@ -211,7 +215,7 @@ PromptEmbeddings encode_prompt_chunks(ClipTextEncoder & encoder, const std::vect
         const size_t count = std::min(kGroup, all.size() - first);
         std::vector<int32_t> group(ids.begin() + static_cast<std::ptrdiff_t>(first * length),
                                    ids.begin() + static_cast<std::ptrdiff_t>((first + count) * length));
-        HostTensor part = encoder.encode(group, static_cast<int>(count), clip_skip);
+        HostTensor part = encoder.encode(group, static_cast<int>(count), clip_skip, loras);
         std::memcpy(z.data.data() + static_cast<int64_t>(first) * chunk_floats, part.data.data(), part.data.size() * sizeof(float));
     }
     if (weighting) {

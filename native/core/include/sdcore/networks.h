@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "sdcore/lora.h"
 #include "sdcore/model.h"
 #include "sdcore/model_config.h"
 #include "sdcore/tensor.h"
@@ -48,8 +49,9 @@ public:
     // ids: `batch` rows of n = ids.size() / batch token ids, row-major, 1 ≤ n ≤ max_positions.
     // Returns [batch, n, hidden]. Throws sd::RangeError for ids outside the vocabulary, a bad
     // length or batch, or clip_skip outside 1..layers_used; nothing is built then.
-    // Thread-safe: calls on one encoder run one at a time.
-    HostTensor encode(const std::vector<int32_t> & ids, int batch = 1, int clip_skip = 1);
+    // Thread-safe: calls on one encoder run one at a time. `loras`: the LoRAs to run with
+    // (sdcore/lora.h); the weights are brought to that set first (none: the base weights).
+    HostTensor encode(const std::vector<int32_t> & ids, int batch = 1, int clip_skip = 1, const LoraSet & loras = {});
 
     // The checks encode() makes, for callers that want to fail before queueing work.
     void validate(const std::vector<int32_t> & ids, int batch, int clip_skip) const;
@@ -78,7 +80,7 @@ struct PromptEmbeddings {
 // ids (sd::RangeError otherwise).
 PromptEmbeddings encode_prompt_chunks(ClipTextEncoder & encoder, const std::vector<PromptChunk> & cond,
                                       const std::vector<PromptChunk> & uncond, int clip_skip, bool weighting,
-                                      int pad_id);
+                                      int pad_id, const LoraSet & loras = {});
 
 // The checks encode_prompt_chunks makes, for callers that want to fail before queueing work:
 // at least one cond chunk, pad_id in the vocabulary, every chunk of 77 ids in the vocabulary with
@@ -124,7 +126,9 @@ public:
     // Throws sd::RangeError naming the first problem.
     void validate(const TensorView & sample, const std::vector<float> & timesteps, const TensorView & context) const;
 
-    HostTensor predict(const TensorView & sample, const std::vector<float> & timesteps, const TensorView & context);
+    // `loras`: the LoRAs to run with (sdcore/lora.h); the weights are brought to that set first.
+    HostTensor predict(const TensorView & sample, const std::vector<float> & timesteps, const TensorView & context,
+                       const LoraSet & loras = {});
 
     // Bytes of the compute buffer kept between calls.
     size_t compute_buffer_bytes() const;
