@@ -28,7 +28,7 @@ References (imported, never copied):
     text encoder is merged here by the same formula.
   * LoHa and LoKr: peft's LoHaConfig / LoKrConfig adapters on the UNet and the text encoder, their
     parameters set to the file's values, merged with merge_and_unload.
-  * txt2img: diffusers' StableDiffusionPipeline on the merged weights, float32 on CPU, Euler, 5 steps,
+  * txt2img: diffusers' StableDiffusionPipeline on the merged weights, float32 on CPU, Euler, 3 steps,
     128x128, guidance 7.5, seed 42, prompt "a painting of a flooble", negative "blurry": final
     latents for the base model, kohya at 0.8 and 0.4, text encoder 0.5 / UNet 1.0, LoHa and LoKr at
     1, and the SD2 LoRA on sd2-v-diffusers at 0.8.
@@ -58,7 +58,7 @@ OUT_DIR = os.path.join(REPO_ROOT, "test", "fixtures", "goldens", "lora")
 PROMPT = "a painting of a flooble"
 NEGATIVE = "blurry"
 SIZE = 128
-STEPS = 5
+STEPS = 3
 GUIDANCE = 7.5
 SEED = 42
 RANK = 4
