@@ -7,8 +7,11 @@ export type {
   Backend, DeviceChoice, Network, WeightType, PredictionType, ModelInfo, LoadedModelInfo, ModelDevice, WeightInfo, ModelMemory,
   DeviceMemory, MemoryUsage, ConvertOptions, ConvertResult, ModelFileFormat, ModelFileInfo, ModelTensorInfo, GgufWriteType,
   GgufWriteResult, PromptMode, PromptChunk, TokenizedPrompt, ModelLayout, ModelDetails, ModelInspection, CanonicalTensorInfo,
-  UNetDetails, VaeDetails, TextEncoderDetails, Seed, TorchKernel, GenerationParameters, PipelineName,
+  UNetDetails, VaeDetails, TextEncoderDetails, Seed, TorchKernel, GenerationParameters, PipelineName, LoraSpec, AppliedLora,
+  LoraFileReport, LoraStatus, NativeLoraRequest,
 } from './types.js';
+export { parseLoraTags, stripLoraTags, LORA_EXTENSIONS } from './lora.js';
+export type { LoraTag } from './lora.js';
 export { systemInfo, listDevices } from './system.js';
 export type { SystemInfo, DeviceInfo, DeviceType, Variant, GpuVariant, GpuVariantStatus, GpuBackend, BinarySource } from './system.js';
 export { inspectModelFile, readModelTensor, writeGgufFile } from './model-file.js';
@@ -38,4 +41,4 @@ export { readImage, readMask, readDepthMap, resizeImage, encodeImage, saveImage,
 export type { ImageInput, RawImage, ImageFormat, EncodeImageOptions } from './image.js';
 export { formatParameters, parseParameters, toInfotext, readPngText, setPngText, samplerLabel, A1111_SAMPLER_NAMES } from './png-parameters.js';
 export type { InfotextParameters, ParsedParameters } from './png-parameters.js';
-export { modelHash, modelSha256 } from './model-hash.js';
+export { modelHash, modelSha256, loraHash, embeddingHash } from './model-hash.js';

@@ -28,6 +28,8 @@ const TAG = /<(lora|lyco):([^>]+)>/g;
 
 function tagWeight(text: string, tag: string): number {
   const trimmed = text.trim();
+  // What Python's float() reads and JS's Number() does not (A1111 reads tags with float()).
+  if (/^[+-]?(inf|infinity|nan)$/i.test(trimmed)) throw new RangeError(`Expected a finite weight in ${tag} but received ${text}`);
   const value = Number(trimmed);
   if (trimmed === '' || Number.isNaN(value)) {
     throw new TypeError(`Expected a number as the weight in ${tag} but received ${JSON.stringify(text)}`);

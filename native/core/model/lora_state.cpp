@@ -1,6 +1,7 @@
 #include "model/lora_state.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <mutex>
@@ -108,6 +109,7 @@ void LoraState::restore(Network network, NetworkState & state) {
 }
 
 void LoraState::apply(Network network, NetworkState & state, const Key & wanted) {
+    const auto started = std::chrono::steady_clock::now();
     restore(network, state);
     if (wanted.empty()) {
         state.backups.clear();
@@ -217,8 +219,9 @@ void LoraState::apply(Network network, NetworkState & state, const Key & wanted)
         }
         state.applied = wanted;
         model_.residency().note_allocation();
-        log(LogLevel::debug, "LoRA: %s: %d weights merged, %d at run time", network == Network::unet ? "UNet" : "text encoder",
-            state.merged, state.runtime);
+        const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+        log(LogLevel::debug, "LoRA: %s: %d weights merged, %d at run time (%.0f ms)", network == Network::unet ? "UNet" : "text encoder",
+            state.merged, state.runtime, ms);
     } catch (...) {
         restore(network, state);
         state.backups.clear();
