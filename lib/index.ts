@@ -8,8 +8,10 @@ export type {
   DeviceMemory, MemoryUsage, ConvertOptions, ConvertResult, ModelFileFormat, ModelFileInfo, ModelTensorInfo, GgufWriteType,
   GgufWriteResult, PromptMode, PromptChunk, TokenizedPrompt, ModelLayout, ModelDetails, ModelInspection, CanonicalTensorInfo,
   UNetDetails, VaeDetails, TextEncoderDetails, Seed, TorchKernel, GenerationParameters, PipelineName, LoraSpec, AppliedLora,
-  LoraFileReport, LoraStatus, NativeLoraRequest,
+  LoraFileReport, LoraStatus, NativeLoraRequest, EmbeddingTrigger,
 } from './types.js';
+export { readEmbeddingFile, EMBEDDING_EXTENSIONS } from './embeddings.js';
+export type { TextualInversion } from './embeddings.js';
 export { parseLoraTags, stripLoraTags, LORA_EXTENSIONS } from './lora.js';
 export type { LoraTag } from './lora.js';
 export { systemInfo, listDevices } from './system.js';
@@ -39,6 +41,6 @@ export type {
 export { latentPreview } from './latent-preview.js';
 export { readImage, readMask, readDepthMap, resizeImage, encodeImage, saveImage, toRgbBytes, formatForPath, IMAGE_FORMATS } from './image.js';
 export type { ImageInput, RawImage, ImageFormat, EncodeImageOptions } from './image.js';
-export { formatParameters, parseParameters, toInfotext, readPngText, setPngText, samplerLabel, A1111_SAMPLER_NAMES } from './png-parameters.js';
-export type { InfotextParameters, ParsedParameters } from './png-parameters.js';
-export { modelHash, modelSha256, loraHash, embeddingHash } from './model-hash.js';
+export { formatParameters, parseParameters, toInfotext, promptWithLoraTags, readPngText, setPngText, samplerLabel, A1111_SAMPLER_NAMES } from './png-parameters.js';
+export type { InfotextParameters, ParsedParameters, InfotextContext } from './png-parameters.js';
+export { modelHash, modelSha256, loraHash, embeddingHash, networkHashes } from './model-hash.js';

@@ -10,7 +10,7 @@ import type { TensorLike } from './tensor.js';
 import type {
   Backend, ConvertOptions, ConvertResult, DeviceChoice, GgufWriteResult, GgufWriteType, LoadedModelInfo, LoraFileReport, LoraStatus,
   MemoryUsage, ModelDevice, ModelFileInfo, ModelInspection, ModelMemory, NativeLoraRequest, Network, PredictionType, PromptChunk,
-  PromptMode, TokenizedPrompt, TorchKernel, WeightInfo, WeightType,
+  PromptMode, TokenizedPrompt, TorchKernel, WeightInfo, WeightType, EmbeddingTrigger,
 } from './types.js';
 
 export interface NativeSystemInfo {
@@ -64,11 +64,11 @@ export interface NativeModel extends TextEncoderNative, UNetNative, VaeNative {
 
 /** The model's text-encoder methods (native/addon/text_encoder_binding.h). */
 export interface TextEncoderNative {
-  encodeText(ids: Int32Array, batch: number, clipSkip: number, loras?: NativeLoraRequest[]): Promise<TensorLike>;
+  encodeText(ids: Int32Array, batch: number, clipSkip: number, loras?: NativeLoraRequest[], embeddings?: TensorLike): Promise<TensorLike>;
   encodePrompt(
     cond: PromptChunk[],
     uncond: PromptChunk[],
-    options: { clipSkip: number; weighting: boolean; padId: number; loras?: NativeLoraRequest[] },
+    options: { clipSkip: number; weighting: boolean; padId: number; loras?: NativeLoraRequest[]; embeddings?: TensorLike },
   ): Promise<{ cond: TensorLike; uncond: TensorLike }>;
 }
 
@@ -105,7 +105,10 @@ export interface NativeTokenizer {
   tokenize(text: string): string[];
   decode(ids: number[], skipSpecialTokens: boolean): string;
   convertIdsToTokens(ids: number[]): string[];
-  tokenizePrompt(prompt: string, options: { mode: PromptMode; weighting: boolean; padId: number }): TokenizedPrompt;
+  tokenizePrompt(
+    prompt: string,
+    options: { mode: PromptMode; weighting: boolean; padId: number; embeddings?: EmbeddingTrigger[] },
+  ): TokenizedPrompt;
 }
 
 /** native/addon/rng_binding.cpp's TorchGenerator. */

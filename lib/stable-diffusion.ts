@@ -1,5 +1,6 @@
 import { basename, extname, resolve } from 'node:path';
 
+import { EmbeddingTable, type TextualInversion } from './embeddings.js';
 import { StableDiffusionError } from './errors.js';
 import { checkDirs, checkLoraSpecs, LORA_EXTENSIONS, NamedFiles, parseLoraTags, type LoraTag } from './lora.js';
 import { native, type NativeModel } from './native.js';
@@ -57,6 +58,12 @@ export interface LoadOptions {
    * tags and `{ name }` LoRAs are looked up in, by file name without extension (docs/guide/lora.md).
    */
   loraDirs?: string[];
+  /**
+   * Folders of textual-inversion embeddings (A1111's .pt/.bin/.safetensors, diffusers'
+   * learned_embeds), read at load; each is triggered by its file name in a prompt. Files of
+   * another width (an SD 2.x embedding on SD 1.x) or unreadable are skipped with one warning.
+   */
+  embeddingDirs?: string[];
 }
 
 /** Checks `LoadOptions` and returns them with defaults filled in. */
@@ -79,6 +86,7 @@ export function checkLoadOptions(options: unknown): Required<Pick<LoadOptions, '
   // SD's VAEs all downscale by 8.
   if (o.vaeTileSize !== undefined) checked.vaeTileSize = checkTileSize(o.vaeTileSize, 'options.vaeTileSize', 8);
   if (o.loraDirs !== undefined) checked.loraDirs = checkDirs(o.loraDirs, 'options.loraDirs');
+  if (o.embeddingDirs !== undefined) checked.embeddingDirs = checkDirs(o.embeddingDirs, 'options.embeddingDirs');
   return checked;
 }
 
@@ -125,6 +133,7 @@ export class StableDiffusion {
   #loras: readonly AppliedLora[] = [];
   #loraRequests: readonly NativeLoraRequest[] = [];
   readonly #warned = new Set<string>();
+  #embeddings = EmbeddingTable.empty();
 
   private constructor(
     model: NativeModel, flashAttention: boolean, vaeTiling: { tiling: boolean; tileSize?: number }, loraDirs: readonly string[],
@@ -156,10 +165,35 @@ export class StableDiffusion {
       ...(o.threads !== undefined && { threads: o.threads }),
       ...(o.offload && { offload: true }),
     });
-    return new StableDiffusion(model, o.flashAttention ?? false, {
+    const sd = new StableDiffusion(model, o.flashAttention ?? false, {
       tiling: o.vaeTiling ?? false,
       ...(o.vaeTileSize !== undefined && { tileSize: o.vaeTileSize }),
     }, o.loraDirs ?? []);
+    if (o.embeddingDirs !== undefined && o.embeddingDirs.length > 0) {
+      try {
+        sd.#embeddings = await EmbeddingTable.load(o.embeddingDirs, sd.tokenizer, sd.info.textEncoder.hidden);
+      } catch (error) {
+        await sd.dispose();
+        throw error;
+      }
+      const skipped = sd.#embeddings.skipped;
+      if (skipped.length > 0) {
+        const list = skipped.slice(0, 8).map((s) => `${s.name} (${s.reason})`).join('; ');
+        const more = skipped.length > 8 ? `; and ${skipped.length - 8} more` : '';
+        process.emitWarning(`${skipped.length} embedding${skipped.length === 1 ? '' : 's'} skipped: ${list}${more}`, {
+          type: 'EmbeddingWarning', code: 'SDNODE_EMBEDDINGS_SKIPPED',
+        });
+      }
+    }
+    return sd;
+  }
+
+  /**
+   * The textual-inversion embeddings read from `embeddingDirs` at load, by the name that
+   * triggers them in a prompt (empty without `embeddingDirs`).
+   */
+  get embeddings(): readonly TextualInversion[] {
+    return this.#embeddings.list;
   }
 
   /**
@@ -168,7 +202,9 @@ export class StableDiffusion {
    * With `promptWeighting: false` and at most 75 tokens this equals diffusers' `encode_prompt`.
    */
   async encodePrompt(prompt: string, options: EncodePromptOptions = {}): Promise<PromptEmbeddings> {
-    return encodePrompt(this.#model(), this.textEncoder, this.tokenizer, prompt, options, { loras: this.#loraRequests });
+    return encodePrompt(this.#model(), this.textEncoder, this.tokenizer, prompt, options, {
+      loras: this.#loraRequests, embeddings: this.#embeddings,
+    });
   }
 
   /**
@@ -191,7 +227,7 @@ export class StableDiffusion {
     const resolved = this.#resolveLoras(checked, []);
     await this.#prepareLoras(resolved.requests);
     this.#loras = Object.freeze(resolved.applied);
-    this.#loraRequests = Object.freeze(resolved.requests);
+    this.#loraRequests = Object.freeze(canonicalOrder(resolved.requests));
   }
 
   /**
@@ -262,20 +298,24 @@ export class StableDiffusion {
     const specs = o.loras === undefined ? [] : checkLoraSpecs(o.loras, 'options.loras');
     const call = specs.length > 0 || tags.length > 0 ? this.#resolveLoras(specs, tags) : { applied: [], requests: [] };
     const applied = [...this.#loras, ...call.applied];
-    const requests = [...this.#loraRequests, ...call.requests];
+    const requests = canonicalOrder([...this.#loraRequests, ...call.requests]);
     await this.#prepareLoras(call.requests);
+    const used = new Set<TextualInversion>();
+    const embeddings = this.#embeddings;
     const model: PipelineModel =
-      call.requests.length === 0
+      call.requests.length === 0 && embeddings.list.length === 0
         ? this
         : {
             info: this.info,
-            unet: this.unet.withLoras(requests),
+            unet: call.requests.length === 0 ? this.unet : this.unet.withLoras(requests),
             vae: this.vae,
-            encodePrompt: (prompt, opts) => encodePrompt(this.#model(), this.textEncoder, this.tokenizer, prompt, opts, { loras: requests }),
+            encodePrompt: (prompt, opts) =>
+              encodePrompt(this.#model(), this.textEncoder, this.tokenizer, prompt, opts, { loras: requests, embeddings, used }),
             memoryUsage: (opts) => this.memoryUsage(opts),
           };
     const result = await run(model, options);
     if (applied.length > 0) result.parameters.loras = applied;
+    if (used.size > 0) result.parameters.embeddings = [...used].map(({ name, path }) => ({ name, path }));
     return result;
   }
 
@@ -409,4 +449,12 @@ export async function convertModel(input: string, output: string, options: Conve
   }
   if (o.vae !== undefined) checked.vae = expectPath(o.vae, 'options.vae');
   return native().convertModel(from, to, checked);
+}
+
+// LoRAs are applied in one order whatever order they were given in (options, sd.loras, prompt
+// tags), so that a set gives the same bits however it is written (an infotext's prompt included):
+// merged changes are float sums, whose result depends on their order.
+function canonicalOrder(requests: NativeLoraRequest[]): NativeLoraRequest[] {
+  const key = (r: NativeLoraRequest): string => `${r.path}\u0000${r.textEncoderWeight}\u0000${r.unetWeight}`;
+  return [...requests].sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
 }

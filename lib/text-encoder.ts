@@ -1,5 +1,6 @@
 // The CLIP text encoder (`sd.textEncoder`) and prompt encoding (`sd.encodePrompt`), over
 // native/addon/text_encoder_binding.h and native/core/nets/clip_text_encoder.h.
+import type { EmbeddingTable, TextualInversion } from './embeddings.js';
 import { stripLoraTags } from './lora.js';
 import type { TextEncoderNative } from './native.js';
 import { Tensor } from './tensor.js';
@@ -107,16 +108,21 @@ export class ClipTextEncoder {
   }
 }
 
-/** What a model adds to `encodePrompt`: the LoRAs to run the text encoder with. */
+/** What a model adds to `encodePrompt`: the LoRAs to run the text encoder with, its embeddings. */
 export interface PromptContext {
   /** The LoRAs of the call (or `sd.loras`). */
   loras?: readonly NativeLoraRequest[];
+  /** Textual-inversion embeddings triggered by their names (from `embeddingDirs`). */
+  embeddings?: EmbeddingTable;
+  /** Filled with the embeddings the prompts used (for the infotext's TI hashes). */
+  used?: Set<TextualInversion>;
 }
 
 /**
  * @internal `sd.encodePrompt`: tokenizes with `tokenizer`, then encodes natively (weighting, chunks,
  * padding). `<lora:…>` tags are removed from both prompts first, whatever `promptWeighting` is
- * (they select LoRAs, which the caller applies through `context.loras`).
+ * (they select LoRAs, which the caller applies through `context.loras`). Names of
+ * `context.embeddings` in either prompt stand for their vectors.
  */
 export async function encodePrompt(
   native: TextEncoderNative,
@@ -133,9 +139,16 @@ export async function encodePrompt(
   const weighting = opts.promptWeighting === undefined ? true : expectBoolean(opts.promptWeighting, 'promptWeighting');
   const mode = opts.longPrompts === undefined ? 'chunks' : expectOneOf(opts.longPrompts, 'longPrompts', PROMPT_MODES);
   const padId = tokenizer.padId;
-  const cond = tokenizer.tokenizePrompt(text, { mode, weighting, padId }).chunks;
-  const uncond = tokenizer.tokenizePrompt(negative, { mode, weighting, padId }).chunks;
+  const table = context.embeddings;
+  const triggers = table?.triggers ?? [];
+  const cond = tokenizer.tokenizePromptWithEmbeddings(text, { mode, weighting, padId }, triggers).chunks;
+  const uncond = tokenizer.tokenizePromptWithEmbeddings(negative, { mode, weighting, padId }, triggers).chunks;
+  const used = table === undefined ? [] : table.used([...cond, ...uncond].flatMap((c) => c.ids));
+  for (const e of used) context.used?.add(e);
+  const rows = used.length > 0 ? table!.rows : undefined;
   const loras = context.loras ?? [];
-  const result = await native.encodePrompt(cond, uncond, { clipSkip, weighting, padId, ...(loras.length > 0 && { loras: [...loras] }) });
+  const result = await native.encodePrompt(cond, uncond, {
+    clipSkip, weighting, padId, ...(loras.length > 0 && { loras: [...loras] }), ...(rows !== undefined && { embeddings: rows }),
+  });
   return { cond: Tensor.of(result.cond), uncond: Tensor.of(result.uncond) };
 }

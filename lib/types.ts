@@ -351,6 +351,19 @@ export interface AppliedLora {
   unetWeight: number;
 }
 
+/**
+ * A textual-inversion embedding as the prompt tokenizer takes it: the ids of its name (`tokens`)
+ * become `count` ids from `firstId` (past the vocabulary), whose rows the text encoder is given.
+ */
+export interface EmbeddingTrigger {
+  /** The ids of the embedding's name, without bos/eos. */
+  tokens: number[];
+  /** The first id its vectors get (49408 or more). */
+  firstId: number;
+  /** Its vectors. */
+  count: number;
+}
+
 /** A LoRA file's request as the addon takes it (lib/ resolves names and weights first). */
 export interface NativeLoraRequest {
   /** The file. */
@@ -422,4 +435,6 @@ export interface GenerationParameters {
   strength?: number;
   /** The LoRAs applied (from `options.loras`, `<lora:…>` tags in the prompt and `sd.loras`), when any. */
   loras?: AppliedLora[];
+  /** The textual-inversion embeddings the prompts named (from `embeddingDirs`), when any. */
+  embeddings?: { name: string; path: string }[];
 }
