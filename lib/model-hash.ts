@@ -9,6 +9,7 @@ import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 
 import { StableDiffusionError } from './errors.js';
+import type { GenerationParameters } from './types.js';
 import { expectPath } from './validate.js';
 
 /**
@@ -125,4 +126,24 @@ export async function embeddingHash(path: string): Promise<string> {
 /** A1111's "Model hash": the first 10 hex digits of the file's sha256, or undefined for a folder. */
 export async function modelHash(path: string): Promise<string | undefined> {
   return (await modelSha256(path))?.slice(0, 10);
+}
+
+/**
+ * A1111's hashes of the LoRAs and embeddings a generation used (`result.parameters.loras` and
+ * `.embeddings`), by name, for `toInfotext`'s "Lora hashes" and "TI hashes".
+ */
+export async function networkHashes(parameters: Pick<GenerationParameters, 'loras' | 'embeddings'>): Promise<{
+  loraHashes?: Record<string, string>;
+  embeddingHashes?: Record<string, string>;
+}> {
+  const result: { loraHashes?: Record<string, string>; embeddingHashes?: Record<string, string> } = {};
+  if (parameters.loras !== undefined && parameters.loras.length > 0) {
+    result.loraHashes = {};
+    for (const lora of parameters.loras) result.loraHashes[lora.name] = await loraHash(lora.path);
+  }
+  if (parameters.embeddings !== undefined && parameters.embeddings.length > 0) {
+    result.embeddingHashes = {};
+    for (const e of parameters.embeddings) result.embeddingHashes[e.name] = await embeddingHash(e.path);
+  }
+  return result;
 }
