@@ -10,7 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { StableDiffusion, type GenerationResult, type LoraSpec, type Tensor, type Txt2ImgOptions } from '../lib/index.js';
+import {
+  formatParameters, loraHash, networkHashes, StableDiffusion, toInfotext, type GenerationResult, type LoraSpec, type Tensor, type Txt2ImgOptions,
+} from '../lib/index.js';
 import { loraFixturesDir, loraGoldens, relativeError, tinyDir } from './helpers/goldens.js';
 
 const goldens = loraGoldens();
@@ -457,6 +459,47 @@ describe('behaviour', () => {
     await new Promise((done) => setTimeout(done, 20));
     copyFileSync(fixture('sd1-lokr.safetensors'), path);
     assert.equal((await sd.inspectLoras([{ path }]))[0]!.format, 'lokr');
+  });
+});
+
+describe('the other pipelines, the infotext and the few-step recipes', () => {
+  test('img2img with a LoRA differs from img2img without; the next call is the base again', async () => {
+    const image = { shape: [1, 3, 128, 128], data: Float32Array.from({ length: 3 * 128 * 128 }, (_, i) => Math.sin(i * 0.01)) };
+    const o = { ...settings, image, strength: 0.6 };
+    const plain = await sd.img2img(o);
+    const withLora = await sd.img2img({ ...o, loras: [{ path: fixture('sd1-kohya.safetensors'), weight: 0.8 }] });
+    assert.ok(relativeError(withLora.latents, plain.latents) > 1e-2);
+    assertSame((await sd.img2img(o)).latents, plain.latents, 'img2img after a LoRA call');
+  });
+
+  test('the infotext: LoRAs of options.loras become prompt tags, Lora hashes as A1111 writes them', async () => {
+    const result = await sd.txt2img({ ...settings, prompt: `${settings.prompt} <lora:sd1-loha:0.5>`, loras: [{ path: fixture('sd1-kohya.safetensors'), textEncoderWeight: 0.5, unetWeight: 1 }] });
+    const hashes = await networkHashes(result.parameters);
+    assert.deepEqual(Object.keys(hashes.loraHashes!), ['sd1-kohya', 'sd1-loha']);
+    assert.equal(hashes.loraHashes!['sd1-kohya'], await loraHash(fixture('sd1-kohya.safetensors')));
+    const text = formatParameters(toInfotext(result.parameters, 0, hashes));
+    const [first] = text.split('\n');
+    assert.equal(first, `${settings.prompt} <lora:sd1-loha:0.5> <lora:sd1-kohya:0.5:1>`);
+    assert.match(text, /, Lora hashes: "sd1-kohya: [0-9a-f]{12}, sd1-loha: [0-9a-f]{12}"$/);
+    // The infotext's prompt alone (with loraDirs) gives the same image.
+    const again = await sd.txt2img({ ...settings, prompt: first! });
+    assertSame(again.latents, result.latents, 'the infotext prompt');
+  });
+
+  test('LCM-LoRA recipe (LCM scheduler, 4 steps, guidance 1.5) equals diffusers', async () => {
+    const c = goldens.case('recipe/lcm-lora') as unknown as { scheduler: string; steps: number; guidanceScale: number };
+    const result = await sd.txt2img({ ...settings, scheduler: c.scheduler, steps: c.steps, guidanceScale: c.guidanceScale, loras: [{ path: fixture('sd1-kohya.safetensors') }] });
+    assertClose(result, 'recipe/lcm-lora', 1e-3);
+  });
+
+  test('SD-Turbo recipe (Euler a, trailing spacing, 1 step, guidance 0) equals diffusers on the SD2 model', async () => {
+    const sd2 = await StableDiffusion.load({ model: join(tinyDir, 'sd2-v-diffusers'), backend: 'cpu', threads: 2, weightType: 'f32' });
+    try {
+      const result = await sd2.txt2img({ ...settings, scheduler: sd2.createScheduler('euler_a', { timestepSpacing: 'trailing' }), steps: 1, guidanceScale: 0 });
+      assertClose(result, 'recipe/turbo', 1e-3);
+    } finally {
+      await sd2.dispose();
+    }
   });
 });
 

@@ -172,18 +172,23 @@ def build_pipeline(fixture, helpers, workdir):
     return pipe
 
 
-def run(pipe, unet_state=None, te_state=None):
-    """Final latents of the pipeline with the given UNet and text-encoder weights (then put back)."""
+def run(pipe, unet_state=None, te_state=None, scheduler=None, steps=STEPS, guidance=GUIDANCE):
+    """Final latents of the pipeline with the given UNet and text-encoder weights (then put back),
+    optionally with another scheduler, step count and guidance (the few-step recipes)."""
     saved_unet = {k: v.clone() for k, v in pipe.unet.state_dict().items()}
     saved_te = {k: v.clone() for k, v in pipe.text_encoder.state_dict().items()}
     if unet_state is not None:
         pipe.unet.load_state_dict(unet_state)
     if te_state is not None:
         pipe.text_encoder.load_state_dict(te_state)
+    saved_scheduler = pipe.scheduler
+    if scheduler is not None:
+        pipe.scheduler = scheduler
     generator = torch.Generator().manual_seed(SEED)
     with torch.no_grad():
-        latents = pipe(PROMPT, negative_prompt=NEGATIVE, height=SIZE, width=SIZE, num_inference_steps=STEPS,
-                       guidance_scale=GUIDANCE, generator=generator, output_type="latent").images
+        latents = pipe(PROMPT, negative_prompt=NEGATIVE, height=SIZE, width=SIZE, num_inference_steps=steps,
+                       guidance_scale=guidance, generator=generator, output_type="latent").images
+    pipe.scheduler = saved_scheduler
     pipe.unet.load_state_dict(saved_unet)
     pipe.text_encoder.load_state_dict(saved_te)
     return latents
@@ -360,6 +365,24 @@ def main():
         latents = run(pipe2, merged_state(pipe2.unet, unet2, 0.8), merged_state(pipe2.text_encoder, te2, 0.8))
         add("sd2/kohya/0.8", latents, fixture="sd2-v-diffusers", lora="sd2-kohya", textEncoderWeight=0.8, unetWeight=0.8,
             changeFromBase=float((latents - base2).abs().max() / base2.abs().max()))
+
+        # The few-step recipes on the tiny models (random weights: the recipe's settings, not its
+        # pictures). LCM-LoRA: a LoRA (the kohya file at 1 stands in for LCM-LoRA) with
+        # LCMScheduler, 4 steps, guidance 1.5. SD-Turbo: Euler a with trailing spacing, 1 step, no
+        # guidance (guidance_scale 0), on the SD2 model.
+        from diffusers import EulerAncestralDiscreteScheduler, LCMScheduler
+        with open(os.path.join(TINY, "sd1-diffusers", "scheduler", "scheduler_config.json")) as f:
+            config1 = json.load(f)
+        lcm = run(pipe, merged_state(pipe.unet, unet_lora, 1.0), merged_state(pipe.text_encoder, te_lora, 1.0),
+                  scheduler=LCMScheduler.from_config(config1), steps=4, guidance=1.5)
+        add("recipe/lcm-lora", lcm, fixture="sd1-diffusers", lora="sd1-kohya", textEncoderWeight=1.0, unetWeight=1.0,
+            scheduler="lcm", steps=4, guidanceScale=1.5)
+        with open(os.path.join(TINY, "sd2-v-diffusers", "scheduler", "scheduler_config.json")) as f:
+            config2 = json.load(f)
+        turbo = run(pipe2, scheduler=EulerAncestralDiscreteScheduler.from_config(config2, timestep_spacing="trailing"),
+                    steps=1, guidance=0.0)
+        add("recipe/turbo", turbo, fixture="sd2-v-diffusers", scheduler="euler_a", timestepSpacing="trailing", steps=1,
+            guidanceScale=0.0)
 
     os.makedirs(OUT_DIR, exist_ok=True)
     np.concatenate(writer_chunks).tofile(os.path.join(OUT_DIR, "goldens.bin"))
