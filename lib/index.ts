@@ -8,12 +8,13 @@ export type {
   DeviceMemory, MemoryUsage, ConvertOptions, ConvertResult, ModelFileFormat, ModelFileInfo, ModelTensorInfo, GgufWriteType,
   GgufWriteResult, PromptMode, PromptChunk, TokenizedPrompt, ModelLayout, ModelDetails, ModelInspection, CanonicalTensorInfo,
   UNetDetails, VaeDetails, TextEncoderDetails, Seed, TorchKernel, GenerationParameters, PipelineName, LoraSpec, AppliedLora,
-  LoraFileReport, LoraStatus, NativeLoraRequest, EmbeddingTrigger,
+  LoraFileReport, LoraStatus, NativeLoraRequest, EmbeddingTrigger, UsedEmbedding,
 } from './types.js';
 export { readEmbeddingFile, EMBEDDING_EXTENSIONS } from './embeddings.js';
 export type { TextualInversion } from './embeddings.js';
 export { parseLoraTags, stripLoraTags, LORA_EXTENSIONS } from './lora.js';
-export type { LoraTag } from './lora.js';
+export type { LoraTag, ParsedLoraTags } from './lora.js';
+export type { NetworkHashes } from './model-hash.js';
 export { systemInfo, listDevices } from './system.js';
 export type { SystemInfo, DeviceInfo, DeviceType, Variant, GpuVariant, GpuVariantStatus, GpuBackend, BinarySource } from './system.js';
 export { inspectModelFile, readModelTensor, writeGgufFile } from './model-file.js';

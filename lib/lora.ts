@@ -23,6 +23,14 @@ export interface LoraTag {
   text: string;
 }
 
+/** What `parseLoraTags` reads from a prompt. */
+export interface ParsedLoraTags {
+  /** The prompt without its tags (what gets tokenized). */
+  prompt: string;
+  /** The tags, in order. */
+  loras: LoraTag[];
+}
+
 // A1111's extra-network syntax: <type:arguments>, arguments separated by ':'.
 const TAG = /<(lora|lyco):([^>]+)>/g;
 
@@ -46,7 +54,7 @@ function tagWeight(text: string, tag: string): number {
  * which is what gets tokenized. Throws TypeError for a weight that is not a number and
  * RangeError for one that is not finite.
  */
-export function parseLoraTags(prompt: string): { prompt: string; loras: LoraTag[] } {
+export function parseLoraTags(prompt: string): ParsedLoraTags {
   const text = expectString(prompt, 'prompt');
   const loras: LoraTag[] = [];
   const stripped = text.replace(TAG, (tag, _type: string, args: string) => {

@@ -128,15 +128,20 @@ export async function modelHash(path: string): Promise<string | undefined> {
   return (await modelSha256(path))?.slice(0, 10);
 }
 
+/** The hashes `networkHashes` gives, by name (what `toInfotext` takes). */
+export interface NetworkHashes {
+  /** LoRA name → A1111's 12-digit hash ("Lora hashes"); absent without LoRAs. */
+  loraHashes?: Record<string, string>;
+  /** Embedding name → A1111's 12-digit hash ("TI hashes"); absent without embeddings. */
+  embeddingHashes?: Record<string, string>;
+}
+
 /**
  * A1111's hashes of the LoRAs and embeddings a generation used (`result.parameters.loras` and
  * `.embeddings`), by name, for `toInfotext`'s "Lora hashes" and "TI hashes".
  */
-export async function networkHashes(parameters: Pick<GenerationParameters, 'loras' | 'embeddings'>): Promise<{
-  loraHashes?: Record<string, string>;
-  embeddingHashes?: Record<string, string>;
-}> {
-  const result: { loraHashes?: Record<string, string>; embeddingHashes?: Record<string, string> } = {};
+export async function networkHashes(parameters: Pick<GenerationParameters, 'loras' | 'embeddings'>): Promise<NetworkHashes> {
+  const result: NetworkHashes = {};
   if (parameters.loras !== undefined && parameters.loras.length > 0) {
     result.loraHashes = {};
     for (const lora of parameters.loras) result.loraHashes[lora.name] = await loraHash(lora.path);

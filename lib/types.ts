@@ -364,6 +364,14 @@ export interface EmbeddingTrigger {
   count: number;
 }
 
+/** A textual-inversion embedding a call used (`result.parameters.embeddings`). */
+export interface UsedEmbedding {
+  /** The name that triggered it: its file name without extension. */
+  name: string;
+  /** The file. */
+  path: string;
+}
+
 /** A LoRA file's request as the addon takes it (lib/ resolves names and weights first). */
 export interface NativeLoraRequest {
   /** The file. */
@@ -436,5 +444,5 @@ export interface GenerationParameters {
   /** The LoRAs applied (from `options.loras`, `<lora:…>` tags in the prompt and `sd.loras`), when any. */
   loras?: AppliedLora[];
   /** The textual-inversion embeddings the prompts named (from `embeddingDirs`), when any. */
-  embeddings?: { name: string; path: string }[];
+  embeddings?: UsedEmbedding[];
 }
