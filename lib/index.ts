@@ -7,8 +7,14 @@ export type {
   Backend, DeviceChoice, Network, WeightType, PredictionType, ModelInfo, LoadedModelInfo, ModelDevice, WeightInfo, ModelMemory,
   DeviceMemory, MemoryUsage, ConvertOptions, ConvertResult, ModelFileFormat, ModelFileInfo, ModelTensorInfo, GgufWriteType,
   GgufWriteResult, PromptMode, PromptChunk, TokenizedPrompt, ModelLayout, ModelDetails, ModelInspection, CanonicalTensorInfo,
-  UNetDetails, VaeDetails, TextEncoderDetails, Seed, TorchKernel, GenerationParameters, PipelineName,
+  UNetDetails, VaeDetails, TextEncoderDetails, Seed, TorchKernel, GenerationParameters, PipelineName, LoraSpec, AppliedLora,
+  LoraFileReport, LoraStatus, NativeLoraRequest, EmbeddingTrigger, UsedEmbedding,
 } from './types.js';
+export { readEmbeddingFile, EMBEDDING_EXTENSIONS } from './embeddings.js';
+export type { TextualInversion } from './embeddings.js';
+export { parseLoraTags, stripLoraTags, LORA_EXTENSIONS } from './lora.js';
+export type { LoraTag, ParsedLoraTags } from './lora.js';
+export type { NetworkHashes } from './model-hash.js';
 export { systemInfo, listDevices } from './system.js';
 export type { SystemInfo, DeviceInfo, DeviceType, Variant, GpuVariant, GpuVariantStatus, GpuBackend, BinarySource } from './system.js';
 export { inspectModelFile, readModelTensor, writeGgufFile } from './model-file.js';
@@ -36,8 +42,8 @@ export type {
 export { latentPreview } from './latent-preview.js';
 export { readImage, readMask, readDepthMap, resizeImage, encodeImage, saveImage, toRgbBytes, formatForPath, IMAGE_FORMATS } from './image.js';
 export type { ImageInput, RawImage, ImageFormat, EncodeImageOptions } from './image.js';
-export { formatParameters, parseParameters, toInfotext, readPngText, setPngText, samplerLabel, A1111_SAMPLER_NAMES } from './png-parameters.js';
-export type { InfotextParameters, ParsedParameters } from './png-parameters.js';
-export { modelHash, modelSha256 } from './model-hash.js';
+export { formatParameters, parseParameters, toInfotext, promptWithLoraTags, readPngText, setPngText, samplerLabel, A1111_SAMPLER_NAMES } from './png-parameters.js';
+export type { InfotextParameters, ParsedParameters, InfotextContext } from './png-parameters.js';
+export { modelHash, modelSha256, loraHash, embeddingHash, networkHashes } from './model-hash.js';
 export { createServer, sdnodeServer } from './server/index.js';
 export type { ServerOptions, SdServer } from './server/index.js';

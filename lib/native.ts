@@ -8,9 +8,9 @@ import { fileURLToPath } from 'node:url';
 import { loadBinary, type BinaryAddon, type LoadedBinary } from './binary/load.js';
 import type { TensorLike } from './tensor.js';
 import type {
-  Backend, ConvertOptions, ConvertResult, DeviceChoice, GgufWriteResult, GgufWriteType, LoadedModelInfo, MemoryUsage, ModelDevice,
-  ModelFileInfo, ModelInspection, ModelMemory, Network, PredictionType, PromptChunk, PromptMode, TokenizedPrompt, TorchKernel,
-  WeightInfo, WeightType,
+  Backend, ConvertOptions, ConvertResult, DeviceChoice, GgufWriteResult, GgufWriteType, LoadedModelInfo, LoraFileReport, LoraStatus,
+  MemoryUsage, ModelDevice, ModelFileInfo, ModelInspection, ModelMemory, NativeLoraRequest, Network, PredictionType, PromptChunk,
+  PromptMode, TokenizedPrompt, TorchKernel, WeightInfo, WeightType, EmbeddingTrigger,
 } from './types.js';
 
 export interface NativeSystemInfo {
@@ -49,22 +49,26 @@ export interface NativeSchedulerCatalog {
 export interface NativeModel extends TextEncoderNative, UNetNative, VaeNative {
   info(): LoadedModelInfo;
   weights(): WeightInfo[];
-  /** The weight as loaded, dequantized to float32. */
-  readWeight(name: string): Promise<TensorLike>;
+  /** The weight as loaded (with `loras` applied as a network call applies them), dequantized to float32. */
+  readWeight(name: string, loras?: NativeLoraRequest[]): Promise<TensorLike>;
   memory(): ModelMemory;
   memoryUsage(resetPeak?: boolean): MemoryUsage;
   devices(): Record<Network, ModelDevice>;
+  /** Reads (or takes from the model's cache), maps and checks LoRA files; nothing changes in the model. */
+  prepareLoras(loras: NativeLoraRequest[]): Promise<LoraFileReport[]>;
+  /** How the LoRAs now applied are held. */
+  loraStatus(): LoraStatus;
   /** Frees the weights; a worker still running keeps its own reference until it finishes. */
   dispose(): void;
 }
 
 /** The model's text-encoder methods (native/addon/text_encoder_binding.h). */
 export interface TextEncoderNative {
-  encodeText(ids: Int32Array, batch: number, clipSkip: number): Promise<TensorLike>;
+  encodeText(ids: Int32Array, batch: number, clipSkip: number, loras?: NativeLoraRequest[], embeddings?: TensorLike): Promise<TensorLike>;
   encodePrompt(
     cond: PromptChunk[],
     uncond: PromptChunk[],
-    options: { clipSkip: number; weighting: boolean; padId: number },
+    options: { clipSkip: number; weighting: boolean; padId: number; loras?: NativeLoraRequest[]; embeddings?: TensorLike },
   ): Promise<{ cond: TensorLike; uncond: TensorLike }>;
 }
 
@@ -74,7 +78,7 @@ export interface UNetNative {
     sample: TensorLike,
     timestep: number | number[],
     context: TensorLike,
-    options?: { flashAttention?: boolean },
+    options?: { flashAttention?: boolean; loras?: NativeLoraRequest[] },
   ): Promise<TensorLike>;
 }
 
@@ -101,7 +105,10 @@ export interface NativeTokenizer {
   tokenize(text: string): string[];
   decode(ids: number[], skipSpecialTokens: boolean): string;
   convertIdsToTokens(ids: number[]): string[];
-  tokenizePrompt(prompt: string, options: { mode: PromptMode; weighting: boolean; padId: number }): TokenizedPrompt;
+  tokenizePrompt(
+    prompt: string,
+    options: { mode: PromptMode; weighting: boolean; padId: number; embeddings?: EmbeddingTrigger[] },
+  ): TokenizedPrompt;
 }
 
 /** native/addon/rng_binding.cpp's TorchGenerator. */

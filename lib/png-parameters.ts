@@ -10,7 +10,8 @@
 import { inflateSync, crc32 } from 'node:zlib';
 
 import { A1111_SCHEDULER_NAMES, canonicalSchedulerName, SCHEDULER_NAMES, type SchedulerName } from './scheduler.js';
-import type { GenerationParameters } from './types.js';
+import { parseLoraTags } from './lora.js';
+import type { AppliedLora, GenerationParameters } from './types.js';
 import { describe } from './validate.js';
 
 /**
@@ -91,18 +92,60 @@ export function formatParameters(p: InfotextParameters): string {
   return `${p.prompt}${negative}${line ? `\n${line}` : ''}`;
 }
 
+/** What only the caller knows for `toInfotext`: the model's name and hash, the LoRAs' and embeddings' hashes. */
+export interface InfotextContext {
+  /** The model file's name without extension ("Model"). */
+  model?: string;
+  /** A1111's model hash ("Model hash"). */
+  modelHash?: string;
+  /** LoRA name → hash (`networkHashes`), written as "Lora hashes". */
+  loraHashes?: Record<string, string>;
+  /** Embedding name → hash (`networkHashes`), written as "TI hashes". */
+  embeddingHashes?: Record<string, string>;
+}
+
+function hashList(hashes: Record<string, string> | undefined): string | undefined {
+  if (hashes === undefined || Object.keys(hashes).length === 0) return undefined;
+  return Object.entries(hashes).map(([name, hash]) => `${name}: ${hash}`).join(', ');
+}
+
+function weightText(value: number): string {
+  return String(Number(value.toPrecision(6)));
+}
+
+/**
+ * The prompt with a `<lora:NAME:W>` tag (or `<lora:NAME:TE:UNET>`) for every LoRA of `loras`
+ * that no tag of the prompt names (those of `options.loras` and `sd.loras`), so that the
+ * infotext reproduces the image, as A1111 writes it.
+ */
+export function promptWithLoraTags(prompt: string, loras: readonly AppliedLora[] | undefined): string {
+  if (loras === undefined || loras.length === 0) return prompt;
+  const tagged = new Set(parseLoraTags(prompt).loras.map((t) => t.name.toLowerCase()));
+  const added = loras
+    .filter((l) => !tagged.has(l.name.toLowerCase()))
+    .map((l) =>
+      l.textEncoderWeight === l.unetWeight
+        ? `<lora:${l.name}:${weightText(l.unetWeight)}>`
+        : `<lora:${l.name}:${weightText(l.textEncoderWeight)}:${weightText(l.unetWeight)}>`,
+    );
+  return added.length === 0 ? prompt : `${prompt}${prompt === '' ? '' : ' '}${added.join(' ')}`;
+}
+
 /**
  * The infotext fields of image `index` of a pipeline's result: `parameters` as the pipelines
- * return them, plus what only the caller knows (the model's name and hash).
+ * return them, plus what only the caller knows (the model's name and hash, and the hashes of
+ * LoRAs and embeddings from `networkHashes`). LoRAs not named by a prompt tag get one.
  */
 export function toInfotext(
   parameters: GenerationParameters,
   index = 0,
-  model: { model?: string; modelHash?: string } = {},
+  model: InfotextContext = {},
 ): InfotextParameters {
   const p = parameters;
+  const loraHashes = hashList(model.loraHashes);
+  const tiHashes = hashList(model.embeddingHashes);
   return {
-    prompt: p.prompt,
+    prompt: promptWithLoraTags(p.prompt, p.loras),
     negativePrompt: p.negativePrompt,
     steps: p.steps,
     sampler: p.scheduler,
@@ -115,6 +158,9 @@ export function toInfotext(
     ...(p.strength !== undefined && p.pipeline !== 'txt2img' && { strength: p.strength }),
     ...(p.clipSkip !== undefined && { clipSkip: p.clipSkip }),
     ...(p.batchSize > 1 && { batchSize: p.batchSize, batchPosition: index }),
+    ...((loraHashes !== undefined || tiHashes !== undefined) && {
+      extra: { ...(loraHashes !== undefined && { 'Lora hashes': loraHashes }), ...(tiHashes !== undefined && { 'TI hashes': tiHashes }) },
+    }),
   };
 }
 

@@ -1,8 +1,12 @@
+import { basename, extname, resolve } from 'node:path';
+
+import { EmbeddingTable, type TextualInversion } from './embeddings.js';
 import { AbortError, StableDiffusionError } from './errors.js';
+import { checkDirs, checkLoraSpecs, LORA_EXTENSIONS, NamedFiles, parseLoraTags, type LoraTag } from './lora.js';
 import { native, type NativeModel } from './native.js';
 import {
   depth2img, img2img, inpaint, txt2img, type Depth2ImgOptions, type GenerationResult, type Img2ImgOptions,
-  type InpaintOptions, type Txt2ImgOptions,
+  type InpaintOptions, type PipelineModel, type Txt2ImgOptions,
 } from './pipelines/index.js';
 import { createScheduler, type Scheduler, type SchedulerOverrides } from './scheduler.js';
 import { Tensor } from './tensor.js';
@@ -11,9 +15,9 @@ import { ClipTextEncoder, encodePrompt, type EncodePromptOptions, type PromptEmb
 import { UNet } from './unet.js';
 import { checkTileSize, Vae } from './vae.js';
 import {
-  BACKENDS, NETWORKS, PREDICTION_TYPES, WEIGHT_TYPES, type Backend, type ConvertOptions, type ConvertResult, type DeviceChoice,
-  type LoadedModelInfo, type MemoryUsage, type ModelDevice, type ModelMemory, type Network, type PredictionType, type WeightInfo,
-  type WeightType,
+  BACKENDS, NETWORKS, PREDICTION_TYPES, WEIGHT_TYPES, type AppliedLora, type Backend, type ConvertOptions, type ConvertResult,
+  type DeviceChoice, type LoadedModelInfo, type LoraFileReport, type LoraSpec, type LoraStatus, type MemoryUsage, type ModelDevice,
+  type ModelMemory, type NativeLoraRequest, type Network, type PredictionType, type WeightInfo, type WeightType,
 } from './types.js';
 import { expectBoolean, expectInteger, expectObject, expectOneOf, expectPath, expectSignal, expectString } from './validate.js';
 
@@ -54,6 +58,17 @@ export interface LoadOptions {
    * cannot be interrupted on its worker thread; what it loaded is freed when that read ends.
    */
   signal?: AbortSignal;
+  /**
+   * Folders of LoRA files (.safetensors, .ckpt, .pt, .bin; subfolders included) that `<lora:NAME:W>`
+   * tags and `{ name }` LoRAs are looked up in, by file name without extension (docs/guide/lora.md).
+   */
+  loraDirs?: string[];
+  /**
+   * Folders of textual-inversion embeddings (A1111's .pt/.bin/.safetensors, diffusers'
+   * learned_embeds), read at load; each is triggered by its file name in a prompt. Files of
+   * another width (an SD 2.x embedding on SD 1.x) or unreadable are skipped with one warning.
+   */
+  embeddingDirs?: string[];
 }
 
 /** Checks `LoadOptions` and returns them with defaults filled in. */
@@ -76,6 +91,8 @@ export function checkLoadOptions(options: unknown): Required<Pick<LoadOptions, '
   if (o.signal !== undefined) checked.signal = expectSignal(o.signal, 'options.signal');
   // SD's VAEs all downscale by 8.
   if (o.vaeTileSize !== undefined) checked.vaeTileSize = checkTileSize(o.vaeTileSize, 'options.vaeTileSize', 8);
+  if (o.loraDirs !== undefined) checked.loraDirs = checkDirs(o.loraDirs, 'options.loraDirs');
+  if (o.embeddingDirs !== undefined) checked.embeddingDirs = checkDirs(o.embeddingDirs, 'options.embeddingDirs');
   return checked;
 }
 
@@ -147,16 +164,24 @@ export class StableDiffusion {
   /** The CLIP text encoder: `encode(ids, { clipSkip })` → [1, n, hidden] (lib/text-encoder.ts). */
   readonly textEncoder: ClipTextEncoder;
   #native: NativeModel | undefined;
+  readonly #loraFiles: NamedFiles;
+  #loras: readonly AppliedLora[] = [];
+  #loraRequests: readonly NativeLoraRequest[] = [];
+  readonly #warned = new Set<string>();
+  #embeddings = EmbeddingTable.empty();
 
-  private constructor(model: NativeModel, flashAttention: boolean, vaeTiling: { tiling: boolean; tileSize?: number }) {
+  private constructor(
+    model: NativeModel, flashAttention: boolean, vaeTiling: { tiling: boolean; tileSize?: number }, loraDirs: readonly string[],
+  ) {
     this.#native = model;
     this.info = model.info();
     this.devices = Object.freeze(model.devices());
     this.device = this.devices.unet;
     this.tokenizer = Tokenizer.clip({ padId: padIdFor(this.info.textEncoder.padToken) });
-    this.textEncoder = new ClipTextEncoder(() => this.#model(), this.info.textEncoder);
-    this.unet = new UNet(() => this.#model(), this.info.unet, flashAttention);
+    this.textEncoder = new ClipTextEncoder(() => this.#model(), this.info.textEncoder, () => this.#loraRequests);
+    this.unet = new UNet(() => this.#model(), this.info.unet, flashAttention, () => this.#loraRequests);
     this.vae = new Vae(() => this.#model(), this.info.vae, vaeTiling);
+    this.#loraFiles = new NamedFiles(loraDirs, LORA_EXTENSIONS);
   }
 
   /**
@@ -177,10 +202,35 @@ export class StableDiffusion {
       ...(o.offload && { offload: true }),
     });
     const model = o.signal ? await untilAborted(loading, o.signal) : await loading;
-    return new StableDiffusion(model, o.flashAttention ?? false, {
+    const sd = new StableDiffusion(model, o.flashAttention ?? false, {
       tiling: o.vaeTiling ?? false,
       ...(o.vaeTileSize !== undefined && { tileSize: o.vaeTileSize }),
-    });
+    }, o.loraDirs ?? []);
+    if (o.embeddingDirs !== undefined && o.embeddingDirs.length > 0) {
+      try {
+        sd.#embeddings = await EmbeddingTable.load(o.embeddingDirs, sd.tokenizer, sd.info.textEncoder.hidden);
+      } catch (error) {
+        await sd.dispose();
+        throw error;
+      }
+      const skipped = sd.#embeddings.skipped;
+      if (skipped.length > 0) {
+        const list = skipped.slice(0, 8).map((s) => `${s.name} (${s.reason})`).join('; ');
+        const more = skipped.length > 8 ? `; and ${skipped.length - 8} more` : '';
+        process.emitWarning(`${skipped.length} embedding${skipped.length === 1 ? '' : 's'} skipped: ${list}${more}`, {
+          type: 'EmbeddingWarning', code: 'SDNODE_EMBEDDINGS_SKIPPED',
+        });
+      }
+    }
+    return sd;
+  }
+
+  /**
+   * The textual-inversion embeddings read from `embeddingDirs` at load, by the name that
+   * triggers them in a prompt (empty without `embeddingDirs`).
+   */
+  get embeddings(): readonly TextualInversion[] {
+    return this.#embeddings.list;
   }
 
   /**
@@ -189,7 +239,121 @@ export class StableDiffusion {
    * With `promptWeighting: false` and at most 75 tokens this equals diffusers' `encode_prompt`.
    */
   async encodePrompt(prompt: string, options: EncodePromptOptions = {}): Promise<PromptEmbeddings> {
-    return encodePrompt(this.#model(), this.textEncoder, this.tokenizer, prompt, options);
+    return encodePrompt(this.#model(), this.textEncoder, this.tokenizer, prompt, options, {
+      loras: this.#loraRequests, embeddings: this.#embeddings,
+    });
+  }
+
+  /**
+   * The LoRAs every call of this model runs with (`setLoras`), the component networks included
+   * (`sd.textEncoder`, `sd.unet`, `sd.encodePrompt`): empty after load.
+   */
+  get loras(): readonly AppliedLora[] {
+    return this.#loras;
+  }
+
+  /**
+   * Sets the LoRAs every later call runs with, the component networks included (a pipeline call
+   * adds its own `options.loras` and prompt tags to these). Each file is read and checked against
+   * the model now (Error `ERR_LORA_FORMAT`, `ERR_LORA_INCOMPATIBLE`, `ERR_LORA_NOT_FOUND` with the
+   * path or name); the weights change when a network next runs, not here, and an empty list
+   * brings back exactly the base weights. Nothing is reloaded from the model file.
+   */
+  async setLoras(loras: LoraSpec[]): Promise<void> {
+    const checked = checkLoraSpecs(loras, 'loras');
+    const resolved = this.#resolveLoras(checked, []);
+    await this.#prepareLoras(resolved.requests);
+    this.#loras = Object.freeze(resolved.applied);
+    this.#loraRequests = Object.freeze(canonicalOrder(resolved.requests));
+  }
+
+  /**
+   * What the engine reads in LoRA files, as mapped onto this model: format, layers changed per
+   * network, keys that change nothing here. Errors as `setLoras`.
+   */
+  async inspectLoras(loras: LoraSpec[]): Promise<LoraFileReport[]> {
+    const resolved = this.#resolveLoras(checkLoraSpecs(loras, 'loras'), []);
+    return this.#model().prepareLoras([...resolved.requests]);
+  }
+
+  /** How the LoRAs now applied are held: weights merged and at run time, and the memory each takes. */
+  loraStatus(): LoraStatus {
+    return this.#model().loraStatus();
+  }
+
+  // LoRA specs and prompt tags → files and strengths. Names are looked up in loraDirs.
+  #resolveLoras(specs: readonly LoraSpec[], tags: readonly LoraTag[]): { applied: AppliedLora[]; requests: NativeLoraRequest[] } {
+    const applied: AppliedLora[] = [];
+    const find = (name: string, what: string): string => {
+      const path = this.#loraFiles.find(name);
+      if (path === undefined) {
+        const where = this.#loraFiles.dirs.length > 0 ? `in ${this.#loraFiles.dirs.join(', ')}` : 'because no loraDirs were given at load';
+        throw new StableDiffusionError('ERR_LORA_NOT_FOUND', `No LoRA named "${name}" (${what}) was found ${where}`);
+      }
+      return path;
+    };
+    for (const spec of specs) {
+      const weight = spec.weight ?? 1;
+      const path = spec.path !== undefined ? resolve(spec.path) : find(spec.name!, `options.loras name`);
+      applied.push({
+        name: spec.name ?? basename(path, extname(path)),
+        path,
+        textEncoderWeight: spec.textEncoderWeight ?? weight,
+        unetWeight: spec.unetWeight ?? weight,
+      });
+    }
+    for (const tag of tags) {
+      applied.push({ name: tag.name, path: find(tag.name, tag.text), textEncoderWeight: tag.textEncoderWeight, unetWeight: tag.unetWeight });
+    }
+    const requests = applied.map(({ path, textEncoderWeight, unetWeight }) => ({ path, textEncoderWeight, unetWeight }));
+    return { applied, requests };
+  }
+
+  // Reads and checks the files (cached natively); warns once per file about keys it ignores.
+  async #prepareLoras(requests: readonly NativeLoraRequest[]): Promise<void> {
+    if (requests.length === 0) return;
+    const reports = await this.#model().prepareLoras([...requests]);
+    for (const report of reports) {
+      if (report.unmatched.length === 0 || this.#warned.has(report.path)) continue;
+      this.#warned.add(report.path);
+      const shown = report.unmatched.slice(0, 8).join(', ');
+      const more = report.unmatched.length > 8 ? ` and ${report.unmatched.length - 8} more` : '';
+      process.emitWarning(
+        `${basename(report.path)}: ${report.unmatched.length} of its keys change nothing in this model and are ignored: ${shown}${more}`,
+        { type: 'LoraWarning', code: 'SDNODE_LORA_UNMATCHED_KEYS' },
+      );
+    }
+  }
+
+  // A pipeline call: its LoRAs (sd.loras, options.loras, the prompt's tags) prepared, then the
+  // pipeline run on a view of this model whose networks run with them.
+  async #pipelineCall<T extends object>(
+    options: T, run: (model: PipelineModel, options: T) => Promise<GenerationResult>,
+  ): Promise<GenerationResult> {
+    const o = expectObject(options, 'options');
+    const tags = parseLoraTags(expectString(o.prompt, 'options.prompt')).loras;
+    const specs = o.loras === undefined ? [] : checkLoraSpecs(o.loras, 'options.loras');
+    const call = specs.length > 0 || tags.length > 0 ? this.#resolveLoras(specs, tags) : { applied: [], requests: [] };
+    const applied = [...this.#loras, ...call.applied];
+    const requests = canonicalOrder([...this.#loraRequests, ...call.requests]);
+    await this.#prepareLoras(call.requests);
+    const used = new Set<TextualInversion>();
+    const embeddings = this.#embeddings;
+    const model: PipelineModel =
+      call.requests.length === 0 && embeddings.list.length === 0
+        ? this
+        : {
+            info: this.info,
+            unet: call.requests.length === 0 ? this.unet : this.unet.withLoras(requests),
+            vae: this.vae,
+            encodePrompt: (prompt, opts) =>
+              encodePrompt(this.#model(), this.textEncoder, this.tokenizer, prompt, opts, { loras: requests, embeddings, used }),
+            memoryUsage: (opts) => this.memoryUsage(opts),
+          };
+    const result = await run(model, options);
+    if (applied.length > 0) result.parameters.loras = applied;
+    if (used.size > 0) result.parameters.embeddings = [...used].map(({ name, path }) => ({ name, path }));
+    return result;
   }
 
   /**
@@ -209,7 +373,7 @@ export class StableDiffusion {
    */
   async txt2img(options: Txt2ImgOptions): Promise<GenerationResult> {
     this.#model();
-    return txt2img(this, options);
+    return this.#pipelineCall(options, txt2img);
   }
 
   /**
@@ -219,7 +383,7 @@ export class StableDiffusion {
    */
   async img2img(options: Img2ImgOptions): Promise<GenerationResult> {
     this.#model();
-    return img2img(this, options);
+    return this.#pipelineCall(options, img2img);
   }
 
   /**
@@ -229,7 +393,7 @@ export class StableDiffusion {
    */
   async inpaint(options: InpaintOptions): Promise<GenerationResult> {
     this.#model();
-    return inpaint(this, options);
+    return this.#pipelineCall(options, inpaint);
   }
 
   /**
@@ -238,7 +402,7 @@ export class StableDiffusion {
    */
   async depth2img(options: Depth2ImgOptions): Promise<GenerationResult> {
     this.#model();
-    return depth2img(this, options);
+    return this.#pipelineCall(options, depth2img);
   }
 
   /** Every loaded weight with its storage type and shape. */
@@ -246,9 +410,13 @@ export class StableDiffusion {
     return this.#model().weights();
   }
 
-  /** One loaded weight by canonical name, dequantized to float32 (for inspection and tests). */
+  /**
+   * One loaded weight by canonical name, dequantized to float32 (for inspection and tests), as the
+   * networks see it with `sd.loras`: merged LoRA changes show, run-time ones do not.
+   */
   async readWeight(name: string): Promise<Tensor> {
-    return Tensor.of(await this.#model().readWeight(expectString(name, 'name')));
+    const loras = this.#loraRequests;
+    return Tensor.of(await this.#model().readWeight(expectString(name, 'name'), ...(loras.length > 0 ? [[...loras]] : [])));
   }
 
   /** Bytes of weights per network on the device (0 for a network offloaded). */
@@ -318,4 +486,12 @@ export async function convertModel(input: string, output: string, options: Conve
   }
   if (o.vae !== undefined) checked.vae = expectPath(o.vae, 'options.vae');
   return native().convertModel(from, to, checked);
+}
+
+// LoRAs are applied in one order whatever order they were given in (options, sd.loras, prompt
+// tags), so that a set gives the same bits however it is written (an infotext's prompt included):
+// merged changes are float sums, whose result depends on their order.
+function canonicalOrder(requests: NativeLoraRequest[]): NativeLoraRequest[] {
+  const key = (r: NativeLoraRequest): string => `${r.path}\u0000${r.textEncoderWeight}\u0000${r.unetWeight}`;
+  return [...requests].sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
 }

@@ -1,9 +1,11 @@
 // The CLIP text encoder (`sd.textEncoder`) and prompt encoding (`sd.encodePrompt`), over
 // native/addon/text_encoder_binding.h and native/core/nets/clip_text_encoder.h.
+import type { EmbeddingTable, TextualInversion } from './embeddings.js';
+import { stripLoraTags } from './lora.js';
 import type { TextEncoderNative } from './native.js';
 import { Tensor } from './tensor.js';
 import type { TokenIds, Tokenizer } from './tokenizer.js';
-import { MAX_PROMPT_CHUNKS, PROMPT_MODES, type PromptMode, type TextEncoderDetails } from './types.js';
+import { MAX_PROMPT_CHUNKS, PROMPT_MODES, type NativeLoraRequest, type PromptMode, type TextEncoderDetails } from './types.js';
 import { describe, expectBoolean, expectInteger, expectObject, expectOneOf, expectString } from './validate.js';
 
 /** The largest `clipSkip` accepted by the API (SD 1.x's CLIP has 12 layers). */
@@ -66,10 +68,12 @@ export class ClipTextEncoder {
   /** Transformer layers SD runs (12 SD 1.x, 23 SD 2.x); `clipSkip` counts back from the last. */
   readonly layersUsed: number;
   readonly #native: () => TextEncoderNative;
+  readonly #loras: () => readonly NativeLoraRequest[];
 
-  /** @internal Created by StableDiffusion. */
-  constructor(native: () => TextEncoderNative, details: TextEncoderDetails) {
+  /** @internal Created by StableDiffusion; `loras` gives the LoRAs each call runs with (`sd.loras`). */
+  constructor(native: () => TextEncoderNative, details: TextEncoderDetails, loras: () => readonly NativeLoraRequest[] = () => []) {
     this.#native = native;
+    this.#loras = loras;
     this.hidden = details.hidden;
     this.maxPositions = details.maxPositions;
     this.vocabSize = details.vocabSize;
@@ -85,7 +89,8 @@ export class ClipTextEncoder {
     const list = this.#ids(ids);
     const opts = expectObject(options, 'options');
     const clipSkip = clipSkipOption(opts.clipSkip, this.layersUsed);
-    return Tensor.of(await this.#native().encodeText(list, 1, clipSkip));
+    const loras = this.#loras();
+    return Tensor.of(await this.#native().encodeText(list, 1, clipSkip, ...(loras.length > 0 ? [[...loras]] : [])));
   }
 
   #ids(ids: unknown): Int32Array {
@@ -103,23 +108,41 @@ export class ClipTextEncoder {
   }
 }
 
-/** @internal `sd.encodePrompt`: tokenizes with `tokenizer`, then encodes natively (weighting, chunks, padding). */
+/** What a model adds to `encodePrompt`: the LoRAs to run the text encoder with, its embeddings. */
+export interface PromptContext {
+  /** The LoRAs of the call (or `sd.loras`). */
+  loras?: readonly NativeLoraRequest[];
+  /** Textual-inversion embeddings triggered by their names (from `embeddingDirs`). */
+  embeddings?: EmbeddingTable;
+  /** Filled with the embeddings the prompts used (for the infotext's TI hashes). */
+  used?: Set<TextualInversion>;
+}
+
+/**
+ * @internal `sd.encodePrompt`: tokenizes with `tokenizer`, then encodes natively (weighting, chunks,
+ * padding). `<lora:…>` tags are removed from both prompts first, whatever `promptWeighting` is
+ * (they select LoRAs, which the caller applies through `context.loras`). Names of
+ * `context.embeddings` in either prompt stand for their vectors.
+ */
 export async function encodePrompt(
   native: TextEncoderNative,
   encoder: ClipTextEncoder,
   tokenizer: Tokenizer,
   prompt: string,
   options: EncodePromptOptions = {},
+  context: PromptContext = {},
 ): Promise<PromptEmbeddings> {
-  const text = expectString(prompt, 'prompt');
+  const text = stripLoraTags(expectString(prompt, 'prompt'));
   const opts = expectObject(options, 'options');
-  const negative = opts.negativePrompt === undefined ? '' : expectString(opts.negativePrompt, 'negativePrompt');
+  const negative = opts.negativePrompt === undefined ? '' : stripLoraTags(expectString(opts.negativePrompt, 'negativePrompt'));
   const clipSkip = clipSkipOption(opts.clipSkip, encoder.layersUsed);
   const weighting = opts.promptWeighting === undefined ? true : expectBoolean(opts.promptWeighting, 'promptWeighting');
   const mode = opts.longPrompts === undefined ? 'chunks' : expectOneOf(opts.longPrompts, 'longPrompts', PROMPT_MODES);
   const padId = tokenizer.padId;
-  const cond = tokenizer.tokenizePrompt(text, { mode, weighting, padId }).chunks;
-  const uncond = tokenizer.tokenizePrompt(negative, { mode, weighting, padId }).chunks;
+  const table = context.embeddings;
+  const triggers = table?.triggers ?? [];
+  const cond = tokenizer.tokenizePromptWithEmbeddings(text, { mode, weighting, padId }, triggers).chunks;
+  const uncond = tokenizer.tokenizePromptWithEmbeddings(negative, { mode, weighting, padId }, triggers).chunks;
   // Checked before the encoder runs: the UNet would refuse the context only after all of it.
   for (const [chunks, name] of [[cond, 'prompt'], [uncond, 'negativePrompt']] as const) {
     if (chunks.length > MAX_PROMPT_CHUNKS) {
@@ -128,6 +151,12 @@ export async function encodePrompt(
       );
     }
   }
-  const result = await native.encodePrompt(cond, uncond, { clipSkip, weighting, padId });
+  const used = table === undefined ? [] : table.used([...cond, ...uncond].flatMap((c) => c.ids));
+  for (const e of used) context.used?.add(e);
+  const rows = used.length > 0 ? table!.rows : undefined;
+  const loras = context.loras ?? [];
+  const result = await native.encodePrompt(cond, uncond, {
+    clipSkip, weighting, padId, ...(loras.length > 0 && { loras: [...loras] }), ...(rows !== undefined && { embeddings: rows }),
+  });
   return { cond: Tensor.of(result.cond), uncond: Tensor.of(result.uncond) };
 }

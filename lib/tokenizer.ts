@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 
 import { native, packageRoot, type NativeTokenizer } from './native.js';
-import { PROMPT_MODES, type PromptMode, type TokenizedPrompt } from './types.js';
+import { PROMPT_MODES, type EmbeddingTrigger, type PromptMode, type TokenizedPrompt } from './types.js';
 import { describe, expectBoolean, expectInteger, expectObject, expectOneOf, expectString } from './validate.js';
 
 const VOCAB_SIZE = 49408;
@@ -141,6 +141,16 @@ export class Tokenizer {
     const weighting = opts.weighting === undefined ? true : expectBoolean(opts.weighting, 'weighting');
     const padId = opts.padId === undefined ? this.padId : expectInteger(opts.padId, 'padId', 0, MAX_ID);
     return this.#native.tokenizePrompt(text, { mode, weighting, padId });
+  }
+
+  /**
+   * @internal `tokenizePrompt` with textual-inversion embeddings: their names' tokens become ids
+   * past the vocabulary (lib/embeddings.ts). Options already checked by the caller.
+   */
+  tokenizePromptWithEmbeddings(
+    prompt: string, options: { mode: PromptMode; weighting: boolean; padId: number }, embeddings: readonly EmbeddingTrigger[],
+  ): TokenizedPrompt {
+    return this.#native.tokenizePrompt(prompt, { ...options, ...(embeddings.length > 0 && { embeddings: [...embeddings] }) });
   }
 }
 

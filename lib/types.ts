@@ -321,6 +321,98 @@ export type Seed = number | bigint;
 
 // ─── Generation ──────────────────────────────────────────────────────────────────────────────
 
+// ─── LoRA and embeddings ──────────────────────────────────────────────────────────────────────
+
+/**
+ * A LoRA (or LyCORIS LoHa / LoKr) for a call (`options.loras`) or for `sd.setLoras`: a file by
+ * `path`, or by `name` (its file name without extension) in the `loraDirs` given at load, with its
+ * strength. `weight` (default 1) applies to both networks, as A1111's `<lora:NAME:W>`;
+ * `textEncoderWeight` and `unetWeight` override it per network (`<lora:NAME:TE:UNET>`).
+ */
+export interface LoraSpec {
+  /** The LoRA file (.safetensors, .ckpt, .pt, .bin). Give `path` or `name`, not both. */
+  path?: string;
+  /** A file name without extension, looked up in `loraDirs` (subfolders included). */
+  name?: string;
+  /** Strength for both networks (default 1; 0 leaves the model as it is; negative values invert). */
+  weight?: number;
+  /** Strength for the text encoder (default `weight`). */
+  textEncoderWeight?: number;
+  /** Strength for the UNet (default `weight`). */
+  unetWeight?: number;
+}
+
+/** A LoRA as a call applied it (`result.parameters.loras`, `sd.loras`). */
+export interface AppliedLora {
+  /** The name A1111 shows: the prompt tag's name, else the file name without extension. */
+  name: string;
+  /** The file. */
+  path: string;
+  /** Strength on the text encoder. */
+  textEncoderWeight: number;
+  /** Strength on the UNet. */
+  unetWeight: number;
+}
+
+/**
+ * A textual-inversion embedding as the prompt tokenizer takes it: the ids of its name (`tokens`)
+ * become `count` ids from `firstId` (past the vocabulary), whose rows the text encoder is given.
+ */
+export interface EmbeddingTrigger {
+  /** The ids of the embedding's name, without bos/eos. */
+  tokens: number[];
+  /** The first id its vectors get (49408 or more). */
+  firstId: number;
+  /** Its vectors. */
+  count: number;
+}
+
+/** A textual-inversion embedding a call used (`result.parameters.embeddings`). */
+export interface UsedEmbedding {
+  /** The name that triggered it: its file name without extension. */
+  name: string;
+  /** The file. */
+  path: string;
+}
+
+/** A LoRA file's request as the addon takes it (lib/ resolves names and weights first). */
+export interface NativeLoraRequest {
+  /** The file. */
+  path: string;
+  /** Strength on the text encoder. */
+  textEncoderWeight: number;
+  /** Strength on the UNet. */
+  unetWeight: number;
+}
+
+/** What the engine found in a LoRA file, mapped onto a model (`sd.inspectLora`). */
+export interface LoraFileReport {
+  /** The file. */
+  path: string;
+  /** `kohya`, `peft`, `diffusers` (older attention-processor names), `loha`, `lokr`, or a mix such as `kohya+loha`. */
+  format: string;
+  /** Text-encoder weights it changes. */
+  textEncoderLayers: number;
+  /** UNet weights it changes. */
+  unetLayers: number;
+  /** Its keys that change nothing in this model (they are ignored; a warning lists them once). */
+  unmatched: string[];
+}
+
+/** How the LoRAs now applied to a model are held (`sd.loraStatus()`). */
+export interface LoraStatus {
+  /** Weights changed in place (f32, f16 and bf16 weights; not under offload). */
+  merged: number;
+  /** Weights left as they are, their change added in the graph (quantized weights, or offload). */
+  runtime: number;
+  /** Host bytes holding the merged weights' original values, to restore them exactly. */
+  backupBytes: number;
+  /** Device bytes of the factors applied at run time. */
+  adapterBytes: number;
+  /** Parsed LoRA files kept for reuse. */
+  cachedFiles: number;
+}
+
 /** The pipelines, as `GenerationParameters.pipeline` names them. */
 export type PipelineName = 'txt2img' | 'img2img' | 'inpaint' | 'depth2img';
 
@@ -352,4 +444,8 @@ export interface GenerationParameters {
   promptWeighting: boolean;
   /** img2img, inpaint and depth2img. */
   strength?: number;
+  /** The LoRAs applied (from `options.loras`, `<lora:…>` tags in the prompt and `sd.loras`), when any. */
+  loras?: AppliedLora[];
+  /** The textual-inversion embeddings the prompts named (from `embeddingDirs`), when any. */
+  embeddings?: UsedEmbedding[];
 }

@@ -1,6 +1,6 @@
 import type { UNetNative } from './native.js';
 import { Tensor, tensorArgument, type TensorLike } from './tensor.js';
-import { MAX_PROMPT_CHUNKS, type UNetDetails } from './types.js';
+import { MAX_PROMPT_CHUNKS, type NativeLoraRequest, type UNetDetails } from './types.js';
 import { describe } from './validate.js';
 
 /** Largest batch, latent side and context length `predict` takes (the engine's limits). */
@@ -23,14 +23,23 @@ export class UNet {
   /** Attention through ggml's fused flash-attention kernel (K and V in f16): the load option. */
   readonly flashAttention: boolean;
   readonly #native: () => UNetNative;
+  readonly #details: UNetDetails;
+  readonly #loras: () => readonly NativeLoraRequest[];
 
-  /** @internal Created by StableDiffusion. */
-  constructor(native: () => UNetNative, details: UNetDetails, flashAttention = false) {
+  /** @internal Created by StableDiffusion; `loras` gives the LoRAs each call runs with. */
+  constructor(native: () => UNetNative, details: UNetDetails, flashAttention = false, loras: () => readonly NativeLoraRequest[] = () => []) {
     this.#native = native;
+    this.#details = details;
+    this.#loras = loras;
     this.flashAttention = flashAttention;
     this.inChannels = details.inChannels;
     this.outChannels = details.outChannels;
     this.contextDim = details.contextDim;
+  }
+
+  /** @internal The same UNet running with these LoRAs (a pipeline call's set). */
+  withLoras(loras: readonly NativeLoraRequest[]): UNet {
+    return new UNet(this.#native, this.#details, this.flashAttention, () => loras);
   }
 
   /**
@@ -59,7 +68,9 @@ export class UNet {
       );
     }
     const t = timestepArgument(timestep, b!);
-    return Tensor.of(await this.#native().unetPredict(x, t, c, this.flashAttention ? { flashAttention: true } : undefined));
+    const loras = this.#loras();
+    const options = { ...(this.flashAttention && { flashAttention: true }), ...(loras.length > 0 && { loras: [...loras] }) };
+    return Tensor.of(await this.#native().unetPredict(x, t, c, Object.keys(options).length > 0 ? options : undefined));
   }
 }
 

@@ -3,7 +3,7 @@
 // rule, so that a check which could never fail would show here.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -106,4 +106,9 @@ describe('the include check fails where it should', () => {
     assert.match(r.output, /core\/include\/sdcore\/model\.h:2: a public header includes core\/runtime\/handles\.h, which is internal/);
     assert.match(r.output, /core\/include\/sdcore\/model\.h:3: names ggml_type/);
   });
+});
+
+test('README.md stays a page for users: at most 350 lines, the rest in docs/', () => {
+  const lines = readFileSync(join(packageRoot, 'README.md'), 'utf8').split('\n').length;
+  assert.ok(lines <= 350, `README.md has ${lines} lines; move details to docs/guide/ or docs/development.md`);
 });

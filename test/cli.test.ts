@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -140,6 +140,39 @@ test('sdnode generate: PNG with A1111 parameters, info reads them, --from regene
   assert.deepEqual(await pixels(again), await pixels(files[1]!));
   assert.notDeepEqual(await pixels(files[0]!), await pixels(files[1]!));
   assert.equal(readPngText(readFileSync(again)).parameters, text);
+});
+
+test('sdnode generate: --lora, --lora-dir, --embedding-dir; the PNG carries the tags and hashes, --from reproduces it', async () => {
+  const fixtures = join(packageRoot, 'test', 'fixtures', 'lora');
+  const embeddings = join(dir, 'embeddings');
+  mkdirSync(embeddings, { recursive: true });
+  copyFileSync(join(fixtures, 'tinystyle.pt'), join(embeddings, 'tinystyle.pt'));
+  const out = join(dir, 'lora.png');
+  const common = ['--model', sd1, ...small, '--steps', '2', '--seed', '7', '--lora-dir', fixtures, '--embedding-dir', embeddings, '--quiet'];
+  const run = sdnode('generate', ...common, '--prompt', 'a painting of tinystyle <lora:sd1-loha:0.5>', '--lora', 'sd1-kohya:0.8', '-o', out);
+  assert.equal(run.status, 0, run.stderr);
+  const text = readPngText(readFileSync(out)).parameters!;
+  assert.match(text, /^a painting of tinystyle <lora:sd1-loha:0\.5> <lora:sd1-kohya:0\.8>\n/);
+  assert.match(text, /Lora hashes: "sd1-kohya: [0-9a-f]{12}, sd1-loha: [0-9a-f]{12}", TI hashes: "tinystyle: [0-9a-f]{12}"$/);
+  // Without the LoRAs the image differs; --from (the tags in its prompt) gives it again.
+  const plain = join(dir, 'plain.png');
+  assert.equal(sdnode('generate', ...common, '--prompt', 'a painting of tinystyle', '-o', plain).status, 0);
+  assert.notDeepEqual(await pixels(plain), await pixels(out));
+  const again = join(dir, 'lora-again.png');
+  const from = sdnode('generate', '--model', sd1, '--from', out, '--lora-dir', fixtures, '--embedding-dir', embeddings, '-o', again, '--quiet');
+  assert.equal(from.status, 0, from.stderr);
+  assert.deepEqual(await pixels(again), await pixels(out));
+  // A file path and split strengths; bad values are one-line usage errors.
+  assert.equal(sdnode('generate', ...common, '--prompt', 'x', '--lora', `${join(fixtures, 'sd1-kohya.safetensors')}:0.5:1`, '-o', join(dir, 'p.png')).status, 0);
+  for (const [flag, message] of [['sd1-kohya:abc', /--lora takes NAME/], [':1', /--lora needs a name/]] as const) {
+    const bad = sdnode('generate', ...common, '--prompt', 'x', '--lora', flag, '-o', join(dir, 'bad.png'));
+    assert.equal(bad.status, 2, bad.stderr);
+    assert.match(bad.stderr, message);
+  }
+  const missing = sdnode('generate', ...common, '--prompt', 'x', '--lora', 'no-such-lora', '-o', join(dir, 'bad.png'));
+  assert.notEqual(missing.status, 0);
+  assert.match(missing.stderr, /No LoRA named "no-such-lora"/);
+  assert.equal(missing.stderr.trim().split('\n').length, 1, missing.stderr);
 });
 
 test('sdnode generate --json, JPEG output and size rounding on the demo model', async () => {

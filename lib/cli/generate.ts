@@ -45,6 +45,12 @@ depth to image (on a depth model). Defaults follow diffusers: 50 steps, CFG scal
       --from IMAGE.png     take prompt, seed, sampler, steps, size, … from an image's
                            parameters; options given here override them
       --strict             refuse sizes that are not multiples of 8 instead of rounding
+      --lora NAME[:W[:UNET_W]]  a LoRA (LoHa, LoKr) by name in --lora-dir, or a file path, at
+                           strength W (default 1; a second number is the UNet's); repeatable.
+                           <lora:NAME:W> in the prompt does the same
+      --lora-dir DIR       folder of LoRA files, named by file name (repeatable)
+      --embedding-dir DIR  folder of textual-inversion embeddings, each triggered by its file
+                           name in the prompt (repeatable)
   Model: --weight-type ${WEIGHT_TYPES.join('|')}, --backend ${BACKENDS.join('|')},
          --threads N, --vae FILE, --prediction-type epsilon|v_prediction,
          --text-encoder-device, --unet-device, --vae-device BACKEND|DEVICE (e.g. --vae-device cpu

@@ -3,7 +3,7 @@ import type { ImageInput } from '../image.js';
 import type { Scheduler, SchedulerOverrides } from '../scheduler.js';
 import type { Tensor, TensorLike } from '../tensor.js';
 import type { EncodePromptOptions, PromptEmbeddings } from '../text-encoder.js';
-import type { GenerationParameters, MemoryUsage, Seed } from '../types.js';
+import type { GenerationParameters, LoraSpec, MemoryUsage, Seed } from '../types.js';
 import type { UNet } from '../unet.js';
 import type { Vae } from '../vae.js';
 
@@ -72,6 +72,12 @@ export interface GenerationOptions {
   clipSkip?: number;
   /** A1111's attention syntax, default true; false takes the prompt literally, as diffusers does. */
   promptWeighting?: boolean;
+  /**
+   * LoRAs (and LyCORIS LoHa/LoKr) for this call only, added to `sd.loras` and to the prompt's
+   * `<lora:NAME:W>` tags; the next call without them runs on exactly the base weights
+   * (docs/guide/lora.md).
+   */
+  loras?: LoraSpec[];
   /** Called after each denoising step; returning false stops the generation with an AbortError. */
   onStep?: StepCallback;
   /** Previews passed to `onStep` (needs `onStep`). */

@@ -5,6 +5,7 @@
 
 #include "arguments.h"
 #include "js_tensor.h"
+#include "lora_binding.h"
 #include "model_binding.h"
 #include "promise_worker.h"
 
@@ -52,7 +53,8 @@ Napi::Value model_weights(const Napi::CallbackInfo & info, const sd::Model & mod
     return tensor_info_array(info.Env(), sd::model_weights(model));
 }
 
-// readWeight(canonicalName) → Promise<Tensor>: the weight as loaded, dequantized to float32.
+// readWeight(canonicalName, loras?) → Promise<Tensor>: the weight as loaded (with `loras` applied as
+// a network call applies them), dequantized to float32.
 Napi::Value read_model_weight(const Napi::CallbackInfo & info, const std::shared_ptr<sd::Model> & model) {
     Napi::Env env = info.Env();
     std::string name = args::string(args::at(info, 0), "name");
@@ -61,8 +63,9 @@ Napi::Value read_model_weight(const Napi::CallbackInfo & info, const std::shared
         error.Set("code", "ERR_TENSOR_NOT_FOUND");
         throw error;
     }
+    sd::LoraSet loras = lora_set_argument(args::at(info, 1), "loras");
     return PromiseWorker<sd::HostTensor>::Start(
-        env, [model, name] { return sd::read_model_weight(*model, name); },
+        env, [model, name, loras = std::move(loras)] { return sd::read_model_weight(*model, name, loras); },
         [](Napi::Env env, sd::HostTensor && result) -> Napi::Value { return make_js_tensor(env, std::move(result)); });
 }
 

@@ -1,7 +1,7 @@
 #pragma once
 // What a NativeModel says about itself (model_wrap.h delegates here):
 //   info() → ModelDetails (config, layout, format, path)
-//   weights() → [{ name, type, shape }]; readWeight(name) → Promise<Tensor> (float32)
+//   weights() → [{ name, type, shape }]; readWeight(name, loras?) → Promise<Tensor> (float32)
 //   memory() → weight bytes per network; memoryUsage(resetPeak?) → host and device memory
 //   devices() → { textEncoder, unet, vae }: { name, description, backend, threads }
 // and memoryStats({ resetPeak }?) → the process's host memory, which needs no model.

@@ -1,5 +1,6 @@
 #include "model_wrap.h"
 
+#include "lora_binding.h"
 #include "model_info_binding.h"
 #include "network_binding.h"
 #include "text_encoder_binding.h"
@@ -22,6 +23,8 @@ public:
                             InstanceMethod<&ModelWrap::UnetPredict>("unetPredict"),
                             InstanceMethod<&ModelWrap::EncodeText>("encodeText"),
                             InstanceMethod<&ModelWrap::EncodePrompt>("encodePrompt"),
+                            InstanceMethod<&ModelWrap::PrepareLoras>("prepareLoras"),
+                            InstanceMethod<&ModelWrap::LoraStatus>("loraStatus"),
                             InstanceMethod<&ModelWrap::Dispose>("dispose")});
     }
 
@@ -57,6 +60,9 @@ private:
     Napi::Value UnetPredict(const Napi::CallbackInfo & info) { return unet_predict(info, networks(info.Env())); }
     Napi::Value EncodeText(const Napi::CallbackInfo & info) { return encode_text(info, networks(info.Env()).text_encoder()); }
     Napi::Value EncodePrompt(const Napi::CallbackInfo & info) { return encode_prompt(info, networks(info.Env()).text_encoder()); }
+
+    Napi::Value PrepareLoras(const Napi::CallbackInfo & info) { return prepare_loras(info, networks(info.Env()).model()); }
+    Napi::Value LoraStatus(const Napi::CallbackInfo & info) { return lora_status(info, model(info.Env())); }
 
     Napi::Value Dispose(const Napi::CallbackInfo & info) {
         networks_.reset();

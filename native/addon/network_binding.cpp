@@ -4,6 +4,7 @@
 
 #include "arguments.h"
 #include "js_tensor.h"
+#include "lora_binding.h"
 #include "promise_worker.h"
 
 namespace sdnode {
@@ -48,13 +49,17 @@ Napi::Value unet_predict(const Napi::CallbackInfo & info, ModelNetworks & networ
     if (t.IsNumber()) timesteps.push_back(t.As<Napi::Number>().FloatValue());
     else for (double v : args::numbers(t, "timestep")) timesteps.push_back(static_cast<float>(v));
     auto context = std::make_shared<JsTensorInput>(args::at(info, 2), "context");
-    // Optional 4th argument { flashAttention: boolean } (K/V in F16).
+    // Optional 4th argument { flashAttention: boolean (K/V in F16), loras: the LoRAs to run with }.
     Napi::Object options = args::options(args::at(info, 3));
     const bool flash = args::optional(options, "flashAttention", "options.", args::boolean).value_or(false);
+    sd::LoraSet loras = lora_set_argument(options.Get("loras"), "options.loras");
     std::shared_ptr<sd::UNet> unet = networks.unet(flash);
     args::guarded(env, [&] { unet->validate(sample->view(), timesteps, context->view()); });
     return PromiseWorker<sd::HostTensor>::Start(
-        env, [unet, sample, timesteps, context] { return unet->predict(sample->view(), timesteps, context->view()); },
+        env,
+        [unet, sample, timesteps, context, loras = std::move(loras)] {
+            return unet->predict(sample->view(), timesteps, context->view(), loras);
+        },
         resolve_tensor);
 }
 

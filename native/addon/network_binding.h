@@ -2,7 +2,7 @@
 // A NativeModel's networks (model_wrap.h delegates here):
 //   vaeDecode(latents [B,4,h,w]) → Promise<Tensor [B,3,8h,8w]>
 //   vaeEncode(image [B,3,H,W]) → Promise<Tensor moments [B,8,H/8,W/8]> (mean then log-variance)
-//   unetPredict(sample [B,C,h,w], timestep: number | number[], context [B,n,dim], { flashAttention }?)
+//   unetPredict(sample [B,C,h,w], timestep: number | number[], context [B,n,dim], { flashAttention, loras }?)
 //     → Promise<Tensor [B,4,h,w]>
 // and the text encoder's encodeText / encodePrompt (text_encoder_binding.h). Inputs are checked
 // here, before the work is queued (TypeError, or the engine's RangeError), and again by the engine.

@@ -1,11 +1,14 @@
 #include "text_encoder_binding.h"
 
+#include <algorithm>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "arguments.h"
 #include "js_tensor.h"
+#include "lora_binding.h"
 #include "promise_worker.h"
 #include "sdcore.h"
 
@@ -34,6 +37,15 @@ std::vector<sd::PromptChunk> chunk_list(const Napi::Value & value, const char * 
     return chunks;
 }
 
+// Textual-inversion rows [k, hidden] as a tensor, or none (undefined).
+std::shared_ptr<sd::HostTensor> embeddings_argument(const Napi::Value & value, const char * name) {
+    if (value.IsUndefined()) return nullptr;
+    JsTensorInput input(value, name);
+    auto rows = std::make_shared<sd::HostTensor>(input.view().shape);
+    std::copy(input.view().data, input.view().data + input.view().size(), rows->data.begin());
+    return rows;
+}
+
 } // namespace
 
 Napi::Value encode_text(const Napi::CallbackInfo & info, const std::shared_ptr<TextEncoderHandle> & handle) {
@@ -41,9 +53,14 @@ Napi::Value encode_text(const Napi::CallbackInfo & info, const std::shared_ptr<T
     std::vector<int32_t> ids = args::int32_list(args::at(info, 0), "ids");
     const int batch = int_argument(args::at(info, 1), "batch", 1);
     const int clip_skip = int_argument(args::at(info, 2), "clipSkip", 1);
-    args::guarded(env, [&] { handle->encoder->validate(ids, batch, clip_skip); });
+    sd::LoraSet loras = lora_set_argument(args::at(info, 3), "loras");
+    std::shared_ptr<sd::HostTensor> embeddings = embeddings_argument(args::at(info, 4), "embeddings");
+    args::guarded(env, [&] { handle->encoder->validate(ids, batch, clip_skip, embeddings.get()); });
     return PromiseWorker<sd::HostTensor>::Start(
-        env, [handle, ids = std::move(ids), batch, clip_skip] { return handle->encoder->encode(ids, batch, clip_skip); },
+        env,
+        [handle, ids = std::move(ids), batch, clip_skip, loras = std::move(loras), embeddings] {
+            return handle->encoder->encode(ids, batch, clip_skip, loras, embeddings.get());
+        },
         [](Napi::Env env, sd::HostTensor && result) -> Napi::Value { return make_js_tensor(env, std::move(result)); });
 }
 
@@ -56,11 +73,14 @@ Napi::Value encode_prompt(const Napi::CallbackInfo & info, const std::shared_ptr
     const int clip_skip = int_argument(options.Get("clipSkip"), "clipSkip", 1);
     const int pad_id = int_argument(options.Get("padId"), "padId", sd::ClipTokenizer::kEosId);
     const bool weighting = args::optional(options, "weighting", "", args::boolean).value_or(true);
-    args::guarded(env, [&] { sd::validate_prompt_chunks(*handle->encoder, cond, uncond, clip_skip, pad_id); });
+    sd::LoraSet loras = lora_set_argument(options.Get("loras"), "options.loras");
+    std::shared_ptr<sd::HostTensor> embeddings = embeddings_argument(options.Get("embeddings"), "options.embeddings");
+    args::guarded(env, [&] { sd::validate_prompt_chunks(*handle->encoder, cond, uncond, clip_skip, pad_id, embeddings.get()); });
     return PromiseWorker<sd::PromptEmbeddings>::Start(
         env,
-        [handle, cond = std::move(cond), uncond = std::move(uncond), clip_skip, weighting, pad_id] {
-            return sd::encode_prompt_chunks(*handle->encoder, cond, uncond, clip_skip, weighting, pad_id);
+        [handle, cond = std::move(cond), uncond = std::move(uncond), clip_skip, weighting, pad_id, loras = std::move(loras),
+         embeddings] {
+            return sd::encode_prompt_chunks(*handle->encoder, cond, uncond, clip_skip, weighting, pad_id, loras, embeddings.get());
         },
         [](Napi::Env env, sd::PromptEmbeddings && result) -> Napi::Value {
             Napi::Object out = Napi::Object::New(env);

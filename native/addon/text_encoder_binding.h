@@ -1,7 +1,7 @@
 #pragma once
 // The text encoder and prompt encoding on a NativeModel (sd_model_binding.cpp delegates here):
-//   encodeText(ids: Int32Array | number[], batch = 1, clipSkip = 1) → Promise<Tensor [batch, n, hidden]>
-//   encodePrompt(cond: PromptChunk[], uncond: PromptChunk[], { clipSkip, weighting, padId })
+//   encodeText(ids: Int32Array | number[], batch = 1, clipSkip = 1, loras?) → Promise<Tensor [batch, n, hidden]>
+//   encodePrompt(cond: PromptChunk[], uncond: PromptChunk[], { clipSkip, weighting, padId, loras })
 //     → Promise<{ cond: Tensor [1, 77·k, hidden], uncond: same shape }>
 // Chunks come from the JS tokenizer (Tokenizer.tokenizePrompt); weighting, concatenation and
 // cond/uncond padding happen in the core (sdcore/networks.h). Arguments are checked here, on

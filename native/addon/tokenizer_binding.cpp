@@ -94,7 +94,7 @@ private:
         });
     }
 
-    // tokenizePrompt(prompt, { mode: 'chunks' | 'truncate', weighting, padId })
+    // tokenizePrompt(prompt, { mode: 'chunks' | 'truncate', weighting, padId, embeddings?: [{ tokens, firstId, count }] })
     //   → { chunks: [{ ids: number[77], weights: number[77] }] }
     Napi::Value TokenizePrompt(const Napi::CallbackInfo & info) {
         Napi::Env env = info.Env();
@@ -105,6 +105,19 @@ private:
         if (mode) options.mode = args::guarded(env, [&] { return sd::prompt_mode_from_name(*mode); });
         options.weighting = args::optional(object, "weighting", "", args::boolean).value_or(options.weighting);
         options.pad_id = args::optional(object, "padId", "", args::int32).value_or(options.pad_id);
+        Napi::Value embeddings = object.Get("embeddings");
+        if (!embeddings.IsUndefined()) {
+            Napi::Array list = args::array(embeddings, "options.embeddings", "an array of embedding triggers");
+            for (uint32_t i = 0; i < list.Length(); ++i) {
+                const std::string at = "options.embeddings[" + std::to_string(i) + "]";
+                Napi::Object entry = args::object(list.Get(i), at);
+                sd::EmbeddingTrigger trigger;
+                for (int32_t id : args::int32_list(entry.Get("tokens"), at + ".tokens")) trigger.tokens.push_back(id);
+                trigger.first_id = args::int32(entry.Get("firstId"), at + ".firstId");
+                trigger.count = args::int32(entry.Get("count"), at + ".count");
+                options.embeddings.push_back(std::move(trigger));
+            }
+        }
         return args::guarded(env, [&] {
             std::vector<sd::PromptChunk> chunks = sd::tokenize_prompt(*tokenizer_, prompt, options);
             Napi::Array list = Napi::Array::New(env, chunks.size());

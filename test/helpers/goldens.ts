@@ -189,3 +189,53 @@ export function pipelineCaseOptions(goldens: ReturnType<typeof pipelineGoldens>,
     ...(c.injected && { latents: goldens.tensor(c.injected) }),
   };
 }
+
+// --- LoRA, LyCORIS, textual inversion: goldens/lora/goldens.json + one float32 blob ----------
+
+export const loraFixturesDir = join(packageRoot, 'test', 'fixtures', 'lora');
+
+export interface LoraCase {
+  name: string;
+  shape: number[];
+  offset: number;
+  fixture?: string;
+  lora?: string;
+  textEncoderWeight?: number;
+  unetWeight?: number;
+  changeFromBase?: number;
+  prompt?: string;
+  negativePrompt?: string;
+  ids?: number[];
+}
+
+export interface LoraGoldens {
+  prompt: string;
+  negativePrompt: string;
+  width: number;
+  height: number;
+  steps: number;
+  guidanceScale: number;
+  scheduler: string;
+  seed: number;
+  cases: LoraCase[];
+}
+
+/** The LoRA goldens (tools/goldens/make_lora_goldens.py): cases by name, each a Tensor. */
+export function loraGoldens(): LoraGoldens & { tensor(name: string): Tensor; case(name: string): LoraCase } {
+  const dir = join(goldensDir, 'lora');
+  const index = JSON.parse(readFileSync(join(dir, 'goldens.json'), 'utf8')) as LoraGoldens;
+  const data = readFloat32(join(dir, 'goldens.bin'));
+  const find = (name: string): LoraCase => {
+    const c = index.cases.find((x) => x.name === name);
+    assert.ok(c, `no LoRA golden named ${name}`);
+    return c;
+  };
+  return {
+    ...index,
+    case: find,
+    tensor(name: string): Tensor {
+      const c = find(name);
+      return new Tensor(c.shape, data.slice(c.offset, c.offset + sizeOf(c.shape)));
+    },
+  };
+}

@@ -14,7 +14,8 @@ import { MAX_SEED } from '../../rng.js';
 import { A1111_SCHEDULER_NAMES, canonicalSchedulerName, SCHEDULER_NAMES } from '../../scheduler.js';
 import type { LoadOptions } from '../../stable-diffusion.js';
 import type { Tensor } from '../../tensor.js';
-import { BACKENDS, PREDICTION_TYPES, WEIGHT_TYPES, type PipelineName, type Seed } from '../../types.js';
+import { LORA_EXTENSIONS } from '../../lora.js';
+import { BACKENDS, PREDICTION_TYPES, WEIGHT_TYPES, type LoraSpec, type PipelineName, type Seed } from '../../types.js';
 import { oneOf, parse, UsageError, warn } from '../usage.js';
 import { gridAxes } from './plan.js';
 import type { GenerateRequest, JobValues } from './types.js';
@@ -49,6 +50,9 @@ const OPTIONS = {
   mask: { type: 'string' },
   'depth-map': { type: 'string' },
   from: { type: 'string' },
+  lora: { type: 'string', multiple: true },
+  'lora-dir': { type: 'string', multiple: true },
+  'embedding-dir': { type: 'string', multiple: true },
   strict: { type: 'boolean' },
   quiet: { type: 'boolean', short: 'q' },
 } as const;
@@ -159,6 +163,7 @@ export async function parseGenerate(args: string[], demoModel: string): Promise<
   if (format === undefined) throw new UsageError(`-o must end in .png, .jpg, .jpeg or .webp (got "${output}")`);
   if (!existsSync(dirname(output) || '.')) throw new StableDiffusionError('ERR_FILE_WRITE', `Cannot write ${output}: its folder does not exist`, { path: output });
   const loadOptions = loadOptionsOf(v, modelPath, threads);
+  const loras = (v.lora ?? []).map(loraFlag);
 
   return {
     from,
@@ -177,6 +182,7 @@ export async function parseGenerate(args: string[], demoModel: string): Promise<
     format,
     quality,
     loadOptions,
+    loras,
     ...(await readInputs(v, width, height, strict)),
     json: v.json ?? false,
     quiet: v.quiet ?? false,
@@ -234,7 +240,33 @@ function loadOptionsOf(v: Values, modelPath: string, threads: number | undefined
     ...(v['flash-attention'] && { flashAttention: true }),
     ...(v['vae-tiling'] && { vaeTiling: true }),
     ...(v.offload && { offload: true }),
+    ...(v['lora-dir'] !== undefined && { loraDirs: v['lora-dir'] }),
+    ...(v['embedding-dir'] !== undefined && { embeddingDirs: v['embedding-dir'] }),
   };
+}
+
+/**
+ * `--lora NAME[:W[:UNET_W]]`: a name in --lora-dir, or a file (a path with a LoRA extension, or
+ * one that exists); trailing numbers are the strengths, as in `<lora:NAME:W>`.
+ */
+function loraFlag(text: string): LoraSpec {
+  const parts = text.split(':');
+  const numbers: number[] = [];
+  while (parts.length > 1 && numbers.length < 2 && /^\s*[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?\s*$/i.test(parts[parts.length - 1]!)) {
+    numbers.unshift(Number(parts.pop()));
+  }
+  const target = parts.join(':').trim();
+  if (target === '') throw new UsageError(`--lora needs a name or a file (got "${text}")`);
+  if (numbers.some((n) => !Number.isFinite(n))) throw new UsageError(`--lora weights must be finite numbers (got "${text}")`);
+  if (parts.length > 1 && !existsSync(target)) throw new UsageError(`--lora takes NAME[:W[:UNET_W]] with numbers for W (got "${text}")`);
+  const isFile = LORA_EXTENSIONS.some((ext) => target.toLowerCase().endsWith(ext)) || target.includes('/') || existsSync(target);
+  const spec: LoraSpec = isFile ? { path: target } : { name: target };
+  if (numbers.length === 1) spec.weight = numbers[0]!;
+  if (numbers.length === 2) {
+    spec.textEncoderWeight = numbers[0]!;
+    spec.unetWeight = numbers[1]!;
+  }
+  return spec;
 }
 
 /** Input images are read (and their errors reported) before the model loads. */

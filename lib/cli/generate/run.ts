@@ -3,7 +3,7 @@
 import { basename } from 'node:path';
 
 import { StableDiffusionError } from '../../errors.js';
-import { modelHash } from '../../model-hash.js';
+import { modelHash, networkHashes } from '../../model-hash.js';
 import type { GenerationResult } from '../../pipelines/index.js';
 import { toInfotext } from '../../png-parameters.js';
 import { StableDiffusion } from '../../stable-diffusion.js';
@@ -58,12 +58,14 @@ export async function runJobs(
       ...(request.image !== undefined && { image: request.image }),
       ...(request.mask !== undefined && { mask: request.mask }),
       ...(request.depthMap !== undefined && { depthMap: request.depthMap }),
+      ...(request.loras.length > 0 && { loras: request.loras }),
     };
     const result = await call(options);
     if (result.images === null) throw new StableDiffusionError('ERR_INTERNAL', `${pipeline} returned no images`);
     const count = result.images.shape[0]!;
+    const hashes = await networkHashes(result.parameters);
     const parameters = Array.from({ length: count }, (_, i) => ({
-      ...toInfotext(result.parameters, i, { model: modelName, ...(hash !== undefined && { modelHash: hash }) }),
+      ...toInfotext(result.parameters, i, { model: modelName, ...(hash !== undefined && { modelHash: hash }), ...hashes }),
       seed: result.seeds[i] ?? result.parameters.seed,
     }));
     results.push({ images: result.images, parameters });

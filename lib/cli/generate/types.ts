@@ -4,7 +4,7 @@ import type { ImageFormat } from '../../image.js';
 import type { InfotextParameters, ParsedParameters } from '../../png-parameters.js';
 import type { LoadOptions } from '../../stable-diffusion.js';
 import type { Tensor } from '../../tensor.js';
-import type { PipelineName, Seed } from '../../types.js';
+import type { LoraSpec, PipelineName, Seed } from '../../types.js';
 
 /** A generate command line, checked. */
 export interface GenerateRequest {
@@ -28,6 +28,8 @@ export interface GenerateRequest {
   format: ImageFormat;
   quality: number | undefined;
   loadOptions: LoadOptions;
+  /** `--lora`: the LoRAs of every job. */
+  loras: LoraSpec[];
   image: Tensor | undefined;
   mask: Tensor | undefined;
   depthMap: Tensor | undefined;

@@ -10,11 +10,13 @@
 //   sdcore/model_config.h  what a model is: family, variant, network shapes; weight types
 //   sdcore/model_files.h   files without a model: inspect, read tensors, write GGUF, convert
 //   sdcore/model.h         a loaded model (opaque handle): info, weights, memory, devices
+//   sdcore/lora.h          LoRA and LyCORIS files applied per call
 //   sdcore/networks.h      its networks: text encoder (and prompt encoding), UNet, VAE
 //   sdcore/text.h          CLIP tokenizer, A1111 prompt syntax
 //   sdcore/scheduler.h     noise schedulers (diffusers' maths) and their catalog
 //   sdcore/rng.h           PyTorch's CPU random generator, bit for bit
 #include "sdcore/error.h"
+#include "sdcore/lora.h"
 #include "sdcore/model.h"
 #include "sdcore/model_config.h"
 #include "sdcore/model_files.h"

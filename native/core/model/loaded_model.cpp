@@ -72,6 +72,21 @@ void Model::place_networks(const ModelLoadOptions & options) {
     }
 }
 
+ModelAttachment & Model::lora_attachment(const std::function<std::unique_ptr<ModelAttachment>()> & make) const {
+    std::lock_guard<std::mutex> guard(attachment_mutex_);
+    if (!lora_attachment_) lora_attachment_ = make();
+    return *lora_attachment_;
+}
+
+NetworkWeights & Model::weights_for_update(Network network) const {
+    switch (network) {
+        case Network::text_encoder: return *text_encoder_;
+        case Network::unet: return *unet_;
+        case Network::vae: return *vae_;
+    }
+    return *unet_;
+}
+
 bool Model::network_of(const std::string & name, Network & network) {
     if (starts_with(name, "text_encoder.")) network = Network::text_encoder;
     else if (starts_with(name, "unet.")) network = Network::unet;
@@ -89,7 +104,7 @@ ggml_tensor * Model::find_weight(const std::string & name) const {
     return nullptr;
 }
 
-// ---- the public queries (sdcore/model.h) ----
+// ---- the public queries (sdcore/model.h; read_model_weight is in lora_state.cpp) ----
 
 std::shared_ptr<Model> load_model(const std::string & path, const ModelLoadOptions & options) {
     return Model::load(path, options);
@@ -106,49 +121,19 @@ LoadedModelInfo model_info(const Model & model) {
     return info;
 }
 
-namespace {
-
-// A ggml tensor's shape outermost first, with as many dimensions as ggml counts (it cannot tell a
-// trailing size-1 dimension from an absent one).
-std::vector<int64_t> shape_of(const ggml_tensor * t) {
-    std::vector<int64_t> shape;
-    for (int d = ggml_n_dims(t) - 1; d >= 0; --d) shape.push_back(t->ne[d]);
-    return shape;
-}
-
-} // namespace
-
 std::vector<TensorInfo> model_weights(const Model & model) {
     std::vector<TensorInfo> list;
     for (const auto & [prefix, weights] : {std::pair<const char *, const NetworkWeights *>{"text_encoder.", &model.text_encoder()},
                                            {"unet.", &model.unet()}, {"vae.", &model.vae()}}) {
         for (const std::string & name : weights->names()) {
             const ggml_tensor * t = weights->find(name);
-            list.push_back({prefix + name, weight_type_name(t->type), shape_of(t)});
+            list.push_back({prefix + name, weight_type_name(t->type), tensor_shape(t)});
         }
     }
     return list;
 }
 
 bool model_has_weight(const Model & model, const std::string & name) { return model.find_weight(name) != nullptr; }
-
-HostTensor read_model_weight(const Model & model, const std::string & name) {
-    ggml_tensor * t = model.find_weight(name);
-    if (t == nullptr) throw Error("ERR_TENSOR_NOT_FOUND", "The model has no weight \"" + name + "\"");
-    Network network = Network::unet;
-    Model::network_of(name, network);
-    // Under offload the weight may have no data until its network is brought back.
-    std::unique_lock<std::mutex> stage = model.residency().enter(network);
-    std::vector<uint8_t> raw(ggml_nbytes(t));
-    ggml_backend_tensor_get(t, raw.data(), 0, raw.size());
-    HostTensor result(shape_of(t));
-    if (t->type == GGML_TYPE_F32) {
-        std::memcpy(result.data.data(), raw.data(), raw.size());
-    } else {
-        ggml_get_type_traits(t->type)->to_float(raw.data(), result.data.data(), ggml_nelements(t));
-    }
-    return result;
-}
 
 ModelMemory model_memory(const Model & model, bool reset_peak) {
     ModelMemory memory;

@@ -4,7 +4,9 @@
 // encoder and VAE on the CPU). Loading maps the files, checks every tensor the networks need,
 // converts each weight to its storage type (io/weight_types.h) and uploads it once; the file maps
 // are released afterwards (with offload they stay, to upload a network again; see residency.h).
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -16,6 +18,13 @@
 #include "sdcore/system.h"
 
 namespace sd {
+
+// State that another part of model/ keeps per loaded model and that goes with it: the applied
+// LoRAs (lora_state.h). Opaque here, so that the model does not depend on what is attached.
+class ModelAttachment {
+public:
+    virtual ~ModelAttachment() = default;
+};
 
 class Model {
 public:
@@ -35,6 +44,12 @@ public:
     const NetworkWeights & text_encoder() const { return *text_encoder_; }
     const NetworkWeights & unet() const { return *unet_; }
     const NetworkWeights & vae() const { return *vae_; }
+    // A network's weights for the one thing that changes them after load: applying LoRAs
+    // (LoraState, under its lock).
+    NetworkWeights & weights_for_update(Network network) const;
+
+    // The LoRA state (lora_state.h's lora_state() makes it with `make` on first use).
+    ModelAttachment & lora_attachment(const std::function<std::unique_ptr<ModelAttachment>()> & make) const;
 
     // A weight by canonical name ("unet.conv_in.weight"), or nullptr.
     ggml_tensor * find_weight(const std::string & canonical_name) const;
@@ -69,7 +84,9 @@ private:
     std::vector<BackendPtr> backends_;  // one per device, parallel to devices_
     int threads_ = 0;
     std::unique_ptr<NetworkWeights> text_encoder_, unet_, vae_;
-    mutable Residency residency_;  // declared last: runners detach from it before it goes
+    mutable Residency residency_;  // runners detach from it before it goes
+    mutable std::mutex attachment_mutex_;
+    mutable std::unique_ptr<ModelAttachment> lora_attachment_;  // declared last: its buffers go before the weights
 };
 
 } // namespace sd

@@ -42,6 +42,12 @@ void advise_huge_pages(ggml_backend_buffer_t buffer) {
 
 } // namespace
 
+std::vector<int64_t> tensor_shape(const ggml_tensor * t) {
+    std::vector<int64_t> shape;
+    for (int d = ggml_n_dims(t) - 1; d >= 0; --d) shape.push_back(t->ne[d]);
+    return shape;
+}
+
 NetworkWeights::NetworkWeights(const std::vector<TensorRecord> & records, const std::string & prefix,
                                ggml_backend_t backend, std::optional<WeightType> requested, bool keep_source, bool upload_now)
     : backend_(backend), prefix_(prefix), keep_source_(keep_source) {
@@ -160,6 +166,16 @@ ggml_tensor * NetworkWeights::get(const std::string & name) const {
     return t;
 }
 
+const std::vector<RuntimeAdapter> * NetworkWeights::adapters(const std::string & prefix) const {
+    if (adapters_.empty()) return nullptr;
+    auto it = adapters_.find(prefix);
+    return it == adapters_.end() ? nullptr : &it->second;
+}
+
+void NetworkWeights::set_adapters(std::unordered_map<std::string, std::vector<RuntimeAdapter>> adapters, size_t bytes) {
+    adapters_ = std::move(adapters);
+    adapter_bytes_ = bytes;
+}
 
 std::vector<std::string> NetworkWeights::names() const {
     std::vector<std::string> result;

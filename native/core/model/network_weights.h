@@ -16,6 +16,21 @@
 
 namespace sd {
 
+// A ggml tensor's shape outermost first (PyTorch's order), with as many dimensions as ggml
+// counts (it cannot tell a trailing size-1 dimension from an absent one).
+std::vector<int64_t> tensor_shape(const ggml_tensor * t);
+
+// A LoRA change applied at run time to the output of the layer whose weight is "<prefix>.weight"
+// (model/lora_state.h builds them; nets/nn_layers.h adds them to the graph). Tensors in ggml order:
+//   low rank: down (in, r) for a linear weight, (kw, kh, in, r) for a convolution kernel; up
+//             (r, out), already multiplied by scale · the call's weight. Output += up·(down ∗ x).
+//   full:     delta in the weight's own layout, already scaled. Output += delta ∗ x.
+struct RuntimeAdapter {
+    ggml_tensor * down = nullptr;
+    ggml_tensor * up = nullptr;
+    ggml_tensor * delta = nullptr;
+};
+
 class NetworkWeights final : public ResidentWeights {
 public:
     // `records` carry canonical names; only those starting with `prefix` are taken, and the
@@ -34,11 +49,18 @@ public:
 
     size_t size() const { return tensors_.size(); }
     // Bytes of the backend buffer now allocated (0 while released).
-    size_t bytes() const override { return resident_bytes_.load(); }
+    size_t bytes() const override { return resident_bytes_.load() + adapter_bytes_.load(); }
     // Bytes the buffer takes when resident.
     size_t full_bytes() const { return full_bytes_; }
     bool resident() const { return buffer_ != nullptr || tensors_.empty(); }
     std::vector<std::string> names() const;
+
+    // The run-time LoRA changes of "<prefix>.weight", or nullptr. Graphs read them while they are
+    // built; only set_adapters changes them, while no graph of this network runs (LoraState's lock).
+    const std::vector<RuntimeAdapter> * adapters(const std::string & prefix) const;
+    bool has_adapters() const { return !adapters_.empty(); }
+    // Replaces the run-time changes; `bytes` is the device memory their tensors take (counted in bytes()).
+    void set_adapters(std::unordered_map<std::string, std::vector<RuntimeAdapter>> adapters, size_t bytes);
 
     // Frees the backend buffer (only when the sources were kept); tensors' data become null.
     // No graph that uses these weights may run meanwhile: Residency serialises that.
@@ -62,6 +84,8 @@ private:
     bool keep_source_ = false;
     size_t full_bytes_ = 0;
     std::atomic<size_t> resident_bytes_{0};
+    std::unordered_map<std::string, std::vector<RuntimeAdapter>> adapters_;
+    std::atomic<size_t> adapter_bytes_{0};
 };
 
 } // namespace sd

@@ -7,6 +7,8 @@
 #include <string>
 
 #include "model/loaded_model.h"
+#include "model/lora_state.h"
+#include "nets/nn_layers.h"
 #include "runtime/graph_runner.h"
 #include "sdcore/error.h"
 
@@ -33,8 +35,9 @@ struct Builder {
 
     // x [in, n, B] → [out, n, B]; the weight is PyTorch's [out, in], i.e. ggml's [in, out].
     ggml_tensor * linear(ggml_tensor * x, const std::string & name) const {
-        x = ggml_mul_mat(ctx, w.get(name + ".weight"), x);
-        return ggml_add(ctx, x, as_f32(ctx, w.get(name + ".bias")));
+        ggml_tensor * y = ggml_mul_mat(ctx, w.get(name + ".weight"), x);
+        y = ggml_add(ctx, y, as_f32(ctx, w.get(name + ".bias")));
+        return nn::add_linear_adapters(ctx, w, name, x, y);
     }
 
     ggml_tensor * attention(ggml_tensor * x, const std::string & name, int64_t n, int64_t batch) const {
@@ -81,7 +84,22 @@ ClipTextEncoder::ClipTextEncoder(const Model & model)
 
 ClipTextEncoder::~ClipTextEncoder() = default;
 
-void ClipTextEncoder::validate(const std::vector<int32_t> & ids, int batch, int clip_skip) const {
+void ClipTextEncoder::validate(const std::vector<int32_t> & ids, int batch, int clip_skip, const HostTensor * embeddings) const {
+    int64_t extra = 0;
+    if (embeddings != nullptr && !embeddings->shape.empty()) {
+        const std::vector<int64_t> & shape = embeddings->shape;
+        if (shape.size() != 2 || shape[1] != config_.hidden || shape[0] < 1 || shape[0] > 65536) {
+            std::string given;
+            for (int64_t d : shape) given += (given.empty() ? "" : ", ") + std::to_string(d);
+            throw RangeError("Expected embeddings of shape [k, " + std::to_string(config_.hidden) +
+                             "] (the text encoder's width) but received [" + given + "]");
+        }
+        if (!std::all_of(embeddings->data.begin(), embeddings->data.end(), [](float v) { return std::isfinite(v); })) {
+            throw RangeError("Expected the embeddings to be finite numbers");
+        }
+        extra = shape[0];
+    }
+    const int64_t id_limit = config_.vocab_size + extra;
     if (batch < 1) throw RangeError("Expected batch to be at least 1 but received " + std::to_string(batch));
     if (ids.empty() || ids.size() % static_cast<size_t>(batch) != 0) {
         throw RangeError("Expected ids to hold batch (" + std::to_string(batch) + ") rows of equal length but received " +
@@ -93,9 +111,9 @@ void ClipTextEncoder::validate(const std::vector<int32_t> & ids, int batch, int 
                          " ids per sequence (the text encoder's positions) but received " + std::to_string(n));
     }
     for (size_t i = 0; i < ids.size(); ++i) {
-        if (ids[i] < 0 || ids[i] >= config_.vocab_size) {
+        if (ids[i] < 0 || ids[i] >= id_limit) {
             throw RangeError("Expected ids[" + std::to_string(i) + "] to be an integer between 0 and " +
-                             std::to_string(config_.vocab_size - 1) + " but received " + std::to_string(ids[i]));
+                             std::to_string(id_limit - 1) + " but received " + std::to_string(ids[i]));
         }
     }
     if (clip_skip < 1 || clip_skip > config_.layers_used) {
@@ -104,8 +122,26 @@ void ClipTextEncoder::validate(const std::vector<int32_t> & ids, int batch, int 
     }
 }
 
-HostTensor ClipTextEncoder::encode(const std::vector<int32_t> & ids, int batch, int clip_skip) {
-    validate(ids, batch, clip_skip);
+HostTensor ClipTextEncoder::encode(const std::vector<int32_t> & ids, int batch, int clip_skip, const LoraSet & loras,
+                                   const HostTensor * embeddings) {
+    validate(ids, batch, clip_skip, embeddings);
+    // Textual inversion: token rows for the vocabulary's ids, times 0 where an embedding's id
+    // stands, plus rows of [0; embeddings] (row 0 for the vocabulary's ids).
+    const bool extra = embeddings != nullptr && !embeddings->shape.empty();
+    std::vector<int32_t> token_ids = ids, extra_ids;
+    std::vector<float> keep, extra_rows;
+    if (extra) {
+        extra_ids.assign(ids.size(), 0);
+        keep.assign(ids.size(), 1.0f);
+        for (size_t i = 0; i < ids.size(); ++i) {
+            if (ids[i] < config_.vocab_size) continue;
+            extra_ids[i] = ids[i] - config_.vocab_size + 1;
+            token_ids[i] = 0;
+            keep[i] = 0.0f;
+        }
+        extra_rows.assign(static_cast<size_t>(config_.hidden), 0.0f);
+        extra_rows.insert(extra_rows.end(), embeddings->data.begin(), embeddings->data.end());
+    }
     const int64_t n = static_cast<int64_t>(ids.size()) / batch;
     const int layers = config_.layers_used - (clip_skip - 1);
     std::vector<int32_t> positions(static_cast<size_t>(n));
@@ -117,12 +153,24 @@ HostTensor ClipTextEncoder::encode(const std::vector<int32_t> & ids, int batch, 
         Builder b{w, c, ctx};
         ggml_tensor * ids_t = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, n * batch);
         ggml_set_name(ids_t, "ids");
-        inputs.add(ids_t, ids.data(), ids.size() * sizeof(int32_t));
+        inputs.add(ids_t, token_ids.data(), token_ids.size() * sizeof(int32_t));
         ggml_tensor * pos_t = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, n);
         ggml_set_name(pos_t, "positions");
         inputs.add(pos_t, positions.data(), positions.size() * sizeof(int32_t));
 
         ggml_tensor * x = ggml_get_rows(ctx, w.get("embeddings.token_embedding.weight"), ids_t);  // [hidden, n·B]
+        if (extra) {
+            ggml_tensor * rows = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, c.hidden, static_cast<int64_t>(extra_rows.size()) / c.hidden);
+            ggml_set_name(rows, "ti_rows");
+            inputs.add(rows, extra_rows.data(), extra_rows.size() * sizeof(float));
+            ggml_tensor * extra_t = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, n * batch);
+            ggml_set_name(extra_t, "ti_ids");
+            inputs.add(extra_t, extra_ids.data(), extra_ids.size() * sizeof(int32_t));
+            ggml_tensor * keep_t = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, 1, n * batch);
+            ggml_set_name(keep_t, "ti_keep");
+            inputs.add(keep_t, keep.data(), keep.size() * sizeof(float));
+            x = ggml_add(ctx, ggml_mul(ctx, x, keep_t), ggml_get_rows(ctx, rows, extra_t));
+        }
         x = ggml_reshape_3d(ctx, x, c.hidden, n, batch);
         x = ggml_add(ctx, x, ggml_get_rows(ctx, w.get("embeddings.position_embedding.weight"), pos_t));
         for (int l = 0; l < layers; ++l) {
@@ -133,6 +181,7 @@ HostTensor ClipTextEncoder::encode(const std::vector<int32_t> & ids, int batch, 
         return b.layer_norm(x, "final_layer_norm");
     };
     std::lock_guard<std::mutex> lock(mutex_);
+    std::shared_lock<std::shared_mutex> lora_lock = lora_state(model_).use(Network::text_encoder, loras);
     return runner_->run(build, 3);
 }
 
@@ -155,7 +204,8 @@ void apply_token_weights(float * z, int64_t tokens, int64_t hidden, const std::v
 }
 
 void validate_prompt_chunks(const ClipTextEncoder & encoder, const std::vector<PromptChunk> & cond,
-                            const std::vector<PromptChunk> & uncond, int clip_skip, int pad_id) {
+                            const std::vector<PromptChunk> & uncond, int clip_skip, int pad_id,
+                            const HostTensor * embeddings) {
     const TextEncoderConfig & c = encoder.config();
     const int64_t length = c.max_positions;
     if (cond.empty()) throw RangeError("Expected the prompt to have at least one chunk");
@@ -175,7 +225,7 @@ void validate_prompt_chunks(const ClipTextEncoder & encoder, const std::vector<P
             if (!std::all_of(chunk.weights.begin(), chunk.weights.end(), [](double w) { return std::isfinite(w); })) {
                 throw RangeError("Expected the weights of prompt chunk " + std::to_string(i) + " to be finite numbers");
             }
-            encoder.validate(std::vector<int32_t>(chunk.ids.begin(), chunk.ids.end()), 1, clip_skip);
+            encoder.validate(std::vector<int32_t>(chunk.ids.begin(), chunk.ids.end()), 1, clip_skip, embeddings);
             ++i;
         }
     }
@@ -183,8 +233,8 @@ void validate_prompt_chunks(const ClipTextEncoder & encoder, const std::vector<P
 
 PromptEmbeddings encode_prompt_chunks(ClipTextEncoder & encoder, const std::vector<PromptChunk> & cond,
                                       const std::vector<PromptChunk> & uncond, int clip_skip, bool weighting,
-                                      int pad_id) {
-    validate_prompt_chunks(encoder, cond, uncond, clip_skip, pad_id);
+                                      int pad_id, const LoraSet & loras, const HostTensor * embeddings) {
+    validate_prompt_chunks(encoder, cond, uncond, clip_skip, pad_id, embeddings);
     const TextEncoderConfig & c = encoder.config();
     const int64_t length = c.max_positions;
     PromptChunk empty;
@@ -211,7 +261,7 @@ PromptEmbeddings encode_prompt_chunks(ClipTextEncoder & encoder, const std::vect
         const size_t count = std::min(kGroup, all.size() - first);
         std::vector<int32_t> group(ids.begin() + static_cast<std::ptrdiff_t>(first * length),
                                    ids.begin() + static_cast<std::ptrdiff_t>((first + count) * length));
-        HostTensor part = encoder.encode(group, static_cast<int>(count), clip_skip);
+        HostTensor part = encoder.encode(group, static_cast<int>(count), clip_skip, loras, embeddings);
         std::memcpy(z.data.data() + static_cast<int64_t>(first) * chunk_floats, part.data.data(), part.data.size() * sizeof(float));
     }
     if (weighting) {

@@ -69,6 +69,20 @@ ggml_tensor * linear(ggml_context * ctx, const NetworkWeights & w, const std::st
     }
     ggml_tensor * y = ggml_mul_mat(ctx, weight, x);
     if (ggml_tensor * bias = w.find(prefix + ".bias")) y = ggml_add(ctx, y, as_f32(ctx, bias));
+    return add_linear_adapters(ctx, w, prefix, x, y);
+}
+
+ggml_tensor * add_linear_adapters(ggml_context * ctx, const NetworkWeights & w, const std::string & prefix, ggml_tensor * x,
+                                  ggml_tensor * y) {
+    const std::vector<RuntimeAdapter> * adapters = w.adapters(prefix);
+    if (adapters == nullptr) return y;
+    // A 1×1 convolution kernel (kw, kh, in, out) as the linear weight (in, out) it is on a sequence.
+    auto as_matrix = [&](ggml_tensor * t) { return ggml_n_dims(t) <= 2 ? t : ggml_reshape_2d(ctx, t, t->ne[0] * t->ne[1] * t->ne[2], t->ne[3]); };
+    for (const RuntimeAdapter & a : *adapters) {
+        ggml_tensor * change = a.delta != nullptr ? ggml_mul_mat(ctx, as_matrix(a.delta), x)
+                                                  : ggml_mul_mat(ctx, a.up, ggml_mul_mat(ctx, as_matrix(a.down), x));
+        y = ggml_add(ctx, y, change);
+    }
     return y;
 }
 
@@ -79,10 +93,33 @@ ggml_tensor * conv2d(ggml_context * ctx, const NetworkWeights & w, const std::st
         throw Error("ERR_INTERNAL", prefix + ": input has " + std::to_string(x->ne[2]) + " channels, the kernel takes " +
                                         std::to_string(kernel->ne[2]));
     }
+    ggml_tensor * bias = w.find(prefix + ".bias");
+    ggml_tensor * y = conv2d_kernel(ctx, x, kernel, bias, stride, padding, path);
+    return add_conv_adapters(ctx, w, prefix, x, y, stride, padding, path);
+}
+
+ggml_tensor * add_conv_adapters(ggml_context * ctx, const NetworkWeights & w, const std::string & prefix, ggml_tensor * x,
+                                ggml_tensor * y, int stride, int padding, ConvPath path) {
+    const std::vector<RuntimeAdapter> * adapters = w.adapters(prefix);
+    if (adapters == nullptr) return y;
+    for (const RuntimeAdapter & a : *adapters) {
+        ggml_tensor * change;
+        if (a.delta != nullptr) {
+            change = conv2d_kernel(ctx, x, a.delta, nullptr, stride, padding, path);
+        } else {
+            ggml_tensor * h = conv2d_kernel(ctx, x, a.down, nullptr, stride, padding, path);  // (OW, OH, r, N)
+            change = conv2d_kernel(ctx, h, ggml_reshape_4d(ctx, a.up, 1, 1, a.up->ne[0], a.up->ne[1]), nullptr, 1, 0, path);
+        }
+        y = ggml_add(ctx, y, change);
+    }
+    return y;
+}
+
+ggml_tensor * conv2d_kernel(ggml_context * ctx, ggml_tensor * x, ggml_tensor * kernel, ggml_tensor * bias, int stride,
+                            int padding, ConvPath path) {
     // Kernels are F16 or F32 (weight_types.h); a file's own BF16 is converted per graph.
     if (kernel->type != GGML_TYPE_F16 && kernel->type != GGML_TYPE_F32) kernel = ggml_cast(ctx, kernel, GGML_TYPE_F32);
     if (path == ConvPath::winograd || path == ConvPath::unfold_gemm) {
-        ggml_tensor * bias = w.find(prefix + ".bias");
         if (bias != nullptr) bias = as_f32(ctx, bias);
         if (path == ConvPath::winograd && winograd_applies(x, kernel, stride, padding)) {
             return conv2d_winograd(ctx, x, kernel, bias);
@@ -101,7 +138,7 @@ ggml_tensor * conv2d(ggml_context * ctx, const NetworkWeights & w, const std::st
                                           ggml_reshape_2d(ctx, kernel, cols->ne[0], oc));
         y = ggml_cont(ctx, ggml_permute(ctx, ggml_reshape_4d(ctx, prod, ow, oh, n, oc), 0, 1, 3, 2));
     }
-    if (ggml_tensor * bias = w.find(prefix + ".bias")) y = ggml_add(ctx, y, channel_vector(ctx, bias));
+    if (bias != nullptr) y = ggml_add(ctx, y, channel_vector(ctx, bias));
     return y;
 }
 

@@ -67,6 +67,21 @@ ggml_tensor * linear(ggml_context * ctx, const NetworkWeights & w, const std::st
 ggml_tensor * conv2d(ggml_context * ctx, const NetworkWeights & w, const std::string & prefix, ggml_tensor * x,
                      int stride, int padding, ConvPath path);
 
+// The same convolution with the kernel (and optional bias) given as tensors.
+ggml_tensor * conv2d_kernel(ggml_context * ctx, ggml_tensor * x, ggml_tensor * kernel, ggml_tensor * bias, int stride,
+                            int padding, ConvPath path);
+
+// Run-time LoRA changes (network_weights.h's RuntimeAdapter) of the weight "<prefix>.weight",
+// added to a layer's output `y` for its input `x`; `y` itself when the weight has none. linear()
+// and conv2d() call them; layers that compute their product themselves (SD1's 1×1 proj_in/out
+// taken as linear, the UNet's F32 conv_in/conv_out) call them after it.
+//   linear: x ne (in, …) → y ne (out, …); a 1×1 convolution's factors are taken as linear ones.
+//   conv:   x ne (W, H, IC, N) → y ne (OW, OH, OC, N), with the layer's stride and padding.
+ggml_tensor * add_linear_adapters(ggml_context * ctx, const NetworkWeights & w, const std::string & prefix, ggml_tensor * x,
+                                  ggml_tensor * y);
+ggml_tensor * add_conv_adapters(ggml_context * ctx, const NetworkWeights & w, const std::string & prefix, ggml_tensor * x,
+                                ggml_tensor * y, int stride, int padding, ConvPath path);
+
 // GroupNorm over (W, H, C/groups) per sample, then per-channel affine from "<prefix>.weight" and
 // "<prefix>.bias", then SiLU if `then_silu`. x ne = (W, H, C, N). PyTorch's default eps is 1e-5;
 // SD's VAE uses 1e-6. `cpu`: the graph runs on the CPU backend, so one op does it all (norm_cpu.h).

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "model/loaded_model.h"
+#include "model/lora_state.h"
 #include "nets/nn_layers.h"
 #include "nets/unet_layers.h"
 #include "ops/attention_cpu.h"
@@ -83,7 +84,8 @@ public:
     // token sequence is the same product.
     ggml_tensor * projection(const std::string & p, ggml_tensor * x) {
         if (config_.linear_projection) return nn::linear(ctx_, weights_, p, x);
-        return linear(ctx_, x, conv1x1_as_linear(ctx_, w(p + ".weight")), weights_.find(p + ".bias"));
+        ggml_tensor * y = linear(ctx_, x, conv1x1_as_linear(ctx_, w(p + ".weight")), weights_.find(p + ".bias"));
+        return nn::add_linear_adapters(ctx_, weights_, p, x, y);
     }
 
     // Transformer2DModel: x [W, H, C, N] → same shape.
@@ -107,6 +109,7 @@ public:
         ggml_tensor * temb_act = ggml_silu(ctx_, temb);  // every resnet's time_emb_proj takes SiLU(emb)
 
         ggml_tensor * x = conv2d_f32(ctx_, sample, w("conv_in.weight"), w("conv_in.bias"), 1, 1);
+        x = nn::add_conv_adapters(ctx_, weights_, "conv_in", sample, x, 1, 1, conv_path_);
         std::vector<ggml_tensor *> skips{x};
 
         for (int i = 0; i < levels; ++i) {
@@ -147,7 +150,8 @@ public:
         }
 
         x = nn::group_norm(ctx_, weights_, "conv_norm_out", x, cfg.norm_groups, kResnetEps, cpu_graph_, true);
-        return conv2d_f32(ctx_, x, w("conv_out.weight"), w("conv_out.bias"), 1, 1);
+        ggml_tensor * out = conv2d_f32(ctx_, x, w("conv_out.weight"), w("conv_out.bias"), 1, 1);
+        return nn::add_conv_adapters(ctx_, weights_, "conv_out", x, out, 1, 1, conv_path_);
     }
 
 private:
@@ -240,7 +244,8 @@ void UNet::validate(const TensorView & sample, const std::vector<float> & timest
     }
 }
 
-HostTensor UNet::predict(const TensorView & sample, const std::vector<float> & timesteps, const TensorView & context) {
+HostTensor UNet::predict(const TensorView & sample, const std::vector<float> & timesteps, const TensorView & context,
+                         const LoraSet & loras) {
     validate(sample, timesteps, context);
     const int64_t batch = sample.shape[0];
     std::vector<float> t(static_cast<size_t>(batch), timesteps[0]);
@@ -250,6 +255,7 @@ HostTensor UNet::predict(const TensorView & sample, const std::vector<float> & t
 
     ggml_backend_t backend = model_->backend(Network::unet);
     std::lock_guard<std::mutex> lock(mutex_);
+    std::shared_lock<std::shared_mutex> lora_lock = lora_state(*model_).use(Network::unet, loras);
     return runner_->run(
         [&](ggml_context * ctx, GraphInputs & inputs) {
             ggml_tensor * x = inputs.add_f32(ctx, "sample", sample.data, {sample.shape[3], sample.shape[2], sample.shape[1], batch});

@@ -1,6 +1,8 @@
 #include "sdcore/text.h"
 
+#include <algorithm>
 #include <charconv>
+#include <cstddef>
 #include <cmath>
 #include <limits>
 
@@ -175,12 +177,61 @@ std::vector<WeightedText> parse_prompt_attention(std::string_view prompt) {
     return merged;
 }
 
+namespace {
+
+// One token of a piece, or the first of an embedding's ids (`count` > 0: it stands for them all).
+struct PieceItem {
+    int id;
+    int count;
+};
+
+// The piece's ids with embedding names replaced (A1111's find_embedding_at_position: at each
+// position, the longest name whose ids match there).
+std::vector<PieceItem> piece_items(const std::vector<int> & tokens, const std::vector<EmbeddingTrigger> & embeddings) {
+    std::vector<PieceItem> items;
+    items.reserve(tokens.size());
+    for (size_t i = 0; i < tokens.size();) {
+        const EmbeddingTrigger * best = nullptr;
+        for (const EmbeddingTrigger & e : embeddings) {
+            if (e.tokens.size() > tokens.size() - i || (best != nullptr && e.tokens.size() <= best->tokens.size())) continue;
+            if (std::equal(e.tokens.begin(), e.tokens.end(), tokens.begin() + static_cast<std::ptrdiff_t>(i))) best = &e;
+        }
+        if (best == nullptr) {
+            items.push_back({tokens[i], 0});
+            ++i;
+        } else {
+            items.push_back({best->first_id, best->count});
+            i += best->tokens.size();
+        }
+    }
+    return items;
+}
+
+void check_embeddings(const std::vector<EmbeddingTrigger> & embeddings) {
+    for (size_t i = 0; i < embeddings.size(); ++i) {
+        const EmbeddingTrigger & e = embeddings[i];
+        const std::string at = "embeddings[" + std::to_string(i) + "]";
+        if (e.tokens.empty()) throw RangeError("Expected " + at + " to have the ids of its name");
+        if (e.count < 1 || e.count > static_cast<int>(kChunkTokens)) {
+            throw RangeError("Expected " + at + " to have 1 to " + std::to_string(kChunkTokens) + " vectors but it has " +
+                             std::to_string(e.count));
+        }
+        if (e.first_id < ClipTokenizer::kVocabSize) {
+            throw RangeError("Expected the ids of " + at + " to follow the vocabulary (from " +
+                             std::to_string(ClipTokenizer::kVocabSize) + ") but they start at " + std::to_string(e.first_id));
+        }
+    }
+}
+
+} // namespace
+
 std::vector<PromptChunk> tokenize_prompt(const ClipTokenizer & tokenizer, std::string_view prompt,
                                          const PromptOptions & options) {
     if (options.pad_id < 0 || options.pad_id >= ClipTokenizer::kVocabSize) {
         throw RangeError("Expected integer padId between 0 and " + std::to_string(ClipTokenizer::kVocabSize - 1) +
                          " but received " + std::to_string(options.pad_id));
     }
+    check_embeddings(options.embeddings);
     std::vector<WeightedText> parsed;
     if (options.weighting) {
         parsed = parse_prompt_attention(prompt);
@@ -195,10 +246,12 @@ std::vector<PromptChunk> tokenize_prompt(const ClipTokenizer & tokenizer, std::s
         chunk.weights.push_back(1.0);
         for (const WeightedText & piece : parsed) {
             if (is_break(piece)) continue;
-            for (int id : tokenizer.encode_content(piece.text)) {
-                if (chunk.ids.size() == kChunkTokens + 1) break;
-                chunk.ids.push_back(id);
-                chunk.weights.push_back(piece.weight);
+            for (const PieceItem & item : piece_items(tokenizer.encode_content(piece.text), options.embeddings)) {
+                for (int k = 0; k < std::max(1, item.count); ++k) {
+                    if (chunk.ids.size() == kChunkTokens + 1) break;
+                    chunk.ids.push_back(item.id + k);
+                    chunk.weights.push_back(piece.weight);
+                }
             }
         }
         chunk.ids.push_back(ClipTokenizer::kEosId);
@@ -232,7 +285,8 @@ std::vector<PromptChunk> tokenize_prompt(const ClipTokenizer & tokenizer, std::s
             next_chunk();
             continue;
         }
-        for (int id : tokenizer.encode_content(piece.text)) {
+        for (const PieceItem & item : piece_items(tokenizer.encode_content(piece.text), options.embeddings)) {
+            const int id = item.id;
             if (id == ClipTokenizer::kCommaId) {
                 last_comma = static_cast<long>(ids.size());
             } else if (options.comma_backtrack != 0 && ids.size() == kChunkTokens && last_comma != -1 &&
@@ -248,6 +302,15 @@ std::vector<PromptChunk> tokenize_prompt(const ClipTokenizer & tokenizer, std::s
                 weights = std::move(moved_weights);
             }
             if (ids.size() == kChunkTokens) next_chunk();
+            if (item.count > 0) {
+                // An embedding stays in one chunk.
+                if (ids.size() + static_cast<size_t>(item.count) > kChunkTokens) next_chunk();
+                for (int k = 0; k < item.count; ++k) {
+                    ids.push_back(id + k);
+                    weights.push_back(piece.weight);
+                }
+                continue;
+            }
             ids.push_back(id);
             weights.push_back(piece.weight);
         }

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "sdcore/lora.h"
 #include "sdcore/model_config.h"
 #include "sdcore/model_files.h"
 #include "sdcore/tensor.h"
@@ -55,8 +56,10 @@ std::vector<TensorInfo> model_weights(const Model & model);
 bool model_has_weight(const Model & model, const std::string & name);
 
 // A weight as loaded, dequantized to float32 (under offload its network is brought back for the
-// read). Throws ERR_TENSOR_NOT_FOUND for a name model_has_weight denies.
-HostTensor read_model_weight(const Model & model, const std::string & name);
+// read), with `loras` applied as a network call would apply them (merged weights show the
+// change; weights changed at run time show their own bytes). Throws ERR_TENSOR_NOT_FOUND for a
+// name model_has_weight denies, and as prepare_loras (sdcore/lora.h).
+HostTensor read_model_weight(const Model & model, const std::string & name, const LoraSet & loras = {});
 
 // A model's networks can be placed on different devices (at most one each); a device slot is the
 // index of a device among the model's own.

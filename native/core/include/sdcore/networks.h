@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "sdcore/lora.h"
 #include "sdcore/model.h"
 #include "sdcore/model_config.h"
 #include "sdcore/tensor.h"
@@ -48,11 +49,15 @@ public:
     // ids: `batch` rows of n = ids.size() / batch token ids, row-major, 1 ≤ n ≤ max_positions.
     // Returns [batch, n, hidden]. Throws sd::RangeError for ids outside the vocabulary, a bad
     // length or batch, or clip_skip outside 1..layers_used; nothing is built then.
-    // Thread-safe: calls on one encoder run one at a time.
-    HostTensor encode(const std::vector<int32_t> & ids, int batch = 1, int clip_skip = 1);
+    // Thread-safe: calls on one encoder run one at a time. `loras`: the LoRAs to run with
+    // (sdcore/lora.h); the weights are brought to that set first (none: the base weights).
+    // `embeddings` [k, hidden] (textual inversion): ids vocab_size … vocab_size+k-1 take these
+    // rows instead of the token embedding's (EmbeddingTrigger in sdcore/text.h makes such ids).
+    HostTensor encode(const std::vector<int32_t> & ids, int batch = 1, int clip_skip = 1, const LoraSet & loras = {},
+                      const HostTensor * embeddings = nullptr);
 
     // The checks encode() makes, for callers that want to fail before queueing work.
-    void validate(const std::vector<int32_t> & ids, int batch, int clip_skip) const;
+    void validate(const std::vector<int32_t> & ids, int batch, int clip_skip, const HostTensor * embeddings = nullptr) const;
 
 private:
     const Model & model_;
@@ -76,15 +81,17 @@ struct PromptEmbeddings {
 //   cond_stage_model_empty_prompt) until both have as many chunks.
 // `pad_id` builds that empty chunk (bos, eos, then pad_id; SD1 49407, SD2 0). Chunks must have 77
 // ids (sd::RangeError otherwise).
+// `embeddings`: the textual-inversion rows of ClipTextEncoder::encode.
 PromptEmbeddings encode_prompt_chunks(ClipTextEncoder & encoder, const std::vector<PromptChunk> & cond,
                                       const std::vector<PromptChunk> & uncond, int clip_skip, bool weighting,
-                                      int pad_id);
+                                      int pad_id, const LoraSet & loras = {}, const HostTensor * embeddings = nullptr);
 
 // The checks encode_prompt_chunks makes, for callers that want to fail before queueing work:
 // at least one cond chunk, pad_id in the vocabulary, every chunk of 77 ids in the vocabulary with
 // as many finite weights, clip_skip the encoder can take (sd::RangeError).
 void validate_prompt_chunks(const ClipTextEncoder & encoder, const std::vector<PromptChunk> & cond,
-                            const std::vector<PromptChunk> & uncond, int clip_skip, int pad_id);
+                            const std::vector<PromptChunk> & uncond, int clip_skip, int pad_id,
+                            const HostTensor * embeddings = nullptr);
 
 // tokenize_prompt + encode_prompt_chunks for a prompt and a negative prompt.
 PromptEmbeddings encode_prompt(ClipTextEncoder & encoder, const ClipTokenizer & tokenizer, std::string_view prompt,
@@ -124,7 +131,9 @@ public:
     // Throws sd::RangeError naming the first problem.
     void validate(const TensorView & sample, const std::vector<float> & timesteps, const TensorView & context) const;
 
-    HostTensor predict(const TensorView & sample, const std::vector<float> & timesteps, const TensorView & context);
+    // `loras`: the LoRAs to run with (sdcore/lora.h); the weights are brought to that set first.
+    HostTensor predict(const TensorView & sample, const std::vector<float> & timesteps, const TensorView & context,
+                       const LoraSet & loras = {});
 
     // Bytes of the compute buffer kept between calls.
     size_t compute_buffer_bytes() const;

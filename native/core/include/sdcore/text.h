@@ -110,11 +110,23 @@ enum class PromptMode {
 
 PromptMode prompt_mode_from_name(const std::string & name);  // "chunks", "truncate"; sd::RangeError otherwise
 
+// A textual-inversion embedding as the prompt tokenizer sees it: wherever the ids of its name
+// (`tokens`) appear in a piece of the prompt they become `count` ids first_id … first_id+count-1,
+// ids past the vocabulary that the text encoder reads from the rows it is given with the call
+// (ClipTextEncoder::encode). A1111's rule: the longest name that matches at a position wins, and an
+// embedding that does not fit in what is left of a chunk starts the next one.
+struct EmbeddingTrigger {
+    std::vector<int> tokens;
+    int first_id = 0;
+    int count = 0;
+};
+
 struct PromptOptions {
     PromptMode mode = PromptMode::chunks;
     bool weighting = true;  // false: the prompt is literal text of weight 1 (diffusers; A1111's emphasis "None")
     int pad_id = ClipTokenizer::kEosId;  // SD 1.x pads with <|endoftext|>, SD 2.x with "!" (0)
     int comma_backtrack = 20;  // A1111's comma_padding_backtrack; 0 turns it off
+    std::vector<EmbeddingTrigger> embeddings;  // textual inversion (none by default)
 };
 
 // 77 ids (bos, 75 tokens or padding, eos) and their weights (1 for bos, eos and padding).
@@ -130,7 +142,9 @@ struct PromptChunk {
 // everything after a chunk's first <|endoftext|> becomes the pad id (A1111's SD 2.x rule).
 // Truncate: the tokens of all pieces in order (BREAK ignored), the first 75 kept, bos + tokens
 // + eos + pad ids (diffusers' padding="max_length", truncation=True).
-// Throws sd::RangeError for a pad id outside the vocabulary.
+// Embeddings (options.embeddings) replace their names' ids in both modes.
+// Throws sd::RangeError for a pad id outside the vocabulary or an embedding of no name, no
+// vector, more than 75 vectors or ids inside the vocabulary.
 std::vector<PromptChunk> tokenize_prompt(const ClipTokenizer & tokenizer, std::string_view prompt,
                                          const PromptOptions & options = {});
 
