@@ -46,3 +46,20 @@ export class AbortError extends StableDiffusionError {
     this.name = 'AbortError';
   }
 }
+
+/**
+ * A wrong argument type, shaped like Node's own: a TypeError with `code` 'ERR_INVALID_ARG_TYPE'
+ * ('ERR_INVALID_ARG_VALUE' for an unknown option name).
+ */
+export class ArgumentTypeError extends TypeError {
+  readonly code: 'ERR_INVALID_ARG_TYPE' | 'ERR_INVALID_ARG_VALUE';
+  constructor(message: string, options: { code?: 'ERR_INVALID_ARG_TYPE' | 'ERR_INVALID_ARG_VALUE'; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = options.code ?? 'ERR_INVALID_ARG_TYPE';
+  }
+}
+
+/** A value out of its range, shaped like Node's own: a RangeError with `code` 'ERR_OUT_OF_RANGE'. */
+export class ArgumentRangeError extends RangeError {
+  readonly code = 'ERR_OUT_OF_RANGE';
+}

@@ -5,10 +5,10 @@ import { stat, writeFile } from 'node:fs/promises';
 
 import sharp, { type Sharp } from 'sharp';
 
-import { StableDiffusionError } from './errors.js';
+import { ArgumentRangeError, ArgumentTypeError, StableDiffusionError } from './errors.js';
 import { formatParameters, setPngText, type InfotextParameters } from './png-parameters.js';
 import { Tensor, tensorArgument, type TensorLike } from './tensor.js';
-import { describe, expectInteger, expectObject, expectPath } from './validate.js';
+import { describe, expectInteger, expectKnownKeys, expectObject, expectPath, optionNames } from './validate.js';
 
 /** Raw interleaved 8-bit pixels, as sharp's `.raw()` gives them. */
 export interface RawImage {
@@ -56,7 +56,7 @@ const MAX_SIDE = 16384;
  */
 async function open(input: unknown, name: string): Promise<{ image: Sharp; source: string }> {
   if (typeof input === 'string') {
-    if (input.length === 0) throw new RangeError(`Expected ${name} to be a path but received ""`);
+    if (input.length === 0) throw new ArgumentRangeError(`Expected ${name} to be a path but received ""`);
     try {
       const s = await stat(input);
       if (!s.isFile()) throw new StableDiffusionError('ERR_FILE_READ', `Cannot read ${name} ${input}: not a file`, { path: input });
@@ -72,15 +72,15 @@ async function open(input: unknown, name: string): Promise<{ image: Sharp; sourc
     const height = expectInteger(input.height, `${name}.height`, 1, MAX_SIDE);
     const channels = expectInteger(input.channels, `${name}.channels`, 1, 4) as RawImage['channels'];
     if (input.data.length !== width * height * channels) {
-      throw new RangeError(`Expected ${name}.data to hold ${width}×${height}×${channels} = ${width * height * channels} bytes but received ${input.data.length}`);
+      throw new ArgumentRangeError(`Expected ${name}.data to hold ${width}×${height}×${channels} = ${width * height * channels} bytes but received ${input.data.length}`);
     }
     return { image: sharp(input.data, { raw: { width, height, channels } }), source: name };
   }
   if (input instanceof Uint8Array) {
-    if (input.length === 0) throw new TypeError(`Expected ${name} to be an encoded image but received 0 bytes`);
+    if (input.length === 0) throw new ArgumentTypeError(`Expected ${name} to be an encoded image but received 0 bytes`);
     return { image: sharp(input, { limitInputPixels: MAX_SIDE * MAX_SIDE }).autoOrient(), source: name };
   }
-  throw new TypeError(`Expected ${name} to be an image path, Buffer, sharp instance, raw pixels or tensor but received ${describe(input)}`);
+  throw new ArgumentTypeError(`Expected ${name} to be an image path, Buffer, sharp instance, raw pixels or tensor but received ${describe(input)}`);
 }
 
 /** Runs a sharp pipeline, turning libvips' complaints about the input into one clear error. */
@@ -93,7 +93,7 @@ async function decode<T>(source: string, name: string, input: unknown, run: () =
     if (typeof input === 'string') {
       throw new StableDiffusionError('ERR_FILE_READ', `Cannot read ${name} ${source}: ${reason}`, { path: input, cause: error });
     }
-    throw new TypeError(`Expected ${name} to be an image sharp can read but it failed: ${reason}`, { cause: error });
+    throw new ArgumentTypeError(`Expected ${name} to be an image sharp can read but it failed: ${reason}`, { cause: error });
   }
 }
 
@@ -121,7 +121,7 @@ export async function readImage(input: unknown, name: string): Promise<Tensor> {
     const t = tensorArgument(input, name);
     const image = t.rank === 3 ? t.reshape([1, ...t.shape]) : t;
     if (image.rank !== 4 || image.shape[1] !== 3 || image.size === 0) {
-      throw new RangeError(`Expected ${name} as a tensor of shape [batch, 3, height, width] but received [${t.shape.join(', ')}]`);
+      throw new ArgumentRangeError(`Expected ${name} as a tensor of shape [batch, 3, height, width] but received [${t.shape.join(', ')}]`);
     }
     return image;
   }
@@ -143,7 +143,7 @@ export async function readMask(input: unknown, name: string): Promise<Tensor> {
     const t = tensorArgument(input, name);
     const mask = t.rank === 2 ? t.reshape([1, 1, ...t.shape]) : t.rank === 3 ? t.reshape([t.shape[0]!, 1, t.shape[1]!, t.shape[2]!]) : t;
     if (mask.rank !== 4 || mask.shape[1] !== 1 || mask.size === 0) {
-      throw new RangeError(`Expected ${name} as a tensor of shape [batch, 1, height, width] but received [${t.shape.join(', ')}]`);
+      throw new ArgumentRangeError(`Expected ${name} as a tensor of shape [batch, 1, height, width] but received [${t.shape.join(', ')}]`);
     }
     return mask;
   }
@@ -201,11 +201,11 @@ export async function resizeImage(image: Tensor, width: number, height: number):
   expectInteger(width, 'width', 1, MAX_SIDE);
   expectInteger(height, 'height', 1, MAX_SIDE);
   if (image.rank !== 4 || image.size === 0) {
-    throw new RangeError(`Expected an image tensor [batch, channels, height, width] but received [${image.shape.join(', ')}]`);
+    throw new ArgumentRangeError(`Expected an image tensor [batch, channels, height, width] but received [${image.shape.join(', ')}]`);
   }
   const [batch, channels, h, w] = image.shape as [number, number, number, number];
   if (h === height && w === width) return image;
-  if (channels < 1 || channels > 4) throw new RangeError(`Expected 1 to 4 image channels to resize but received ${channels}`);
+  if (channels < 1 || channels > 4) throw new ArgumentRangeError(`Expected 1 to 4 image channels to resize but received ${channels}`);
   const inPlane = h * w;
   const outPlane = width * height;
   const out = new Float32Array(batch * channels * outPlane);
@@ -268,7 +268,7 @@ export function toRgbBytes(
   channels: 3;
 } {
   const t = Tensor.of(images);
-  if (t.rank !== 4 || t.shape[1] !== 3) throw new RangeError(`Expected images of shape [batch, 3, height, width] but received [${t.shape.join(', ')}]`);
+  if (t.rank !== 4 || t.shape[1] !== 3) throw new ArgumentRangeError(`Expected images of shape [batch, 3, height, width] but received [${t.shape.join(', ')}]`);
   const [batch, , height, width] = t.shape as [number, number, number, number];
   expectInteger(index, 'index', 0, batch - 1);
   const plane = width * height;
@@ -299,11 +299,14 @@ export interface EncodeImageOptions {
   parameters?: InfotextParameters | string;
 }
 
+const ENCODE_IMAGE_OPTIONS = optionNames<EncodeImageOptions>({ format: true, quality: true, parameters: true });
+
 /** One image of a [B, 3, H, W] tensor in [0, 1] → PNG, JPEG or WebP bytes. */
 export async function encodeImage(images: TensorLike, index = 0, options: EncodeImageOptions = {}): Promise<Buffer> {
   const o = expectObject(options, 'options');
+  expectKnownKeys(o, 'options', ENCODE_IMAGE_OPTIONS);
   const format = o.format === undefined ? 'png' : (o.format as ImageFormat);
-  if (!IMAGE_FORMATS.includes(format)) throw new RangeError(`Expected options.format to be one of ${IMAGE_FORMATS.join(', ')} but received ${describe(o.format)}`);
+  if (!IMAGE_FORMATS.includes(format)) throw new ArgumentRangeError(`Expected options.format to be one of ${IMAGE_FORMATS.join(', ')} but received ${describe(o.format)}`);
   const quality = o.quality === undefined ? 90 : expectInteger(o.quality, 'options.quality', 1, 100);
   const raw = toRgbBytes(images, index);
   const image = sharp(raw.data, { raw: { width: raw.width, height: raw.height, channels: 3 } });
@@ -330,7 +333,7 @@ export async function encodeImage(images: TensorLike, index = 0, options: Encode
 export async function saveImage(images: TensorLike, path: string, options: EncodeImageOptions & { index?: number } = {}): Promise<void> {
   const file = expectPath(path, 'path');
   const format = options.format ?? formatForPath(file);
-  if (format === undefined) throw new RangeError(`Expected path to end in .png, .jpg, .jpeg or .webp but received ${describe(file)}`);
+  if (format === undefined) throw new ArgumentRangeError(`Expected path to end in .png, .jpg, .jpeg or .webp but received ${describe(file)}`);
   const { index = 0, ...rest } = options;
   const data = await encodeImage(images, index, { ...rest, format });
   try {

@@ -23,7 +23,7 @@ export { Tokenizer, parsePromptAttention, CLIP_VOCAB_PATH } from './tokenizer.js
 export type { TokenizerOptions, DecodeOptions, TokenizePromptOptions, WeightedText, TokenIds } from './tokenizer.js';
 export { inspectModel, readCanonicalTensor, readCanonicalTensors } from './model.js';
 export type { InspectModelOptions } from './model.js';
-export { StableDiffusionError, AbortError } from './errors.js';
+export { StableDiffusionError, AbortError, ArgumentTypeError, ArgumentRangeError } from './errors.js';
 export type { ErrorCode } from './errors.js';
 export { createScheduler, Scheduler, SCHEDULER_NAMES, A1111_SCHEDULER_NAMES, TIMESTEP_SPACINGS } from './scheduler.js';
 export type { SchedulerName, SchedulerOverrides, TimestepSpacing, NoiseFunction } from './scheduler.js';

@@ -3,6 +3,7 @@
 // SD's VAE decoder output to its latents ("approx cheap" in A1111): good enough to watch a
 // generation take shape, no network call.
 import { Tensor } from './tensor.js';
+import { ArgumentRangeError } from './errors.js';
 
 // rows: latent channel; columns: R, G, B.
 const LATENT_RGB = [
@@ -16,7 +17,7 @@ const LATENT_RGB = [
 export function latentPreview(latents: Tensor): Tensor {
   const [batch, channels, h, w] = latents.shape as [number, number, number, number];
   if (channels !== LATENT_RGB.length) {
-    throw new RangeError(`Expected latents with ${LATENT_RGB.length} channels but received ${channels}`);
+    throw new ArgumentRangeError(`Expected latents with ${LATENT_RGB.length} channels but received ${channels}`);
   }
   const plane = h * w;
   const out = new Float32Array(batch * 3 * plane);

@@ -4,9 +4,9 @@
 import { readdirSync, statSync } from 'node:fs';
 import { basename, extname, join, relative, resolve, sep } from 'node:path';
 
-import { StableDiffusionError } from './errors.js';
+import { ArgumentRangeError, ArgumentTypeError, StableDiffusionError } from './errors.js';
 import type { LoraSpec } from './types.js';
-import { describe, expectObject, expectPath, expectString } from './validate.js';
+import { describe, expectKnownKeys, expectObject, expectPath, expectString, optionNames } from './validate.js';
 
 /** File extensions looked for in `loraDirs` (in this order when one name has several files). */
 export const LORA_EXTENSIONS = ['.safetensors', '.ckpt', '.pt', '.bin'] as const;
@@ -37,12 +37,12 @@ const TAG = /<(lora|lyco):([^>]+)>/g;
 function tagWeight(text: string, tag: string): number {
   const trimmed = text.trim();
   // What Python's float() reads and JS's Number() does not (A1111 reads tags with float()).
-  if (/^[+-]?(inf|infinity|nan)$/i.test(trimmed)) throw new RangeError(`Expected a finite weight in ${tag} but received ${text}`);
+  if (/^[+-]?(inf|infinity|nan)$/i.test(trimmed)) throw new ArgumentRangeError(`Expected a finite weight in ${tag} but received ${text}`);
   const value = Number(trimmed);
   if (trimmed === '' || Number.isNaN(value)) {
-    throw new TypeError(`Expected a number as the weight in ${tag} but received ${JSON.stringify(text)}`);
+    throw new ArgumentTypeError(`Expected a number as the weight in ${tag} but received ${JSON.stringify(text)}`);
   }
-  if (!Number.isFinite(value)) throw new RangeError(`Expected a finite weight in ${tag} but received ${text}`);
+  if (!Number.isFinite(value)) throw new ArgumentRangeError(`Expected a finite weight in ${tag} but received ${text}`);
   return value;
 }
 
@@ -66,7 +66,7 @@ export function parseLoraTags(prompt: string): ParsedLoraTags {
       else positional.push(part);
     }
     const name = (positional[0] ?? '').trim();
-    if (name === '') throw new RangeError(`Expected a LoRA name in ${tag}`);
+    if (name === '') throw new ArgumentRangeError(`Expected a LoRA name in ${tag}`);
     const te = named.te ?? positional[1];
     const textEncoderWeight = te === undefined ? 1 : tagWeight(te, tag);
     const unet = named.unet ?? positional[2];
@@ -83,30 +83,28 @@ export function stripLoraTags(prompt: string): string {
 }
 
 function weightOf(value: unknown, name: string): number {
-  if (typeof value !== 'number') throw new TypeError(`Expected ${name} to be a finite number but received ${describe(value)}`);
-  if (!Number.isFinite(value)) throw new RangeError(`Expected ${name} to be a finite number but received ${value}`);
+  if (typeof value !== 'number') throw new ArgumentTypeError(`Expected ${name} to be a finite number but received ${describe(value)}`);
+  if (!Number.isFinite(value)) throw new ArgumentRangeError(`Expected ${name} to be a finite number but received ${value}`);
   return value;
 }
 
+const LORA_SPEC_OPTIONS = optionNames<LoraSpec>({ path: true, name: true, weight: true, textEncoderWeight: true, unetWeight: true });
+
 /** A LoRA list checked: each entry a `LoraSpec` with `path` or `name` and finite weights. */
 export function checkLoraSpecs(value: unknown, name: string): LoraSpec[] {
-  if (!Array.isArray(value)) throw new TypeError(`Expected ${name} to be an array of LoRAs but received ${describe(value)}`);
+  if (!Array.isArray(value)) throw new ArgumentTypeError(`Expected ${name} to be an array of LoRAs but received ${describe(value)}`);
   return value.map((entry, i) => {
     const at = `${name}[${i}]`;
     const o = expectObject(entry, at);
-    for (const key of Object.keys(o)) {
-      if (!['path', 'name', 'weight', 'textEncoderWeight', 'unetWeight'].includes(key)) {
-        throw new TypeError(`Unknown option ${at}.${key} (a LoRA takes path or name, weight, textEncoderWeight, unetWeight)`);
-      }
-    }
+    expectKnownKeys(o, at, LORA_SPEC_OPTIONS);
     if ((o.path === undefined) === (o.name === undefined)) {
-      throw new TypeError(`Expected ${at} to have either a path or a name`);
+      throw new ArgumentTypeError(`Expected ${at} to have either a path or a name`);
     }
     const spec: LoraSpec = {};
     if (o.path !== undefined) spec.path = expectPath(o.path, `${at}.path`);
     if (o.name !== undefined) {
       spec.name = expectString(o.name, `${at}.name`);
-      if (spec.name.trim() === '') throw new RangeError(`Expected ${at}.name to be a LoRA name but received ""`);
+      if (spec.name.trim() === '') throw new ArgumentRangeError(`Expected ${at}.name to be a LoRA name but received ""`);
     }
     for (const key of ['weight', 'textEncoderWeight', 'unetWeight'] as const) {
       if (o[key] !== undefined) spec[key] = weightOf(o[key], `${at}.${key}`);
@@ -117,7 +115,7 @@ export function checkLoraSpecs(value: unknown, name: string): LoraSpec[] {
 
 /** The folders given as `loraDirs` or `embeddingDirs`, checked: an array of existing folders. */
 export function checkDirs(value: unknown, name: string): string[] {
-  if (!Array.isArray(value)) throw new TypeError(`Expected ${name} to be an array of folders but received ${describe(value)}`);
+  if (!Array.isArray(value)) throw new ArgumentTypeError(`Expected ${name} to be an array of folders but received ${describe(value)}`);
   return value.map((entry, i) => {
     const dir = resolve(expectPath(entry, `${name}[${i}]`));
     let isDir = false;

@@ -4,7 +4,8 @@
 import { native } from './native.js';
 import { Tensor, type TensorLike } from './tensor.js';
 import { GGUF_WRITE_TYPES, type GgufWriteResult, type GgufWriteType, type ModelFileInfo } from './types.js';
-import { describe, expectObject, expectOneOf, expectPath, expectString } from './validate.js';
+import { describe, expectKnownKeys, expectObject, expectOneOf, expectPath, expectString, optionNames } from './validate.js';
+import { ArgumentRangeError, ArgumentTypeError } from './errors.js';
 
 /** One tensor for `writeGgufFile`. */
 export interface GgufTensorInput {
@@ -35,7 +36,7 @@ export async function readModelTensor(path: string, name: string): Promise<Tenso
   const tensorName = expectString(name, 'name');
   const result = await native().readModelTensor(file, tensorName);
   if (result.data.length === 0) {
-    throw new RangeError(`Tensor "${tensorName}" in ${file} has no elements (shape [${result.shape.join(', ')}])`);
+    throw new ArgumentRangeError(`Tensor "${tensorName}" in ${file} has no elements (shape [${result.shape.join(', ')}])`);
   }
   return new Tensor(result.shape, result.data);
 }
@@ -47,8 +48,9 @@ export async function writeGgufFile(
   options: GgufWriteOptions = {},
 ): Promise<GgufWriteResult> {
   const file = expectPath(path, 'path');
-  if (!Array.isArray(tensors)) throw new TypeError(`Expected tensors to be an array but received ${describe(tensors)}`);
+  if (!Array.isArray(tensors)) throw new ArgumentTypeError(`Expected tensors to be an array but received ${describe(tensors)}`);
   const opts = expectObject(options, 'options');
+  expectKnownKeys(opts, 'options', optionNames<GgufWriteOptions>({ type: true, metadata: true }));
   const defaultType = opts.type === undefined ? 'f16' : expectOneOf(opts.type, 'options.type', GGUF_WRITE_TYPES);
   const metadata: Record<string, string> = {};
   if (opts.metadata !== undefined) {

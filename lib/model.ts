@@ -6,7 +6,8 @@
 import { native } from './native.js';
 import { Tensor } from './tensor.js';
 import { PREDICTION_TYPES, type ModelInspection, type PredictionType } from './types.js';
-import { describe, expectObject, expectOneOf, expectPath, expectString } from './validate.js';
+import { describe, expectKnownKeys, expectObject, expectOneOf, expectPath, expectString } from './validate.js';
+import { ArgumentTypeError } from './errors.js';
 
 /** Options of `inspectModel`. */
 export interface InspectModelOptions {
@@ -22,6 +23,7 @@ export interface InspectModelOptions {
 export async function inspectModel(path: string, options: InspectModelOptions = {}): Promise<ModelInspection> {
   const file = expectPath(path, 'path');
   const o = expectObject(options, 'options');
+  expectKnownKeys(o, 'options', ['predictionType'] satisfies (keyof InspectModelOptions)[]);
   const predictionType =
     o.predictionType === undefined ? undefined : expectOneOf(o.predictionType, 'options.predictionType', PREDICTION_TYPES);
   return native().inspectModel(file, predictionType);
@@ -36,7 +38,7 @@ export async function readCanonicalTensor(path: string, name: string): Promise<T
 /** Reads several tensors of a model by canonical name, as float32 (the model is mapped once). */
 export async function readCanonicalTensors(path: string, names: readonly string[]): Promise<Tensor[]> {
   const file = expectPath(path, 'path');
-  if (!Array.isArray(names)) throw new TypeError(`Expected names to be an array of strings but received ${describe(names)}`);
+  if (!Array.isArray(names)) throw new ArgumentTypeError(`Expected names to be an array of strings but received ${describe(names)}`);
   const list = names.map((name, i) => expectString(name, `names[${i}]`));
   return (await native().readCanonicalTensors(file, list)).map((t) => Tensor.of(t));
 }

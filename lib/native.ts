@@ -6,6 +6,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { loadBinary, type BinaryAddon, type LoadedBinary } from './binary/load.js';
+import { StableDiffusionError, type ErrorCode } from './errors.js';
 import type { TensorLike } from './tensor.js';
 import type {
   Backend, ConvertOptions, ConvertResult, DeviceChoice, GgufWriteResult, GgufWriteType, LoadedModelInfo, LoraFileReport, LoraStatus,
@@ -153,6 +154,8 @@ export interface NativeScheduler {
  * run on a worker thread. test/native-surface.test.ts checks this against the loaded addon.
  */
 export interface NativeAddon extends BinaryAddon {
+  // js_errors.cpp: how engine errors become StableDiffusionErrors (set once, by native())
+  setErrorFactory(factory: (code: string, message: string, path?: string) => Error): void;
   // system_binding.cpp (init and probeLibrary: BinaryAddon)
   systemInfo(): NativeSystemInfo;
   listDevices(): NativeDevice[];
@@ -200,7 +203,12 @@ function packageVersion(): string {
 
 /** The loaded addon, loading it (and ggml's backends) on first use. */
 export function native(): NativeAddon {
-  loaded ??= loadBinary<NativeAddon>(packageRoot, packageVersion());
+  if (loaded === undefined) {
+    loaded = loadBinary<NativeAddon>(packageRoot, packageVersion());
+    loaded.addon.setErrorFactory(
+      (code, message, path) => new StableDiffusionError(code as ErrorCode, message, path === undefined ? {} : { path }),
+    );
+  }
   return loaded.addon;
 }
 

@@ -13,6 +13,7 @@ import { A1111_SCHEDULER_NAMES, canonicalSchedulerName, SCHEDULER_NAMES, type Sc
 import { parseLoraTags } from './lora.js';
 import type { AppliedLora, GenerationParameters } from './types.js';
 import { describe } from './validate.js';
+import { ArgumentRangeError, ArgumentTypeError } from './errors.js';
 
 /**
  * Our scheduler names → the sampler names A1111 writes (and reads back): the inverse of
@@ -205,7 +206,7 @@ export interface ParsedParameters extends InfotextParameters {
 
 function toInteger(value: string | undefined, key: string): number | undefined {
   if (value === undefined) return undefined;
-  if (!/^-?\d+$/.test(value)) throw new RangeError(`Expected an integer for "${key}" in the image's parameters but found ${describe(value)}`);
+  if (!/^-?\d+$/.test(value)) throw new ArgumentRangeError(`Expected an integer for "${key}" in the image's parameters but found ${describe(value)}`);
   return Number(value);
 }
 
@@ -213,7 +214,7 @@ function toNumber(value: string | undefined, key: string): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
   if (value.trim() === '' || !Number.isFinite(n)) {
-    throw new RangeError(`Expected a number for "${key}" in the image's parameters but found ${describe(value)}`);
+    throw new ArgumentRangeError(`Expected a number for "${key}" in the image's parameters but found ${describe(value)}`);
   }
   return n;
 }
@@ -226,7 +227,7 @@ const KNOWN = new Set(['Steps', 'Sampler', 'Schedule type', 'CFG scale', 'Seed',
  * the sampler (A1111 1.9+ writes the Karras schedule as a separate "Schedule type"), else as written.
  */
 export function parseParameters(text: string): ParsedParameters {
-  if (typeof text !== 'string') throw new TypeError(`Expected the parameters to be a string but received ${describe(text)}`);
+  if (typeof text !== 'string') throw new ArgumentTypeError(`Expected the parameters to be a string but received ${describe(text)}`);
   const lines = text.replace(/\r\n?/g, '\n').split('\n');
   let fields: Record<string, string> = {};
   // A1111 takes the last line as fields only when it has at least three of them: a prompt line
@@ -261,13 +262,13 @@ export function parseParameters(text: string): ParsedParameters {
   const cfg = toNumber(fields['CFG scale'], 'CFG scale');
   if (cfg !== undefined) result.guidanceScale = cfg;
   if (fields.Seed !== undefined) {
-    if (!/^\d+$/.test(fields.Seed)) throw new RangeError(`Expected a non-negative integer for "Seed" in the image's parameters but found ${describe(fields.Seed)}`);
+    if (!/^\d+$/.test(fields.Seed)) throw new ArgumentRangeError(`Expected a non-negative integer for "Seed" in the image's parameters but found ${describe(fields.Seed)}`);
     const seed = BigInt(fields.Seed);
     result.seed = seed <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(seed) : seed;
   }
   if (fields.Size !== undefined) {
     const size = /^(\d+)x(\d+)$/.exec(fields.Size);
-    if (size === null) throw new RangeError(`Expected "Size" as WIDTHxHEIGHT in the image's parameters but found ${describe(fields.Size)}`);
+    if (size === null) throw new ArgumentRangeError(`Expected "Size" as WIDTHxHEIGHT in the image's parameters but found ${describe(fields.Size)}`);
     result.width = Number(size[1]);
     result.height = Number(size[2]);
   }
@@ -307,7 +308,7 @@ function* chunks(png: Uint8Array): Generator<Chunk> {
   while (offset + 12 <= png.length) {
     const length = view.getUint32(offset);
     const type = String.fromCharCode(...png.subarray(offset + 4, offset + 8));
-    if (offset + 12 + length > png.length) throw new RangeError(`The PNG's ${type} chunk runs past the end of the file`);
+    if (offset + 12 + length > png.length) throw new ArgumentRangeError(`The PNG's ${type} chunk runs past the end of the file`);
     yield { type, start: offset, data: png.subarray(offset + 8, offset + 8 + length) };
     offset += 12 + length;
     if (type === 'IEND') return;
@@ -324,9 +325,9 @@ function isLatin1(text: string): boolean {
  * PngInfo.add_text writes it for A1111.
  */
 export function setPngText(png: Uint8Array, keyword: string, text: string): Buffer {
-  if (!isPng(png)) throw new TypeError('Expected PNG data (the PNG signature is missing)');
+  if (!isPng(png)) throw new ArgumentTypeError('Expected PNG data (the PNG signature is missing)');
   if (!/^[\u0020-\u007e\u00a1-\u00ff]{1,79}$/.test(keyword) || keyword !== keyword.trim()) {
-    throw new RangeError(`Expected a PNG text keyword of 1 to 79 Latin-1 characters but received ${describe(keyword)}`);
+    throw new ArgumentRangeError(`Expected a PNG text keyword of 1 to 79 Latin-1 characters but received ${describe(keyword)}`);
   }
   const latin1 = isLatin1(text);
   const body = latin1
@@ -349,7 +350,7 @@ export function setPngText(png: Uint8Array, keyword: string, text: string): Buff
     }
     parts.push(whole);
   }
-  if (!inserted) throw new RangeError('The PNG has no IEND chunk');
+  if (!inserted) throw new ArgumentRangeError('The PNG has no IEND chunk');
   return Buffer.concat(parts);
 }
 
@@ -371,7 +372,7 @@ function textChunk(c: Chunk): { keyword: string; text: string } | undefined {
 
 /** Every tEXt, zTXt and iTXt chunk of a PNG, keyword → text (the first of each keyword). */
 export function readPngText(png: Uint8Array): Record<string, string> {
-  if (!isPng(png)) throw new TypeError('Expected PNG data (the PNG signature is missing)');
+  if (!isPng(png)) throw new ArgumentTypeError('Expected PNG data (the PNG signature is missing)');
   const out: Record<string, string> = {};
   for (const c of chunks(png)) {
     if (c.type !== 'tEXt' && c.type !== 'zTXt' && c.type !== 'iTXt') continue;

@@ -8,7 +8,8 @@
 import { native, type NativeTorchGenerator } from './native.js';
 import { Tensor, type TensorLike } from './tensor.js';
 import { TORCH_KERNELS, type Seed, type TorchKernel } from './types.js';
-import { describe, expectObject, expectOneOf } from './validate.js';
+import { describe, expectKnownKeys, expectObject, expectOneOf } from './validate.js';
+import { ArgumentRangeError, ArgumentTypeError } from './errors.js';
 
 /** Options of `randn` and the TorchGenerator constructor. */
 export interface RandnOptions {
@@ -26,31 +27,31 @@ const MAX_DIMENSION = 1e9; // as Tensor allows
 export function toSeed(seed: unknown, name = 'seed'): bigint {
   const expected = `Expected integer ${name} between 0 and ${MAX_SEED}`;
   if (typeof seed === 'bigint') {
-    if (seed < 0n || seed > MAX_SEED) throw new RangeError(`${expected} but received ${seed}`);
+    if (seed < 0n || seed > MAX_SEED) throw new ArgumentRangeError(`${expected} but received ${seed}`);
     return seed;
   }
-  if (typeof seed !== 'number' || Number.isNaN(seed)) throw new TypeError(`${expected} but received ${describe(seed)}`);
-  if (!Number.isInteger(seed) || seed < 0) throw new RangeError(`${expected} but received ${seed}`);
+  if (typeof seed !== 'number' || Number.isNaN(seed)) throw new ArgumentTypeError(`${expected} but received ${describe(seed)}`);
+  if (!Number.isInteger(seed) || seed < 0) throw new ArgumentRangeError(`${expected} but received ${seed}`);
   if (!Number.isSafeInteger(seed)) {
-    throw new RangeError(`${expected} but received ${seed}, which is above 2^53 − 1: pass a larger seed as a bigint`);
+    throw new ArgumentRangeError(`${expected} but received ${seed}, which is above 2^53 − 1: pass a larger seed as a bigint`);
   }
   return BigInt(seed);
 }
 
 /** Checks a shape: an array of positive integers (possibly empty: one value) of at most MAX_RANDN_SIZE values. */
 export function toShape(shape: unknown, name = 'shape'): number[] {
-  if (!Array.isArray(shape)) throw new TypeError(`Expected ${name} to be an array of integers but received ${describe(shape)}`);
+  if (!Array.isArray(shape)) throw new ArgumentTypeError(`Expected ${name} to be an array of integers but received ${describe(shape)}`);
   let size = 1;
   const dims = shape.map((d: unknown, i: number) => {
-    if (typeof d !== 'number') throw new TypeError(`Expected ${name}[${i}] to be an integer but received ${describe(d)}`);
+    if (typeof d !== 'number') throw new ArgumentTypeError(`Expected ${name}[${i}] to be an integer but received ${describe(d)}`);
     if (!Number.isInteger(d) || d < 1 || d > MAX_DIMENSION) {
-      throw new RangeError(`Expected ${name}[${i}] to be an integer between 1 and ${MAX_DIMENSION} but received ${d}`);
+      throw new ArgumentRangeError(`Expected ${name}[${i}] to be an integer between 1 and ${MAX_DIMENSION} but received ${d}`);
     }
     size *= d;
     return d;
   });
   if (size > MAX_RANDN_SIZE) {
-    throw new RangeError(`Expected ${name} to hold at most ${MAX_RANDN_SIZE} values but [${dims.join(', ')}] holds ${size}`);
+    throw new ArgumentRangeError(`Expected ${name} to hold at most ${MAX_RANDN_SIZE} values but [${dims.join(', ')}] holds ${size}`);
   }
   return dims;
 }
@@ -58,6 +59,7 @@ export function toShape(shape: unknown, name = 'shape'): number[] {
 function toKernel(options: unknown): TorchKernel {
   if (options === undefined) return 'avx2';
   const o = expectObject(options, 'options');
+  expectKnownKeys(o, 'options', ['kernel']);
   return o.kernel === undefined ? 'avx2' : expectOneOf(o.kernel, 'options.kernel', TORCH_KERNELS);
 }
 

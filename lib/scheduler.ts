@@ -7,7 +7,8 @@
 // its union types; test/scheduler-catalog.test.ts checks that they equal the catalog.
 import { native, type NativeScheduler, type NativeSchedulerCatalog } from './native.js';
 import { Tensor, type TensorLike } from './tensor.js';
-import { describe, expectBoolean, expectInteger, expectNumber, expectObject, expectOneOf, expectString } from './validate.js';
+import { describe, expectBoolean, expectInteger, expectKnownKeys, expectNumber, expectObject, expectOneOf, expectString } from './validate.js';
+import { ArgumentRangeError, ArgumentTypeError } from './errors.js';
 
 /** Our scheduler names (the core's catalog, as literal types). */
 export const SCHEDULER_NAMES = [
@@ -93,9 +94,7 @@ function checkOverrides(value: unknown): SchedulerOverrides {
   const object = expectObject(value, 'overrides');
   const overrides = schedulerCatalog().overrides;
   const known = overrides.map((o) => o.name);
-  for (const key of Object.keys(object)) {
-    if (!known.includes(key)) throw new RangeError(`Unknown scheduler override "${key}"; expected one of ${known.join(', ')}`);
-  }
+  expectKnownKeys(object, 'the scheduler overrides', known);
   const out: Record<string, unknown> = {};
   for (const o of overrides) {
     const v = object[o.name];
@@ -110,7 +109,7 @@ function checkOverrides(value: unknown): SchedulerOverrides {
 
 function checkTimestep(value: unknown): number {
   if (typeof value !== 'number' || !Number.isFinite(value)) {
-    throw new TypeError(`Expected timestep to be a finite number but received ${describe(value)}`);
+    throw new ArgumentTypeError(`Expected timestep to be a finite number but received ${describe(value)}`);
   }
   return value;
 }
@@ -128,7 +127,7 @@ export class Scheduler {
     const canonical = canonicalSchedulerName(given);
     if (canonical === undefined) {
       const valid = [...SCHEDULER_NAMES, ...Object.keys(A1111_SCHEDULER_NAMES).map((n) => JSON.stringify(n))];
-      throw new RangeError(`Unknown scheduler ${JSON.stringify(given)}; expected one of ${valid.join(', ')}`);
+      throw new ArgumentRangeError(`Unknown scheduler ${JSON.stringify(given)}; expected one of ${valid.join(', ')}`);
     }
     this.#native = new (native().Scheduler)(canonical, checkOverrides(overrides));
   }
@@ -156,7 +155,7 @@ export class Scheduler {
    */
   setBeginIndex(index: number): void {
     const n = this.#native.timesteps.length;
-    if (n === 0) throw new RangeError('Call setTimesteps(steps) before setBeginIndex()');
+    if (n === 0) throw new ArgumentRangeError('Call setTimesteps(steps) before setBeginIndex()');
     this.#native.setBeginIndex(expectInteger(index, 'begin index', 0, n - 1));
   }
 
@@ -206,14 +205,14 @@ export class Scheduler {
     const out = Tensor.of(modelOutput);
     const x = Tensor.of(sample);
     if (out.shape.length !== x.shape.length || out.shape.some((d, i) => d !== x.shape[i])) {
-      throw new RangeError(`Expected modelOutput [${out.shape.join(', ')}] to have the shape of sample [${x.shape.join(', ')}]`);
+      throw new ArgumentRangeError(`Expected modelOutput [${out.shape.join(', ')}] to have the shape of sample [${x.shape.join(', ')}]`);
     }
     let n: Tensor | NoiseFunction | undefined;
     if (typeof noise === 'function') {
       n = noise;
     } else if (noise !== undefined) {
       n = Tensor.of(noise);
-      if (n.size !== x.size) throw new RangeError(`Expected noise to have ${x.size} values (the sample's shape) but it has ${n.size}`);
+      if (n.size !== x.size) throw new ArgumentRangeError(`Expected noise to have ${x.size} values (the sample's shape) but it has ${n.size}`);
     }
     const result = this.#native.step(out, checkTimestep(timestep), x, n);
     return { prevSample: Tensor.of(result.prevSample) };
@@ -223,9 +222,9 @@ export class Scheduler {
   addNoise(original: TensorLike, noise: TensorLike, timesteps: number | readonly number[]): Tensor {
     const o = Tensor.of(original);
     const n = Tensor.of(noise);
-    if (o.size !== n.size) throw new RangeError('Expected noise to have the shape of original');
+    if (o.size !== n.size) throw new ArgumentRangeError('Expected noise to have the shape of original');
     const ts = typeof timesteps === 'number' ? checkTimestep(timesteps) : Array.isArray(timesteps) ? timesteps.map(checkTimestep) : undefined;
-    if (ts === undefined) throw new TypeError(`Expected timesteps to be a number or an array of numbers but received ${describe(timesteps)}`);
+    if (ts === undefined) throw new ArgumentTypeError(`Expected timesteps to be a number or an array of numbers but received ${describe(timesteps)}`);
     return Tensor.of(this.#native.addNoise(o, n, ts));
   }
 }

@@ -1,7 +1,7 @@
 import { basename, extname, resolve } from 'node:path';
 
 import { EmbeddingTable, type TextualInversion } from './embeddings.js';
-import { AbortError, StableDiffusionError } from './errors.js';
+import { AbortError, ArgumentRangeError, StableDiffusionError } from './errors.js';
 import { checkDirs, checkLoraSpecs, LORA_EXTENSIONS, NamedFiles, parseLoraTags, type LoraTag } from './lora.js';
 import { native, type NativeModel } from './native.js';
 import {
@@ -19,7 +19,7 @@ import {
   type DeviceChoice, type LoadedModelInfo, type LoraFileReport, type LoraSpec, type LoraStatus, type MemoryUsage, type ModelDevice,
   type ModelMemory, type NativeLoraRequest, type Network, type PredictionType, type WeightInfo, type WeightType,
 } from './types.js';
-import { expectBoolean, expectInteger, expectObject, expectOneOf, expectPath, expectSignal, expectString } from './validate.js';
+import { expectBoolean, expectInteger, expectKnownKeys, expectObject, expectOneOf, expectPath, expectSignal, expectString, optionNames } from './validate.js';
 
 /** Options of `StableDiffusion.load`. */
 export interface LoadOptions {
@@ -71,9 +71,15 @@ export interface LoadOptions {
   embeddingDirs?: string[];
 }
 
+const LOAD_OPTIONS = optionNames<LoadOptions>({
+  model: true, backend: true, devices: true, weightType: true, vae: true, threads: true, predictionType: true,
+  flashAttention: true, vaeTiling: true, vaeTileSize: true, offload: true, signal: true, loraDirs: true, embeddingDirs: true,
+});
+
 /** Checks `LoadOptions` and returns them with defaults filled in. */
 export function checkLoadOptions(options: unknown): Required<Pick<LoadOptions, 'model' | 'backend'>> & LoadOptions {
   const o = expectObject(options, 'options');
+  expectKnownKeys(o, 'options', LOAD_OPTIONS);
   const checked: LoadOptions & { backend: Backend } = {
     model: expectPath(o.model, 'options.model'),
     backend: o.backend === undefined ? 'auto' : expectOneOf(o.backend, 'options.backend', BACKENDS),
@@ -104,7 +110,7 @@ function checkDevices(value: unknown): Partial<Record<Network, DeviceChoice>> {
     if (choice === undefined) continue;
     const name = expectString(choice, `options.devices.${network}`);
     if (name.trim() === '') {
-      throw new RangeError(`Expected options.devices.${network} to be a backend or a device name but received ""`);
+      throw new ArgumentRangeError(`Expected options.devices.${network} to be a backend or a device name but received ""`);
     }
     devices[network] = name;
   }
@@ -431,6 +437,7 @@ export class StableDiffusion {
    */
   memoryUsage(options: { resetPeak?: boolean } = {}): MemoryUsage {
     const o = expectObject(options, 'options');
+    expectKnownKeys(o, 'options', ['resetPeak']);
     const reset = o.resetPeak === undefined ? false : expectBoolean(o.resetPeak, 'options.resetPeak');
     return this.#model().memoryUsage(reset);
   }
@@ -479,6 +486,7 @@ export async function convertModel(input: string, output: string, options: Conve
   const from = expectPath(input, 'input');
   const to = expectPath(output, 'output');
   const o = expectObject(options, 'options');
+  expectKnownKeys(o, 'options', optionNames<ConvertOptions>({ weightType: true, predictionType: true, vae: true }));
   const checked: ConvertOptions = {};
   if (o.weightType !== undefined) checked.weightType = expectOneOf(o.weightType, 'options.weightType', WEIGHT_TYPES);
   if (o.predictionType !== undefined) {

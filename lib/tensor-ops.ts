@@ -1,6 +1,7 @@
 // Elementwise and resampling maths the pipelines do between network calls, in float32 as torch
 // does it on CPU tensors (each operation rounded once), so that a seed gives diffusers' latents.
 import { Tensor } from './tensor.js';
+import { ArgumentRangeError } from './errors.js';
 
 /** `t` · factor. */
 export function scale(t: Tensor, factor: number): Tensor {
@@ -23,7 +24,7 @@ export function toBatch(t: Tensor, batch: number, name: string): Tensor {
   const have = t.shape[0]!;
   if (have === batch) return t;
   if (have === 1) return repeatBatch(t, batch);
-  throw new RangeError(`Expected ${name} with 1 or ${batch} (batchSize) items but received ${have}`);
+  throw new ArgumentRangeError(`Expected ${name} with 1 or ${batch} (batchSize) items but received ${have}`);
 }
 
 export function concatBatch(a: Tensor, b: Tensor): Tensor {
@@ -198,7 +199,7 @@ export function normalizePerItem(t: Tensor): Tensor {
     }
     const range = Math.fround(max - min);
     if (!(range > 0) || !Number.isFinite(range)) {
-      throw new RangeError('Expected a depth map with finite values that are not all equal');
+      throw new ArgumentRangeError('Expected a depth map with finite values that are not all equal');
     }
     for (let i = 0; i < per; i++) {
       out[n * per + i] = Math.fround(Math.fround(2 * Math.fround(item[i]! - min)) / range) - 1;

@@ -1,4 +1,5 @@
 import { describe } from './validate.js';
+import { ArgumentRangeError, ArgumentTypeError } from './errors.js';
 
 /** A float32 tensor in NCHW order: `shape` lists dimensions outermost first, `data` is row-major. */
 export interface TensorLike {
@@ -28,10 +29,10 @@ export class Tensor implements TensorLike {
       this.data = new Float32Array(size);
     } else {
       if (!(data instanceof Float32Array)) {
-        throw new TypeError(`Expected data to be a Float32Array but received ${describe(data)}`);
+        throw new ArgumentTypeError(`Expected data to be a Float32Array but received ${describe(data)}`);
       }
       if (data.length !== size) {
-        throw new RangeError(`Expected ${size} values for shape [${this.shape.join(', ')}] but received ${data.length}`);
+        throw new ArgumentRangeError(`Expected ${size} values for shape [${this.shape.join(', ')}] but received ${data.length}`);
       }
       this.data = data;
     }
@@ -51,7 +52,7 @@ export class Tensor implements TensorLike {
   static of(value: TensorLike): Tensor {
     if (value instanceof Tensor) return value;
     if (typeof value !== 'object' || value === null) {
-      throw new TypeError(`Expected a Tensor but received ${describe(value)}`);
+      throw new ArgumentTypeError(`Expected a Tensor but received ${describe(value)}`);
     }
     return new Tensor(value.shape, value.data);
   }
@@ -79,14 +80,14 @@ export class Tensor implements TensorLike {
   /** The value at a full index, e.g. `t.at(0, 3, 10, 12)`. */
   at(...index: number[]): number {
     if (index.length !== this.shape.length) {
-      throw new RangeError(`Expected ${this.shape.length} indices but received ${index.length}`);
+      throw new ArgumentRangeError(`Expected ${this.shape.length} indices but received ${index.length}`);
     }
     let offset = 0;
     for (let d = 0; d < index.length; d++) {
       const i = index[d]!;
       const n = this.shape[d]!;
       if (!Number.isInteger(i) || i < 0 || i >= n) {
-        throw new RangeError(`Expected index ${d} to be an integer between 0 and ${n - 1} but received ${i}`);
+        throw new ArgumentRangeError(`Expected index ${d} to be an integer between 0 and ${n - 1} but received ${i}`);
       }
       offset = offset * n + i;
     }
@@ -99,11 +100,11 @@ export class Tensor implements TensorLike {
 }
 
 function checkShape(shape: unknown, name: string): number[] {
-  if (!Array.isArray(shape)) throw new TypeError(`Expected ${name} to be an array of integers but received ${describe(shape)}`);
+  if (!Array.isArray(shape)) throw new ArgumentTypeError(`Expected ${name} to be an array of integers but received ${describe(shape)}`);
   return shape.map((d: unknown, i: number) => {
-    if (typeof d !== 'number') throw new TypeError(`Expected ${name}[${i}] to be an integer but received ${describe(d)}`);
+    if (typeof d !== 'number') throw new ArgumentTypeError(`Expected ${name}[${i}] to be an integer but received ${describe(d)}`);
     if (!Number.isInteger(d) || d < 1 || d > MAX_DIMENSION) {
-      throw new RangeError(`Expected ${name}[${i}] to be an integer between 1 and ${MAX_DIMENSION} but received ${d}`);
+      throw new ArgumentRangeError(`Expected ${name}[${i}] to be an integer between 1 and ${MAX_DIMENSION} but received ${d}`);
     }
     return d;
   });
@@ -116,11 +117,11 @@ function checkShape(shape: unknown, name: string): number[] {
  */
 export function tensorArgument(value: unknown, name: string): Tensor {
   if (typeof value !== 'object' || value === null) {
-    throw new TypeError(`Expected ${name} to be a Tensor but received ${describe(value)}`);
+    throw new ArgumentTypeError(`Expected ${name} to be a Tensor but received ${describe(value)}`);
   }
   const v = value as { shape?: unknown; data?: unknown };
-  if (!Array.isArray(v.shape)) throw new TypeError(`Expected ${name}.shape to be an array of integers but received ${describe(v.shape)}`);
-  if (!(v.data instanceof Float32Array)) throw new TypeError(`Expected ${name}.data to be a Float32Array but received ${describe(v.data)}`);
+  if (!Array.isArray(v.shape)) throw new ArgumentTypeError(`Expected ${name}.shape to be an array of integers but received ${describe(v.shape)}`);
+  if (!(v.data instanceof Float32Array)) throw new ArgumentTypeError(`Expected ${name}.data to be a Float32Array but received ${describe(v.data)}`);
   return expectFinite(Tensor.of(value as TensorLike), name);
 }
 
@@ -130,7 +131,7 @@ export function expectFinite(t: Tensor, name: string): Tensor {
   for (let i = 0; i < data.length; i++) {
     // x - x is 0 for finite x and NaN for NaN and ±Infinity: one test for both.
     if (data[i]! - data[i]! !== 0) {
-      throw new RangeError(`Expected ${name} to hold finite numbers but element ${i} is ${data[i]}`);
+      throw new ArgumentRangeError(`Expected ${name} to hold finite numbers but element ${i} is ${data[i]}`);
     }
   }
   return t;

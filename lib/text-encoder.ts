@@ -6,7 +6,8 @@ import type { TextEncoderNative } from './native.js';
 import { Tensor } from './tensor.js';
 import type { TokenIds, Tokenizer } from './tokenizer.js';
 import { MAX_PROMPT_CHUNKS, PROMPT_MODES, type NativeLoraRequest, type PromptMode, type TextEncoderDetails } from './types.js';
-import { describe, expectBoolean, expectInteger, expectObject, expectOneOf, expectString } from './validate.js';
+import { describe, expectBoolean, expectInteger, expectKnownKeys, expectObject, expectOneOf, expectString, optionNames } from './validate.js';
+import { ArgumentRangeError, ArgumentTypeError } from './errors.js';
 
 /** The largest `clipSkip` accepted by the API (SD 1.x's CLIP has 12 layers). */
 export const MAX_CLIP_SKIP = 12;
@@ -37,6 +38,9 @@ export interface EncodePromptOptions extends TextEncodeOptions {
   longPrompts?: PromptMode;
 }
 
+const TEXT_ENCODE_OPTIONS = optionNames<TextEncodeOptions>({ clipSkip: true });
+const ENCODE_PROMPT_OPTIONS = optionNames<EncodePromptOptions>({ clipSkip: true, negativePrompt: true, promptWeighting: true, longPrompts: true });
+
 /** Conditioning for classifier-free guidance: both [1, 77 · chunks, hidden], the same length. */
 export interface PromptEmbeddings {
   /** The prompt's embeddings. */
@@ -49,7 +53,7 @@ function clipSkipOption(value: unknown, layersUsed: number): number {
   if (value === undefined) return 1;
   const skip = expectInteger(value, 'clipSkip', 1, MAX_CLIP_SKIP);
   if (skip > layersUsed) {
-    throw new RangeError(`Expected integer clipSkip between 1 and ${layersUsed} (the layers this model's text encoder runs) but received ${skip}`);
+    throw new ArgumentRangeError(`Expected integer clipSkip between 1 and ${layersUsed} (the layers this model's text encoder runs) but received ${skip}`);
   }
   return skip;
 }
@@ -88,6 +92,7 @@ export class ClipTextEncoder {
   async encode(ids: TokenIds, options: TextEncodeOptions = {}): Promise<Tensor> {
     const list = this.#ids(ids);
     const opts = expectObject(options, 'options');
+    expectKnownKeys(opts, 'options', TEXT_ENCODE_OPTIONS);
     const clipSkip = clipSkipOption(opts.clipSkip, this.layersUsed);
     const loras = this.#loras();
     return Tensor.of(await this.#native().encodeText(list, 1, clipSkip, ...(loras.length > 0 ? [[...loras]] : [])));
@@ -96,11 +101,11 @@ export class ClipTextEncoder {
   #ids(ids: unknown): Int32Array {
     const isTyped = ids instanceof Int32Array || ids instanceof Uint32Array || ids instanceof Uint16Array;
     if (!isTyped && !Array.isArray(ids)) {
-      throw new TypeError(`Expected ids to be an array of integers or an Int32Array but received ${describe(ids)}`);
+      throw new ArgumentTypeError(`Expected ids to be an array of integers or an Int32Array but received ${describe(ids)}`);
     }
     const source = ids as ArrayLike<unknown>;
     if (source.length < 1 || source.length > this.maxPositions) {
-      throw new RangeError(`Expected between 1 and ${this.maxPositions} ids but received ${source.length}`);
+      throw new ArgumentRangeError(`Expected between 1 and ${this.maxPositions} ids but received ${source.length}`);
     }
     const out = new Int32Array(source.length);
     for (let i = 0; i < source.length; i++) out[i] = expectInteger(source[i], `ids[${i}]`, 0, this.vocabSize - 1);
@@ -134,6 +139,7 @@ export async function encodePrompt(
 ): Promise<PromptEmbeddings> {
   const text = stripLoraTags(expectString(prompt, 'prompt'));
   const opts = expectObject(options, 'options');
+  expectKnownKeys(opts, 'options', ENCODE_PROMPT_OPTIONS);
   const negative = opts.negativePrompt === undefined ? '' : stripLoraTags(expectString(opts.negativePrompt, 'negativePrompt'));
   const clipSkip = clipSkipOption(opts.clipSkip, encoder.layersUsed);
   const weighting = opts.promptWeighting === undefined ? true : expectBoolean(opts.promptWeighting, 'promptWeighting');
@@ -146,7 +152,7 @@ export async function encodePrompt(
   // Checked before the encoder runs: the UNet would refuse the context only after all of it.
   for (const [chunks, name] of [[cond, 'prompt'], [uncond, 'negativePrompt']] as const) {
     if (chunks.length > MAX_PROMPT_CHUNKS) {
-      throw new RangeError(
+      throw new ArgumentRangeError(
         `Expected ${name} to be at most ${MAX_PROMPT_CHUNKS * 75} tokens (${MAX_PROMPT_CHUNKS} chunks of 75) but it makes ${chunks.length} chunks`,
       );
     }

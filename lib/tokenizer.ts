@@ -6,7 +6,8 @@ import { gunzipSync } from 'node:zlib';
 
 import { native, packageRoot, type NativeTokenizer } from './native.js';
 import { PROMPT_MODES, type EmbeddingTrigger, type PromptMode, type TokenizedPrompt } from './types.js';
-import { describe, expectBoolean, expectInteger, expectObject, expectOneOf, expectString } from './validate.js';
+import { describe, expectBoolean, expectInteger, expectKnownKeys, expectObject, expectOneOf, expectString } from './validate.js';
+import { ArgumentTypeError } from './errors.js';
 
 const VOCAB_SIZE = 49408;
 const BOS_ID = 49406;
@@ -59,7 +60,7 @@ const shippedByPadId = new Map<number, Tokenizer>();
 
 function expectIds(ids: unknown): number[] {
   const list = ArrayBuffer.isView(ids) && !(ids instanceof DataView) ? Array.from(ids as unknown as ArrayLike<unknown>) : ids;
-  if (!Array.isArray(list)) throw new TypeError(`Expected ids to be an array of integers but received ${describe(ids)}`);
+  if (!Array.isArray(list)) throw new ArgumentTypeError(`Expected ids to be an array of integers but received ${describe(ids)}`);
   for (const id of list) expectInteger(id, 'ids', 0, MAX_ID);
   return list as number[];
 }
@@ -119,6 +120,7 @@ export class Tokenizer {
   decode(ids: TokenIds, options: DecodeOptions = {}): string {
     const list = expectIds(ids);
     const opts = expectObject(options, 'options');
+    expectKnownKeys(opts, 'options', ['skipSpecialTokens'] satisfies (keyof DecodeOptions)[]);
     const skip = opts.skipSpecialTokens === undefined ? false : expectBoolean(opts.skipSpecialTokens, 'skipSpecialTokens');
     return this.#native.decode(list, skip);
   }
@@ -137,6 +139,7 @@ export class Tokenizer {
   tokenizePrompt(prompt: string, options: TokenizePromptOptions = {}): TokenizedPrompt {
     const text = expectString(prompt, 'prompt');
     const opts = expectObject(options, 'options');
+    expectKnownKeys(opts, 'options', ['mode', 'weighting', 'padId'] satisfies (keyof TokenizePromptOptions)[]);
     const mode = opts.mode === undefined ? 'chunks' : expectOneOf(opts.mode, 'mode', PROMPT_MODES);
     const weighting = opts.weighting === undefined ? true : expectBoolean(opts.weighting, 'weighting');
     const padId = opts.padId === undefined ? this.padId : expectInteger(opts.padId, 'padId', 0, MAX_ID);
@@ -156,6 +159,7 @@ export class Tokenizer {
 
 function padIdOption(options: unknown): number {
   const opts = expectObject(options, 'options');
+  expectKnownKeys(opts, 'options', ['padId']);
   return opts.padId === undefined ? EOS_ID : expectInteger(opts.padId, 'padId', 0, MAX_ID);
 }
 

@@ -2,6 +2,7 @@ import type { UNetNative } from './native.js';
 import { Tensor, tensorArgument, type TensorLike } from './tensor.js';
 import { MAX_PROMPT_CHUNKS, type NativeLoraRequest, type UNetDetails } from './types.js';
 import { describe } from './validate.js';
+import { ArgumentRangeError, ArgumentTypeError } from './errors.js';
 
 /** Largest batch, latent side and context length `predict` takes (the engine's limits). */
 const MAX_BATCH = 64;
@@ -53,17 +54,17 @@ export class UNet {
     const c = tensorArgument(context, 'context');
     const [b, ch, h, w] = x.shape as number[];
     if (x.rank !== 4 || ch !== this.inChannels) {
-      throw new RangeError(
+      throw new ArgumentRangeError(
         `Expected sample of shape [batch, ${this.inChannels}, height, width] but received [${x.shape.join(', ')}]`,
       );
     }
     if (b! > MAX_BATCH || h! > MAX_SIDE || w! > MAX_SIDE) {
-      throw new RangeError(
+      throw new ArgumentRangeError(
         `Expected a sample batch of at most ${MAX_BATCH} and sides of at most ${MAX_SIDE} but received [${x.shape.join(', ')}]`,
       );
     }
     if (c.rank !== 3 || c.shape[0] !== b || c.shape[2] !== this.contextDim || c.shape[1]! > MAX_TOKENS) {
-      throw new RangeError(
+      throw new ArgumentRangeError(
         `Expected context of shape [${b}, tokens (at most ${MAX_TOKENS}), ${this.contextDim}] but received [${c.shape.join(', ')}]`,
       );
     }
@@ -77,22 +78,22 @@ export class UNet {
 function timestepArgument(value: unknown, batch: number): number | number[] {
   const check = (t: unknown, name: string): number => {
     if (typeof t !== 'number' || Number.isNaN(t)) {
-      throw new TypeError(`Expected ${name} to be a number between 0 and ${MAX_TIMESTEP} but received ${describe(t)}`);
+      throw new ArgumentTypeError(`Expected ${name} to be a number between 0 and ${MAX_TIMESTEP} but received ${describe(t)}`);
     }
     if (!(t >= 0 && t <= MAX_TIMESTEP)) {
-      throw new RangeError(`Expected ${name} to be between 0 and ${MAX_TIMESTEP} but received ${t}`);
+      throw new ArgumentRangeError(`Expected ${name} to be between 0 and ${MAX_TIMESTEP} but received ${t}`);
     }
     return t;
   };
   if (Array.isArray(value)) {
     const list = value.map((t, i) => check(t, `timestep[${i}]`));
     if (list.length !== 1 && list.length !== batch) {
-      throw new RangeError(`Expected 1 or ${batch} timesteps (one per batch item) but received ${list.length}`);
+      throw new ArgumentRangeError(`Expected 1 or ${batch} timesteps (one per batch item) but received ${list.length}`);
     }
     return list;
   }
   if (typeof value !== 'number') {
-    throw new TypeError(`Expected timestep to be a number or an array of numbers but received ${describe(value)}`);
+    throw new ArgumentTypeError(`Expected timestep to be a number or an array of numbers but received ${describe(value)}`);
   }
   return check(value, 'timestep');
 }

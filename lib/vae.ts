@@ -1,7 +1,8 @@
 import type { VaeNative } from './native.js';
 import { Tensor, tensorArgument, type TensorLike } from './tensor.js';
 import type { VaeDetails } from './types.js';
-import { expectBoolean, expectInteger, expectObject } from './validate.js';
+import { expectBoolean, expectInteger, expectKnownKeys, expectObject } from './validate.js';
+import { ArgumentRangeError } from './errors.js';
 
 /** What the encoder says about an image: a diagonal Gaussian over the latents. */
 export interface LatentDistribution {
@@ -73,10 +74,10 @@ export class Vae {
     const t = tensorArgument(latents, 'latents');
     const [b, c, h, w] = t.shape;
     if (t.rank !== 4 || c !== this.latentChannels) {
-      throw new RangeError(`Expected latents of shape [batch, ${this.latentChannels}, height, width] but received [${t.shape.join(', ')}]`);
+      throw new ArgumentRangeError(`Expected latents of shape [batch, ${this.latentChannels}, height, width] but received [${t.shape.join(', ')}]`);
     }
     if (b! > 64 || h! > 1024 || w! > 1024) {
-      throw new RangeError(`Expected at most 64 latents of at most 1024×1024 but received [${t.shape.join(', ')}]`);
+      throw new ArgumentRangeError(`Expected at most 64 latents of at most 1024×1024 but received [${t.shape.join(', ')}]`);
     }
     const decode = async (x: Tensor) => Tensor.of(await this.#native().vaeDecode(x));
     const f = this.downscaleFactor;
@@ -100,10 +101,10 @@ export class Vae {
     const f = this.downscaleFactor;
     const [b, c, h, w] = t.shape;
     if (t.rank !== 4 || c !== 3) {
-      throw new RangeError(`Expected an image of shape [batch, 3, height, width] but received [${t.shape.join(', ')}]`);
+      throw new ArgumentRangeError(`Expected an image of shape [batch, 3, height, width] but received [${t.shape.join(', ')}]`);
     }
     if (h! % f !== 0 || w! % f !== 0 || b! > 64 || h! > 1024 * f || w! > 1024 * f) {
-      throw new RangeError(
+      throw new ArgumentRangeError(
         `Expected image height and width to be multiples of ${f} up to ${1024 * f} (batch up to 64) but received [${t.shape.join(', ')}]`,
       );
     }
@@ -134,6 +135,7 @@ export class Vae {
   #tilingFor(options: VaeTilingOptions | undefined): Required<VaeTilingOptions> {
     if (options === undefined) return this.tiling;
     const o = expectObject(options, 'options');
+    expectKnownKeys(o, 'options', ['tiling', 'tileSize'] satisfies (keyof VaeTilingOptions)[]);
     const result = { ...this.tiling };
     if (o.tiling !== undefined) result.tiling = expectBoolean(o.tiling, 'options.tiling');
     if (o.tileSize !== undefined) result.tileSize = checkTileSize(o.tileSize, 'options.tileSize', this.downscaleFactor);
@@ -148,7 +150,7 @@ export class Vae {
 export function checkTileSize(value: unknown, name: string, factor: number): number {
   const step = 4 * factor;
   const size = expectInteger(value, name, step, MAX_TILE_SIZE);
-  if (size % step !== 0) throw new RangeError(`Expected integer ${name} to be a multiple of ${step} but received ${size}`);
+  if (size % step !== 0) throw new ArgumentRangeError(`Expected integer ${name} to be a multiple of ${step} but received ${size}`);
   return size;
 }
 

@@ -1,3 +1,4 @@
+import { ArgumentRangeError, ArgumentTypeError } from './errors.js';
 // Argument checks at the API edge. Messages say what was expected and what was received.
 
 export function describe(value: unknown): string {
@@ -13,59 +14,111 @@ export function describe(value: unknown): string {
 
 export function expectInteger(value: unknown, name: string, min: number, max: number): number {
   if (typeof value !== 'number' || !Number.isFinite(value)) {
-    throw new TypeError(`Expected integer ${name} between ${min} and ${max} but received ${describe(value)}`);
+    throw new ArgumentTypeError(`Expected integer ${name} between ${min} and ${max} but received ${describe(value)}`);
   }
   if (!Number.isInteger(value) || value < min || value > max) {
-    throw new RangeError(`Expected integer ${name} between ${min} and ${max} but received ${value}`);
+    throw new ArgumentRangeError(`Expected integer ${name} between ${min} and ${max} but received ${value}`);
   }
   return value;
 }
 
 export function expectNumber(value: unknown, name: string, min: number, max: number): number {
   if (typeof value !== 'number' || Number.isNaN(value)) {
-    throw new TypeError(`Expected number ${name} between ${min} and ${max} but received ${describe(value)}`);
+    throw new ArgumentTypeError(`Expected number ${name} between ${min} and ${max} but received ${describe(value)}`);
   }
   if (value < min || value > max) {
-    throw new RangeError(`Expected number ${name} between ${min} and ${max} but received ${value}`);
+    throw new ArgumentRangeError(`Expected number ${name} between ${min} and ${max} but received ${value}`);
   }
   return value;
 }
 
 export function expectString(value: unknown, name: string): string {
-  if (typeof value !== 'string') throw new TypeError(`Expected ${name} to be a string but received ${describe(value)}`);
+  if (typeof value !== 'string') throw new ArgumentTypeError(`Expected ${name} to be a string but received ${describe(value)}`);
   return value;
 }
 
 export function expectOneOf<T extends string>(value: unknown, name: string, allowed: readonly T[]): T {
   if (typeof value !== 'string') {
-    throw new TypeError(`Expected ${name} to be one of ${allowed.join(', ')} but received ${describe(value)}`);
+    throw new ArgumentTypeError(`Expected ${name} to be one of ${allowed.join(', ')} but received ${describe(value)}`);
   }
   if (!(allowed as readonly string[]).includes(value)) {
-    throw new RangeError(`Expected ${name} to be one of ${allowed.join(', ')} but received ${describe(value)}`);
+    throw new ArgumentRangeError(`Expected ${name} to be one of ${allowed.join(', ')} but received ${describe(value)}`);
   }
   return value as T;
 }
 
 export function expectBoolean(value: unknown, name: string): boolean {
-  if (typeof value !== 'boolean') throw new TypeError(`Expected ${name} to be a boolean but received ${describe(value)}`);
+  if (typeof value !== 'boolean') throw new ArgumentTypeError(`Expected ${name} to be a boolean but received ${describe(value)}`);
   return value;
 }
 
 export function expectObject(value: unknown, name: string): Record<string, unknown> {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new TypeError(`Expected ${name} to be an object but received ${describe(value)}`);
+    throw new ArgumentTypeError(`Expected ${name} to be an object but received ${describe(value)}`);
   }
   return value as Record<string, unknown>;
 }
 
 export function expectPath(value: unknown, name: string): string {
   const path = expectString(value, name);
-  if (path.length === 0) throw new RangeError(`Expected ${name} to be a path but received ""`);
-  if (path.includes('\0')) throw new TypeError(`Expected ${name} to be a path without NUL bytes but received ${describe(path)}`);
+  if (path.length === 0) throw new ArgumentRangeError(`Expected ${name} to be a path but received ""`);
+  if (path.includes('\0')) throw new ArgumentTypeError(`Expected ${name} to be a path without NUL bytes but received ${describe(path)}`);
   return path;
 }
 
 export function expectSignal(value: unknown, name: string): AbortSignal {
-  if (!(value instanceof AbortSignal)) throw new TypeError(`Expected ${name} to be an AbortSignal but received ${describe(value)}`);
+  if (!(value instanceof AbortSignal)) throw new ArgumentTypeError(`Expected ${name} to be an AbortSignal but received ${describe(value)}`);
   return value;
+}
+
+/**
+ * Rejects keys of `options` (named `name` in messages) that are not in `known`, naming the
+ * nearest known one when it is probably a misspelling: a misspelt option silently ignored runs
+ * with its default, which is worse than an error. Keys whose value is undefined are let through.
+ */
+export function expectKnownKeys(options: Record<string, unknown>, name: string, known: readonly string[]): void {
+  for (const key of Object.keys(options)) {
+    if (options[key] === undefined || known.includes(key)) continue;
+    const near = nearestName(key, known);
+    const where = name === 'options' ? '' : ` in ${name}`;
+    throw new ArgumentTypeError(`Unknown option '${key}'${where}${near === undefined ? '' : ` (did you mean '${near}'?)`}`, {
+      code: 'ERR_INVALID_ARG_VALUE',
+    });
+  }
+}
+
+// The known name closest to `key`: equal once case, '_' and '-' are ignored (guidance_scale →
+// guidanceScale), else within an edit distance of a third of its length.
+function nearestName(key: string, known: readonly string[]): string | undefined {
+  const fold = (s: string) => s.toLowerCase().replace(/[_-]/g, '');
+  const folded = fold(key);
+  const same = known.find((k) => fold(k) === folded);
+  if (same !== undefined) return same;
+  let best: string | undefined;
+  let bestDistance = Math.max(1, Math.floor(folded.length / 3)) + 1;
+  for (const k of known) {
+    const d = editDistance(folded, fold(k));
+    if (d < bestDistance) [best, bestDistance] = [k, d];
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    previous = current;
+  }
+  return previous[b.length]!;
+}
+
+/**
+ * The option names of an options interface `T`, for `expectKnownKeys`. Written as an object with
+ * every key of `T` set to true, so the compiler rejects a list that misses one or adds another.
+ */
+export function optionNames<T>(keys: { [K in keyof Required<T>]: true }): readonly string[] {
+  return Object.freeze(Object.keys(keys));
 }

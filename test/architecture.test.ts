@@ -3,7 +3,7 @@
 // rule, so that a check which could never fail would show here.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -111,4 +111,21 @@ describe('the include check fails where it should', () => {
 test('README.md stays a page for users: at most 350 lines, the rest in docs/', () => {
   const lines = readFileSync(join(packageRoot, 'README.md'), 'utf8').split('\n').length;
   assert.ok(lines <= 350, `README.md has ${lines} lines; move details to docs/guide/ or docs/development.md`);
+});
+
+test("lib/ throws argument errors with Node's codes: ArgumentTypeError and ArgumentRangeError, never a bare TypeError or RangeError", () => {
+  const offenders: string[] = [];
+  const walk = (dir: string): void => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const path = join(dir, entry.name);
+      if (entry.isDirectory()) walk(path);
+      else if (entry.name.endsWith('.ts') && path !== join(packageRoot, 'lib', 'errors.ts')) {
+        readFileSync(path, 'utf8').split('\n').forEach((line, i) => {
+          if (/new (TypeError|RangeError)\(/.test(line)) offenders.push(`${path.slice(packageRoot.length + 1)}:${i + 1}`);
+        });
+      }
+    }
+  };
+  walk(join(packageRoot, 'lib'));
+  assert.deepEqual(offenders, [], 'use ArgumentTypeError / ArgumentRangeError (lib/errors.ts) so the error has its code');
 });

@@ -25,13 +25,15 @@ interface GoldenCase {
   batchSize: number;
   latents: GoldenTensor;
   image?: GoldenTensor;
+  /** Run with `inputs.latents` as `options.latents` (inpaint only). */
+  givenLatents?: boolean;
 }
 interface GoldenIndex {
   prompt: string;
   negativePrompt: string;
   steps: number;
   seed: number;
-  inputs: { image: GoldenTensor; mask: GoldenTensor; depth: GoldenTensor };
+  inputs: { image: GoldenTensor; mask: GoldenTensor; depth: GoldenTensor; latents: GoldenTensor };
   cases: GoldenCase[];
 }
 
@@ -72,7 +74,10 @@ function runCase(c: GoldenCase, extra: Record<string, unknown> = {}): Promise<Ge
 describe('img2img, inpaint and depth2img equal diffusers (f32 weights)', () => {
   for (const c of index.cases) {
     test(c.name, async () => {
-      const result = await runCase(c, c.image ? {} : { outputType: 'latent' });
+      const result = await runCase(c, {
+        ...(c.image === undefined && { outputType: 'latent' }),
+        ...(c.givenLatents && { latents: golden(index.inputs.latents) }),
+      });
       const latentError = relativeError(result.latents, golden(c.latents));
       if (process.env.SDNODE_TEST_VERBOSE) console.log(c.name, latentError, c.image && maxAbsDiff(result.images!, golden(c.image)));
       assert.ok(latentError <= 1e-3, `final latents: relative error ${latentError}`);

@@ -364,7 +364,7 @@ describe('bad input: clear errors, and the model gives the base result afterward
     await expectFailure('x' as unknown as LoraSpec[], { name: 'TypeError', message: /options\.loras to be an array/ });
     await expectFailure([{ path, name: 'x' }], { name: 'TypeError', message: /either a path or a name/ });
     await expectFailure([{}], { name: 'TypeError', message: /either a path or a name/ });
-    await expectFailure([{ path, strength: 1 } as LoraSpec], { name: 'TypeError', message: /Unknown option options\.loras\[0\]\.strength/ });
+    await expectFailure([{ path, strength: 1 } as LoraSpec], { name: 'TypeError', message: /^Unknown option 'strength' in options\.loras\[0\]/ });
     await assert.rejects(sd.setLoras([{ path, weight: Number.NaN }]), { name: 'RangeError' });
     await assert.rejects(StableDiffusion.load({ model: join(tinyDir, 'sd1-diffusers'), loraDirs: [join(scratch, 'none')] }), { code: 'ERR_FILE_NOT_FOUND' });
     await assert.rejects(StableDiffusion.load({ model: join(tinyDir, 'sd1-diffusers'), loraDirs: 'x' as unknown as string[] }), { name: 'TypeError' });

@@ -223,7 +223,9 @@ test('bad names and arguments give TypeError or RangeError', () => {
   assert.equal(createScheduler('pndm', { useKarrasSigmas: false }).name, 'pndm');
   assert.throws(() => createScheduler('lcm').setTimesteps(51), RangeError, 'LCM takes at most original_inference_steps (50)');
   assert.throws(() => createScheduler('ddim', { stepsOffset: 1.5 }), RangeError);
-  assert.throws(() => createScheduler('ddim', { clipSample: true } as object), RangeError);
+  assert.throws(() => createScheduler('ddim', { clipSample: true } as object), {
+    name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE', message: /^Unknown option 'clipSample' in the scheduler overrides/,
+  });
   assert.throws(() => createScheduler('ddim', 'x' as unknown as object), TypeError);
   const s = createScheduler('euler');
   assert.throws(() => s.setTimesteps(0), { name: 'RangeError', message: 'Expected integer steps between 1 and 1000 but received 0' });

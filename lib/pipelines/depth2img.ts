@@ -1,11 +1,12 @@
 // Depth-guided image to image: diffusers' StableDiffusionDepth2ImgPipeline with a given depth map.
 import { readDepthMap } from '../image.js';
 import { concatBatch, normalizePerItem, resizeBicubic, toBatch } from '../tensor-ops.js';
-import { expectObject } from '../validate.js';
+import { expectKnownKeys, expectObject } from '../validate.js';
 import { denoise, finish, startRun } from './denoise.js';
 import { noisedImageLatents, prepareImage, timestepsForStrength } from './from-image.js';
 import { checkOptions, checkStrength, requireInput, requireUNet } from './options.js';
-import type { Depth2ImgOptions, GenerationResult, PipelineModel } from './types.js';
+import { DEPTH2IMG_OPTIONS, type Depth2ImgOptions, type GenerationResult, type PipelineModel } from './types.js';
+import { ArgumentTypeError } from '../errors.js';
 
 /**
  * diffusers' StableDiffusionDepth2ImgPipeline.__call__ with a given depth map: img2img on a
@@ -13,11 +14,12 @@ import type { Depth2ImgOptions, GenerationResult, PipelineModel } from './types.
  */
 export async function depth2img(model: PipelineModel, options: Depth2ImgOptions): Promise<GenerationResult> {
   const raw = expectObject(options, 'options');
+  expectKnownKeys(raw, 'options', DEPTH2IMG_OPTIONS);
   const o = checkOptions(model, raw);
   const strength = checkStrength(raw.strength, 0.8);
   requireInput(raw, 'image', 'depth2img');
   if (raw.depthMap === undefined || raw.depthMap === null) {
-    throw new TypeError('depth2img needs options.depthMap: a built-in depth estimator is not part of this version');
+    throw new ArgumentTypeError('depth2img needs options.depthMap: a built-in depth estimator is not part of this version');
   }
   requireUNet(model, 'depth2img', [5], 'a depth model (SD 2 depth)');
   const timesteps = timestepsForStrength(o, strength);

@@ -7,6 +7,7 @@ import { toBatch, toSignedRange } from '../tensor-ops.js';
 import { throwIfAborted, type Run } from './denoise.js';
 import type { CheckedOptions } from './options.js';
 import type { PipelineModel } from './types.js';
+import { ArgumentRangeError } from '../errors.js';
 
 /** The image at the requested size (default: its own, rounded down to a multiple of 8), batched. */
 export async function prepareImage(input: unknown, o: CheckedOptions): Promise<{ image: Tensor; width: number; height: number }> {
@@ -14,7 +15,7 @@ export async function prepareImage(input: unknown, o: CheckedOptions): Promise<{
   const width = o.width ?? Math.floor(image.shape[3]! / 8) * 8;
   const height = o.height ?? Math.floor(image.shape[2]! / 8) * 8;
   if (width < 8 || height < 8) {
-    throw new RangeError(`Expected an image at least 8×8 pixels but received ${image.shape[3]}×${image.shape[2]}`);
+    throw new ArgumentRangeError(`Expected an image at least 8×8 pixels but received ${image.shape[3]}×${image.shape[2]}`);
   }
   image = await resizeImage(image, width, height);
   toBatch(image, o.batchSize, 'options.image'); // checks the count before any network call
@@ -32,7 +33,7 @@ export function timestepsForStrength(o: CheckedOptions, strength: number): numbe
   const start = Math.max(o.steps - kept, 0) * scheduler.order;
   const timesteps = scheduler.timesteps.slice(start);
   if (kept < 1 || timesteps.length === 0) {
-    throw new RangeError(
+    throw new ArgumentRangeError(
       `Expected strength × steps to leave at least one denoising step but strength ${strength} with ${o.steps} steps leaves none`,
     );
   }

@@ -3,11 +3,12 @@
 import { readImage, readMask, resizeImage } from '../image.js';
 import type { Tensor } from '../tensor.js';
 import { binarize, concatBatch, concatChannels, maskOut, resizeNearest, scale, toBatch, toSignedRange } from '../tensor-ops.js';
-import { expectObject } from '../validate.js';
+import { expectKnownKeys, expectObject } from '../validate.js';
 import { denoise, finish, startRun, type LoopExtras } from './denoise.js';
 import { encodeSample, prepareImage, timestepsForStrength } from './from-image.js';
-import { checkOptions, checkStrength, requireInput, requireUNet } from './options.js';
-import type { GenerationResult, InpaintOptions, PipelineModel } from './types.js';
+import { checkGivenLatents, checkOptions, checkStrength, requireInput, requireUNet } from './options.js';
+import { INPAINT_OPTIONS, type GenerationResult, type InpaintOptions, type PipelineModel } from './types.js';
+import { ArgumentRangeError } from '../errors.js';
 
 /**
  * diffusers' StableDiffusionInpaintPipeline.__call__. A 9-channel inpainting UNet sees the
@@ -17,6 +18,7 @@ import type { GenerationResult, InpaintOptions, PipelineModel } from './types.js
  */
 export async function inpaint(model: PipelineModel, options: InpaintOptions): Promise<GenerationResult> {
   const raw = expectObject(options, 'options');
+  expectKnownKeys(raw, 'options', INPAINT_OPTIONS);
   const o = checkOptions(model, raw);
   const strength = checkStrength(raw.strength, 1);
   requireInput(raw, 'image', 'inpaint');
@@ -26,12 +28,12 @@ export async function inpaint(model: PipelineModel, options: InpaintOptions): Pr
   const original = await readImage(raw.image, 'options.image');
   let mask = await readMask(raw.mask, 'options.mask');
   if (mask.shape[2] !== original.shape[2] || mask.shape[3] !== original.shape[3]) {
-    throw new RangeError(
+    throw new ArgumentRangeError(
       `Expected options.mask to be the image's size ${original.shape[3]}×${original.shape[2]} but received ${mask.shape[3]}×${mask.shape[2]}`,
     );
   }
   if (mask.shape[0] !== 1 && mask.shape[0] !== original.shape[0]) {
-    throw new RangeError(`Expected options.mask with 1 or ${original.shape[0]} (the image's) items but received ${mask.shape[0]}`);
+    throw new ArgumentRangeError(`Expected options.mask with 1 or ${original.shape[0]} (the image's) items but received ${mask.shape[0]}`);
   }
   const { image, width, height } = await prepareImage(original, o);
   mask = binarize(await resizeImage(mask, width, height));
@@ -43,12 +45,14 @@ export async function inpaint(model: PipelineModel, options: InpaintOptions): Pr
   const blending = model.unet.inChannels === 4;
   const fromNoise = strength === 1;
   const latentShape = [batch, 4, height / 8, width / 8];
+  const given = raw.latents === undefined ? undefined : checkGivenLatents(raw.latents, latentShape);
 
-  // diffusers' prepare_latents, then prepare_mask_latents: the draws in their order.
+  // diffusers' prepare_latents, then prepare_mask_latents: the draws in their order. Given
+  // latents are the noise, and the start once scaled, whatever the strength.
   let imageLatents: Tensor | undefined;
-  if (blending || !fromNoise) imageLatents = toBatch(await encodeSample(model, run, signedImage), batch, 'options.image');
-  const noise = await run.generator.randn(latentShape);
-  const latents = fromNoise
+  if (blending || (!fromNoise && !given)) imageLatents = toBatch(await encodeSample(model, run, signedImage), batch, 'options.image');
+  const noise = given ?? (await run.generator.randn(latentShape));
+  const latents = fromNoise || given
     ? scale(noise, scheduler.initNoiseSigma)
     : scheduler.addNoise(imageLatents!, noise, Array.from({ length: batch }, () => timesteps[0]!));
   const latentMask = toBatch(resizeNearest(mask, height / 8, width / 8), batch, 'options.mask');

@@ -4,6 +4,7 @@ import type { Scheduler, SchedulerOverrides } from '../scheduler.js';
 import type { Tensor, TensorLike } from '../tensor.js';
 import type { EncodePromptOptions, PromptEmbeddings } from '../text-encoder.js';
 import type { GenerationParameters, LoraSpec, MemoryUsage, Seed } from '../types.js';
+import { optionNames } from '../validate.js';
 import type { UNet } from '../unet.js';
 import type { Vae } from '../vae.js';
 
@@ -117,6 +118,12 @@ export interface InpaintOptions extends GenerationOptions {
   mask: ImageInput;
   /** Default 1: the masked area starts from pure noise. Below 1 it starts from the noised image. */
   strength?: number;
+  /**
+   * The noise [batchSize, 4, height/8, width/8] instead of random noise, as diffusers' inpaint
+   * pipeline takes `latents`: the start is these times initNoiseSigma whatever the strength, and a
+   * 4-channel model's kept area is noised with them.
+   */
+  latents?: TensorLike;
 }
 
 /** Options of `sd.depth2img`. */
@@ -179,3 +186,18 @@ export interface PipelineModel {
   /** Memory now and its peaks (for `memoryReport`). */
   memoryUsage?(options?: { resetPeak?: boolean }): MemoryUsage;
 }
+
+// Every option name of each pipeline, for the unknown-option check (validate.ts optionNames).
+const GENERATION_KEYS: { [K in keyof Required<GenerationOptions>]: true } = {
+  prompt: true, negativePrompt: true, width: true, height: true, steps: true, guidanceScale: true, scheduler: true,
+  schedulerOptions: true, seed: true, batchSize: true, clipSkip: true, promptWeighting: true, loras: true, onStep: true,
+  preview: true, previewEvery: true, signal: true, outputType: true, memoryReport: true,
+};
+/** @internal */
+export const TXT2IMG_OPTIONS = optionNames<Txt2ImgOptions>({ ...GENERATION_KEYS, latents: true });
+/** @internal */
+export const IMG2IMG_OPTIONS = optionNames<Img2ImgOptions>({ ...GENERATION_KEYS, image: true, strength: true });
+/** @internal */
+export const INPAINT_OPTIONS = optionNames<InpaintOptions>({ ...GENERATION_KEYS, image: true, mask: true, strength: true, latents: true });
+/** @internal */
+export const DEPTH2IMG_OPTIONS = optionNames<Depth2ImgOptions>({ ...GENERATION_KEYS, image: true, depthMap: true, strength: true });

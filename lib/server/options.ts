@@ -1,6 +1,7 @@
 // createServer's options, checked at the edge like every public option of this package.
 import type { LoadOptions } from '../stable-diffusion.js';
 import { expectBoolean, expectInteger, expectObject, expectPath, expectString } from '../validate.js';
+import { ArgumentRangeError } from '../errors.js';
 
 /** Options of `createServer` and of the Fastify plugin `sdnodeServer`. */
 export interface ServerOptions {
@@ -54,7 +55,7 @@ export function parseCredentials(value: string): Map<string, string> {
   for (const pair of value.split(',')) {
     const colon = pair.indexOf(':');
     if (colon <= 0 || colon === pair.length - 1) {
-      throw new RangeError('Expected apiAuth as "user:password" (several separated by commas) with a non-empty user and password');
+      throw new ArgumentRangeError('Expected apiAuth as "user:password" (several separated by commas) with a non-empty user and password');
     }
     credentials.set(pair.slice(0, colon), pair.slice(colon + 1));
   }
@@ -64,7 +65,7 @@ export function parseCredentials(value: string): Map<string, string> {
 export function checkServerOptions(options: unknown): CheckedServerOptions {
   const o = expectObject(options, 'options');
   for (const key of Object.keys(o)) {
-    if (!KNOWN.includes(key)) throw new RangeError(`Unknown server option "${key}"; expected one of ${KNOWN.join(', ')}`);
+    if (!KNOWN.includes(key)) throw new ArgumentRangeError(`Unknown server option "${key}"; expected one of ${KNOWN.join(', ')}`);
   }
   const optionalPath = (key: string) => (o[key] === undefined ? undefined : expectPath(o[key], `options.${key}`));
   let corsOrigin: string[] | undefined;

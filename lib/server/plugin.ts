@@ -18,6 +18,7 @@ import { optionsRoutes } from './routes/options.js';
 import { pageRoutes } from './routes/page.js';
 import { progressRoutes } from './routes/progress.js';
 import { ServerState } from './state.js';
+import { ArgumentRangeError } from '../errors.js';
 
 // What Fastify's register() itself takes; not ours to check.
 const REGISTER_OPTIONS = ['prefix', 'logLevel', 'logSerializers'];
@@ -25,7 +26,7 @@ const REGISTER_OPTIONS = ['prefix', 'logLevel', 'logSerializers'];
 async function checkFolder(path: string | undefined, flag: string): Promise<void> {
   if (path === undefined) return;
   const s = await stat(path).catch(() => undefined);
-  if (!s?.isDirectory()) throw new RangeError(`Expected options.${flag} to be a folder but ${path} is not one`);
+  if (!s?.isDirectory()) throw new ArgumentRangeError(`Expected options.${flag} to be a folder but ${path} is not one`);
 }
 
 /**

@@ -1,6 +1,8 @@
 // Entry point of sd_node.node. Each binding file registers its own functions.
 #include <napi.h>
 
+#include "addon_data.h"
+#include "js_errors.h"
 #include "model_binding.h"
 #include "model_file_binding.h"
 #include "rng_binding.h"
@@ -10,6 +12,8 @@
 #include "tokenizer_binding.h"
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+    env.SetInstanceData(new sdnode::AddonData());
+    sdnode::register_error_binding(env, exports);
     sdnode::register_system_binding(env, exports);
     sdnode::register_model_file_binding(env, exports);
     sdnode::register_model_binding(env, exports);

@@ -1,5 +1,7 @@
 #include "model_wrap.h"
 
+#include "addon_data.h"
+
 #include "lora_binding.h"
 #include "model_info_binding.h"
 #include "network_binding.h"
@@ -78,7 +80,7 @@ Napi::Function define_model_class(Napi::Env env) { return ModelWrap::Define(env)
 
 Napi::Value new_model_object(Napi::Env env, std::shared_ptr<sd::Model> model) {
     auto external = Napi::External<std::shared_ptr<sd::Model>>::New(env, &model);
-    return env.GetInstanceData<Napi::FunctionReference>()->New({external});
+    return addon_data(env).model_class.New({external});
 }
 
 } // namespace sdnode

@@ -2,6 +2,8 @@
 // worker threads. The loaded model becomes a NativeModel (model_wrap.h).
 #include "sd_model_binding.h"
 
+#include "addon_data.h"
+
 #include <memory>
 #include <optional>
 #include <string>
@@ -90,8 +92,7 @@ Napi::Value ConvertModel(const Napi::CallbackInfo & info) {
 } // namespace
 
 void register_sd_model_binding(Napi::Env env, Napi::Object exports) {
-    // The addon's only instance data: the model class, for loadModel to construct.
-    env.SetInstanceData(new Napi::FunctionReference(Napi::Persistent(define_model_class(env))));
+    addon_data(env).model_class = Napi::Persistent(define_model_class(env));
     exports.Set("loadModel", Napi::Function::New(env, LoadModel, "loadModel"));
     exports.Set("convertModel", Napi::Function::New(env, ConvertModel, "convertModel"));
     exports.Set("memoryStats", Napi::Function::New(env, memory_stats, "memoryStats"));

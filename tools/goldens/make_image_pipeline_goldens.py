@@ -121,7 +121,7 @@ def single_file_folder(model, fixture, workdir):
     return folder
 
 
-def run(pipe, config, scheduler, kind, inputs, strength, guidance=GUIDANCE, batch=1, with_image=True):
+def run(pipe, config, scheduler, kind, inputs, strength, guidance=GUIDANCE, batch=1, with_image=True, latents=None):
     image, mask, depth = inputs
     pipe.scheduler = scheduler_for(scheduler, config)
     out = {"pt": None}
@@ -131,6 +131,8 @@ def run(pipe, config, scheduler, kind, inputs, strength, guidance=GUIDANCE, batc
                     output_type=output_type, strength=strength, image=image.clone())
         if kind == "inpaint":
             args.update(mask_image=mask.clone(), height=SIZE, width=SIZE)
+        if latents is not None:
+            args.update(latents=latents.clone())
         if kind == "depth2img":
             args.update(depth_map=depth.clone())
         with torch.no_grad():
@@ -165,6 +167,11 @@ def main():
         ("depth2img", "sd2-depth", [("pndm", 0.8, GUIDANCE, 1), ("ddim", 0.8, GUIDANCE, 1),
                                     ("euler", 1.0, GUIDANCE, 1), ("ddim", 0.8, GUIDANCE, 2)]),
     ]
+    # Inpainting with the caller's latents (diffusers' prepare_latents: they are the noise, and the
+    # start once multiplied by init_noise_sigma, whatever the strength): fixture, scheduler, strength.
+    given_latents = torch.randn((1, 4, SIZE // 8, SIZE // 8), generator=torch.Generator().manual_seed(7))
+    stored_inputs["latents"] = writer.tensor(given_latents)
+    given_plan = [("sd1-inpaint", "ddim", 1.0), ("sd1-inpaint", "euler", 0.7), ("sd1-diffusers", "euler", 0.7)]
     classes = {"img2img": StableDiffusionImg2ImgPipeline, "inpaint": StableDiffusionInpaintPipeline,
                "depth2img": StableDiffusionDepth2ImgPipeline}
     with tempfile.TemporaryDirectory() as workdir:
@@ -195,6 +202,17 @@ def main():
                 if image is not None:
                     case["image"] = writer.tensor(image)
                 writer.cases.append(case)
+                print(name, list(final.shape), float(final.abs().max()))
+            if kind != "inpaint":
+                continue
+            for given_fixture, scheduler, strength in given_plan:
+                if given_fixture != fixture:
+                    continue
+                final, _ = run(pipe, config, scheduler, kind, inputs, strength, with_image=False, latents=given_latents)
+                name = f"{kind}/{fixture}/{scheduler}/s{strength}/g{GUIDANCE}/b1/given-latents"
+                writer.cases.append({"name": name, "pipeline": kind, "fixture": loads, "scheduler": scheduler,
+                                     "strength": strength, "guidanceScale": GUIDANCE, "batchSize": 1,
+                                     "givenLatents": True, "latents": writer.tensor(final)})
                 print(name, list(final.shape), float(final.abs().max()))
     os.makedirs(OUT_DIR, exist_ok=True)
     np.concatenate(writer.chunks).tofile(os.path.join(OUT_DIR, "goldens.bin"))
