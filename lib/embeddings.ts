@@ -75,6 +75,10 @@ export interface SkippedEmbedding {
   name: string;
   path: string;
   reason: string;
+  /** How many vectors the file holds, when it could be read. */
+  vectors?: number;
+  /** How wide they are (768 for SD 1.x, 1024 for SD 2.x), when the file could be read. */
+  width?: number;
 }
 
 /**
@@ -125,12 +129,15 @@ export class EmbeddingTable {
         continue;
       }
       if (vectors.shape[1] !== width) {
-        skipped.push({ name, path, reason: `its vectors are ${vectors.shape[1]} wide and this model's text encoder is ${width} wide` });
+        skipped.push({
+          name, path, reason: `its vectors are ${vectors.shape[1]} wide and this model's text encoder is ${width} wide`,
+          vectors: vectors.shape[0]!, width: vectors.shape[1]!,
+        });
         continue;
       }
       const tokens = tokenizer.encode(name).slice(1, -1);
       if (tokens.length === 0) {
-        skipped.push({ name, path, reason: 'its name has no tokens' });
+        skipped.push({ name, path, reason: 'its name has no tokens', vectors: vectors.shape[0]!, width });
         continue;
       }
       const count = vectors.shape[0]!;
