@@ -72,8 +72,11 @@ export async function readEmbeddingFile(path: string): Promise<Tensor> {
 
 /** One reason an embedding file in `embeddingDirs` was left out. */
 export interface SkippedEmbedding {
+  /** Its name: the file name without extension. */
   name: string;
+  /** The file. */
   path: string;
+  /** Why it was left out. */
   reason: string;
   /** How many vectors the file holds, when it could be read. */
   vectors?: number;
