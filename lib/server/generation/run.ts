@@ -172,7 +172,7 @@ export async function runGeneration(models: ModelManager, job: GenerationJob, co
         { model: checkpoint.modelName, ...(checkpoint.hash !== undefined && { modelHash: checkpoint.hash }), ...hashes },
       ),
     };
-    // A1111 writes the schedule type before the networks' hashes.
+    // The schedule type first, then the networks' hashes.
     parameters.extra = { ...(plan.sampler.scheduleType !== undefined && { 'Schedule type': plan.sampler.scheduleType }), ...parameters.extra };
     networks ??= Object.fromEntries(Object.entries(parameters.extra).filter(([key]) => key === 'Lora hashes' || key === 'TI hashes'));
     const text = formatParameters(parameters);
