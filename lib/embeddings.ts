@@ -72,9 +72,16 @@ export async function readEmbeddingFile(path: string): Promise<Tensor> {
 
 /** One reason an embedding file in `embeddingDirs` was left out. */
 export interface SkippedEmbedding {
+  /** Its name: the file name without extension. */
   name: string;
+  /** The file. */
   path: string;
+  /** Why it was left out. */
   reason: string;
+  /** How many vectors the file holds, when it could be read. */
+  vectors?: number;
+  /** How wide they are (768 for SD 1.x, 1024 for SD 2.x), when the file could be read. */
+  width?: number;
 }
 
 /**
@@ -125,12 +132,15 @@ export class EmbeddingTable {
         continue;
       }
       if (vectors.shape[1] !== width) {
-        skipped.push({ name, path, reason: `its vectors are ${vectors.shape[1]} wide and this model's text encoder is ${width} wide` });
+        skipped.push({
+          name, path, reason: `its vectors are ${vectors.shape[1]} wide and this model's text encoder is ${width} wide`,
+          vectors: vectors.shape[0]!, width: vectors.shape[1]!,
+        });
         continue;
       }
       const tokens = tokenizer.encode(name).slice(1, -1);
       if (tokens.length === 0) {
-        skipped.push({ name, path, reason: 'its name has no tokens' });
+        skipped.push({ name, path, reason: 'its name has no tokens', vectors: vectors.shape[0]!, width });
         continue;
       }
       const count = vectors.shape[0]!;

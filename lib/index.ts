@@ -11,7 +11,7 @@ export type {
   LoraFileReport, LoraStatus, NativeLoraRequest, EmbeddingTrigger, UsedEmbedding,
 } from './types.js';
 export { readEmbeddingFile, EMBEDDING_EXTENSIONS } from './embeddings.js';
-export type { TextualInversion } from './embeddings.js';
+export type { SkippedEmbedding, TextualInversion } from './embeddings.js';
 export { parseLoraTags, stripLoraTags, LORA_EXTENSIONS } from './lora.js';
 export type { LoraTag, ParsedLoraTags } from './lora.js';
 export type { NetworkHashes } from './model-hash.js';

@@ -1,6 +1,6 @@
 import { basename, extname, resolve } from 'node:path';
 
-import { EmbeddingTable, type TextualInversion } from './embeddings.js';
+import { EmbeddingTable, type SkippedEmbedding, type TextualInversion } from './embeddings.js';
 import { AbortError, ArgumentRangeError, StableDiffusionError } from './errors.js';
 import { checkDirs, checkLoraSpecs, LORA_EXTENSIONS, NamedFiles, parseLoraTags, type LoraTag } from './lora.js';
 import { native, type NativeModel } from './native.js';
@@ -175,6 +175,7 @@ export class StableDiffusion {
   #loraRequests: readonly NativeLoraRequest[] = [];
   readonly #warned = new Set<string>();
   #embeddings = EmbeddingTable.empty();
+  #embeddingDirs: readonly string[] = [];
 
   private constructor(
     model: NativeModel, flashAttention: boolean, vaeTiling: { tiling: boolean; tileSize?: number }, loraDirs: readonly string[],
@@ -213,22 +214,35 @@ export class StableDiffusion {
       ...(o.vaeTileSize !== undefined && { tileSize: o.vaeTileSize }),
     }, o.loraDirs ?? []);
     if (o.embeddingDirs !== undefined && o.embeddingDirs.length > 0) {
+      sd.#embeddingDirs = Object.freeze([...o.embeddingDirs]);
       try {
-        sd.#embeddings = await EmbeddingTable.load(o.embeddingDirs, sd.tokenizer, sd.info.textEncoder.hidden);
+        await sd.reloadEmbeddings();
       } catch (error) {
         await sd.dispose();
         throw error;
       }
-      const skipped = sd.#embeddings.skipped;
-      if (skipped.length > 0) {
-        const list = skipped.slice(0, 8).map((s) => `${s.name} (${s.reason})`).join('; ');
-        const more = skipped.length > 8 ? `; and ${skipped.length - 8} more` : '';
-        process.emitWarning(`${skipped.length} embedding${skipped.length === 1 ? '' : 's'} skipped: ${list}${more}`, {
-          type: 'EmbeddingWarning', code: 'SDNODE_EMBEDDINGS_SKIPPED',
-        });
-      }
     }
     return sd;
+  }
+
+  /**
+   * Reads the `embeddingDirs` given at load again (files added, changed or removed since), as
+   * A1111's refresh of its embeddings does. Calls already running keep the embeddings they
+   * started with. Files that cannot be used are skipped with one warning, as at load.
+   */
+  async reloadEmbeddings(): Promise<void> {
+    this.#model();
+    if (this.#embeddingDirs.length === 0) return;
+    const table = await EmbeddingTable.load(this.#embeddingDirs, this.tokenizer, this.info.textEncoder.hidden);
+    this.#embeddings = table;
+    const skipped = table.skipped;
+    if (skipped.length > 0) {
+      const list = skipped.slice(0, 8).map((s) => `${s.name} (${s.reason})`).join('; ');
+      const more = skipped.length > 8 ? `; and ${skipped.length - 8} more` : '';
+      process.emitWarning(`${skipped.length} embedding${skipped.length === 1 ? '' : 's'} skipped: ${list}${more}`, {
+        type: 'EmbeddingWarning', code: 'SDNODE_EMBEDDINGS_SKIPPED',
+      });
+    }
   }
 
   /**
@@ -237,6 +251,14 @@ export class StableDiffusion {
    */
   get embeddings(): readonly TextualInversion[] {
     return this.#embeddings.list;
+  }
+
+  /**
+   * The files of `embeddingDirs` left out at load (or at the last `reloadEmbeddings`): another
+   * width than this model's text encoder, unreadable, … with the reason.
+   */
+  get skippedEmbeddings(): readonly SkippedEmbedding[] {
+    return this.#embeddings.skipped;
   }
 
   /**

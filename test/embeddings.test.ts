@@ -42,6 +42,27 @@ describe('textual inversion equals diffusers (encode_prompt after load_textual_i
     assert.match(ours[0]!.message, /2 embeddings skipped: not-a-state-dict \(.*\); wide \(its vectors are 8 wide and this model's text encoder is 16 wide\)/);
   });
 
+  test('skippedEmbeddings lists the files left out with their reason, and the vectors when readable', () => {
+    assert.deepEqual(sd.skippedEmbeddings.map((s) => [s.name, s.vectors, s.width]), [['not-a-state-dict', undefined, undefined], ['wide', 1, 8]]);
+    assert.match(sd.skippedEmbeddings[0]!.reason, /not-a-state-dict/);
+  });
+
+  test('reloadEmbeddings reads embeddingDirs again: a file added is used, one removed is gone', async () => {
+    const before = await sd.encodePrompt('a painting of tinystyle2', { promptWeighting: false });
+    copyFileSync(fixture('tinystyle2.safetensors'), join(dir, 'tinystyle2.safetensors'));
+    await sd.reloadEmbeddings();
+    try {
+      assert.deepEqual(sd.embeddings.map((e) => e.name), ['cattoy', 'tinystyle', 'tinystyle2']);
+      const after = await sd.encodePrompt('a painting of tinystyle2', { promptWeighting: false });
+      assert.notDeepEqual(after.cond.data, before.cond.data);
+    } finally {
+      rmSync(join(dir, 'tinystyle2.safetensors'));
+      await sd.reloadEmbeddings();
+    }
+    assert.deepEqual(sd.embeddings.map((e) => e.name), ['cattoy', 'tinystyle']);
+    assert.deepEqual((await sd.encodePrompt('a painting of tinystyle2', { promptWeighting: false })).cond.data, before.cond.data);
+  });
+
   for (const [prompt, negative] of [['a painting of tinystyle', 'blurry'], ['cattoy on a table, tinystyle', 'cattoy']] as const) {
     test(`"${prompt}" / "${negative}"`, async () => {
       const cond = goldens.tensor(`ti/${prompt}/cond`);

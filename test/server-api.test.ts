@@ -281,7 +281,7 @@ describe('the other endpoints', () => {
     assert.deepEqual((await call(url, '/sdapi/v1/png-info', { image: await pngBase64(8, 8, [0, 0, 0]) })).body, { info: '', items: {}, parameters: {} });
   });
 
-  test('lists: samplers and schedule types we run, empty lists for what we do not have yet', async () => {
+  test('lists: samplers and schedule types we run, empty lists for what we do not have yet (LoRAs and embeddings without --lora-dir / --embedding-dir)', async () => {
     const samplers = (await call(url, '/sdapi/v1/samplers')).body.map((s: { name: string }) => s.name);
     for (const name of ['Euler a', 'Euler', 'DPM++ 2M Karras', 'DDIM', 'PLMS', 'LCM']) assert.ok(samplers.includes(name), name);
     const schedulers = (await call(url, '/sdapi/v1/schedulers')).body.map((s: { label: string }) => s.label);

@@ -5,7 +5,7 @@
 // on the page; see the server's errors on the page; and a browser without credentials gets 401.
 // Without chromium the suite skips, unless CI=true or SDNODE_REQUIRE_BROWSER=1.
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
@@ -15,6 +15,7 @@ import sharp from 'sharp';
 
 import { sdnodeServer } from '../lib/index.js';
 import { readPngText } from '../lib/png-parameters.js';
+import { loraFixturesDir } from './helpers/goldens.js';
 import { DEMO, scratch, startServer } from './helpers/server.js';
 
 const CHROMIUM = process.env.SDNODE_CHROMIUM ?? '/usr/bin/chromium';
@@ -58,6 +59,29 @@ describe('the web page', { skip: missing }, () => {
     assert.ok((await page.locator('#scheduler option').allTextContents()).includes('Karras'));
     assert.deepEqual(await page.locator('#model option').allTextContents(), ['demo-sd1-tiny']);
     assert.equal(await page.locator('#width').inputValue(), '64');
+    assert.equal(await page.locator('#lora-field').isHidden(), true, 'no --lora-dir: no LoRA picker');
+  });
+
+  test('with --lora-dir, picking a LoRA adds its tag to the prompt', async () => {
+    const loraDir = join(tmp.dir, 'loras');
+    mkdirSync(loraDir, { recursive: true });
+    for (const f of ['sd1-kohya.safetensors', 'sd1-loha.safetensors']) copyFileSync(join(loraFixturesDir, f), join(loraDir, f));
+    const withLoras = await startServer({ loraDir });
+    const other = await browser.newContext();
+    try {
+      const p = await other.newPage();
+      await p.goto(withLoras.url);
+      await p.waitForSelector('body[data-ready="true"]');
+      assert.equal(await p.locator('#lora-field').isVisible(), true);
+      assert.deepEqual(await p.locator('#lora option').allTextContents(), ['2 LoRAs…', 'sd1-kohya', 'sd1-loha']);
+      await p.fill('#prompt', 'a boat');
+      await p.selectOption('#lora', 'sd1-loha');
+      assert.equal(await p.locator('#prompt').inputValue(), 'a boat <lora:sd1-loha:1>');
+      assert.equal(await p.locator('#lora').inputValue(), '');
+    } finally {
+      await other.close();
+      await withLoras.close();
+    }
   });
 
   /** Types each value into the field with that id. */

@@ -17,8 +17,8 @@ An AUTOMATIC1111-compatible HTTP API (/sdapi/v1/txt2img, img2img, progress, inte
       --host HOST          default 127.0.0.1 (this machine only); 0.0.0.0 for every interface
       --port N             default 7860 (A1111's)
       --models-dir DIR     checkpoints to switch between (sd_model_checkpoint)
-      --lora-dir DIR       accepted, used once LoRA support lands (/sdapi/v1/loras is empty until then)
-      --embedding-dir DIR  accepted, used once embeddings land (/sdapi/v1/embeddings is empty until then)
+      --lora-dir DIR       LoRA files for <lora:NAME:W> in prompts (/sdapi/v1/loras lists them)
+      --embedding-dir DIR  textual-inversion embeddings, triggered by file name (/sdapi/v1/embeddings)
       --api-auth USER:PASS HTTP Basic auth on every route and the page (several: a:b,c:d)
       --queue-size N       jobs that may wait behind the running one (default 32; then 503)
       --cors-origin ORIGIN allow browser calls from ORIGIN (repeatable; "*" for any)

@@ -9,9 +9,16 @@ export interface ServerOptions {
   model: string;
   /** A folder of checkpoints to switch between (`sd_model_checkpoint`); searched a few levels deep. */
   modelsDir?: string;
-  /** LoRA folder: accepted and checked now, used once LoRA support lands (`/sdapi/v1/loras` lists nothing until then). */
+  /**
+   * A1111's `--lora-dir`: the LoRA (LyCORIS) files that `<lora:NAME:W>` tags in a request's
+   * prompt name, listed by GET /sdapi/v1/loras. Every model the server loads gets it as its first
+   * `loraDirs` folder (before any in `load.loraDirs`).
+   */
   loraDir?: string;
-  /** Textual-inversion folder: accepted now, used once embeddings land (`/sdapi/v1/embeddings` is empty until then). */
+  /**
+   * A1111's `--embeddings-dir`: textual-inversion embeddings, triggered by their file names in a
+   * prompt, listed by GET /sdapi/v1/embeddings. Every model loaded gets it as its first `embeddingDirs` folder.
+   */
   embeddingDir?: string;
   /**
    * A1111's `--api-auth`: `user:password`, several separated by commas. Every route, the web

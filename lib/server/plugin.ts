@@ -14,6 +14,7 @@ import { checkServerOptions, type CheckedServerOptions, type ServerOptions } fro
 import { generateRoutes } from './routes/generate.js';
 import { infoRoutes } from './routes/info.js';
 import { listRoutes } from './routes/lists.js';
+import { networkRoutes } from './routes/networks.js';
 import { optionsRoutes } from './routes/options.js';
 import { pageRoutes } from './routes/page.js';
 import { progressRoutes } from './routes/progress.js';
@@ -71,6 +72,7 @@ async function setUp(app: FastifyInstance, o: CheckedServerOptions): Promise<voi
   progressRoutes(app, state);
   optionsRoutes(app, state);
   listRoutes(app);
+  networkRoutes(app, state);
   infoRoutes(app, state);
   if (o.page) pageRoutes(app);
 }

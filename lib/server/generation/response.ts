@@ -66,7 +66,7 @@ function info(plan: GenerationPlan, output: GenerationOutput): string {
     seed_resize_from_w: -1,
     seed_resize_from_h: -1,
     denoising_strength: plan.strength ?? null,
-    extra_generation_params: plan.sampler.scheduleType === undefined ? {} : { 'Schedule type': plan.sampler.scheduleType },
+    extra_generation_params: { ...(plan.sampler.scheduleType !== undefined && { 'Schedule type': plan.sampler.scheduleType }), ...output.networks },
     index_of_first_image: 0,
     infotexts: output.infotexts,
     styles: [],

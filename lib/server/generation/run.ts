@@ -6,6 +6,7 @@ import sharp from 'sharp';
 
 import { AbortError } from '../../errors.js';
 import { encodeImage, readImage, readMask, resizeImage } from '../../image.js';
+import { networkHashes, type NetworkHashes } from '../../model-hash.js';
 import { formatParameters, toInfotext } from '../../png-parameters.js';
 import type { GenerationResult, StepInfo } from '../../pipelines/index.js';
 import type { StableDiffusion } from '../../stable-diffusion.js';
@@ -14,6 +15,7 @@ import { scale, toUnitRange } from '../../tensor-ops.js';
 import { invalidField } from '../http/errors.js';
 import type { Checkpoint } from '../models/catalog.js';
 import type { ModelManager } from '../models/manager.js';
+import { loraError } from '../networks/loras.js';
 import type { JobContext } from '../queue/types.js';
 import { pasteOriginal, prepareMask, type EncodedImage } from './images.js';
 import type { GenerationPlan } from './plan.js';
@@ -39,6 +41,8 @@ export interface GenerationOutput {
   job: { id: number; started: number };
   /** A1111's job_timestamp (YYYYMMDDhhmmss, local time). */
   timestamp: string;
+  /** "Lora hashes" and "TI hashes" of the first image, for info's extra_generation_params. */
+  networks: Record<string, string>;
 }
 
 /** A generation job as the queue carries it. */
@@ -106,6 +110,10 @@ export async function runGeneration(models: ModelManager, job: GenerationJob, co
   const count = plan.batchSize * plan.nIter;
   const allSeeds = Array.from({ length: count }, (_, i) => plan.seed + i);
   let interrupted = false;
+  // The LoRAs' and embeddings' hashes of the last image made in full: an image cut short by
+  // interrupt or skip has the same prompt, so the same networks.
+  let hashes: NetworkHashes = {};
+  let networks: Record<string, string> | undefined;
   for (let index = 0; index < count && !interrupted; index++) {
     context.report({ jobNo: index, samplingStep: 0, samplingSteps: 0 });
     let latest: StepInfo | undefined;
@@ -146,6 +154,7 @@ export async function runGeneration(models: ModelManager, job: GenerationJob, co
         ...(mask && { mask }),
       });
       image = result.images!;
+      hashes = await networkHashes(result.parameters);
     } catch (error) {
       if (!(error instanceof AbortError) || context.signal.aborted || !stoppedEarly) throw runError(error);
       // Interrupt or skip: the image so far, as A1111 returns it; none if no step was done yet.
@@ -160,10 +169,12 @@ export async function runGeneration(models: ModelManager, job: GenerationJob, co
           scheduler: plan.sampler.name, seed: allSeeds[index]!, batchSize: 1, clipSkip: job.clipSkip, promptWeighting: true,
           ...(plan.strength !== undefined && { strength: plan.strength }) },
         0,
-        { model: checkpoint.modelName, ...(checkpoint.hash !== undefined && { modelHash: checkpoint.hash }) },
+        { model: checkpoint.modelName, ...(checkpoint.hash !== undefined && { modelHash: checkpoint.hash }), ...hashes },
       ),
-      ...(plan.sampler.scheduleType !== undefined && { extra: { 'Schedule type': plan.sampler.scheduleType } }),
     };
+    // The schedule type first, then the networks' hashes.
+    parameters.extra = { ...(plan.sampler.scheduleType !== undefined && { 'Schedule type': plan.sampler.scheduleType }), ...parameters.extra };
+    networks ??= Object.fromEntries(Object.entries(parameters.extra).filter(([key]) => key === 'Lora hashes' || key === 'TI hashes'));
     const text = formatParameters(parameters);
     infotexts.push(text);
     if (plan.sendImages) images.push(await encodeImage(image, 0, { parameters: text }));
@@ -176,11 +187,15 @@ export async function runGeneration(models: ModelManager, job: GenerationJob, co
     interrupted,
     job: { id: context.id, started: context.started },
     timestamp: jobTimestamp(started),
+    networks: networks ?? {},
   };
 }
 
-/** Argument errors the pipelines find (sizes, strength × steps) are the client's: 422. */
+/**
+ * Argument errors the pipelines find (sizes, strength × steps) and the LoRAs a prompt names (not
+ * found, not a LoRA, for another model) are the client's: 422.
+ */
 function runError(error: unknown): unknown {
   if (error instanceof RangeError || error instanceof TypeError) return invalidField([], error.message);
-  return error;
+  return loraError(error) ?? error;
 }

@@ -57,9 +57,29 @@ async function loadModels() {
   fill($('model'), models.map((m) => ({ value: m.title, label: m.model_name })), options.sd_model_checkpoint);
 }
 
+// The LoRAs of --lora-dir: picking one adds its <lora:NAME:1> tag to the prompt.
+function fillLoras(loras) {
+  fill($('lora'), [{ value: '', label: `${loras.length} LoRA${loras.length === 1 ? '' : 's'}…` }, ...loras.map((l) => ({
+    value: l.name, label: l.alias && l.alias !== l.name ? `${l.name} (${l.alias})` : l.name,
+  }))], '');
+  $('lora-field').hidden = loras.length === 0;
+}
+
+$('lora').addEventListener('change', (event) => {
+  const name = event.target.value;
+  if (!name) return;
+  const prompt = $('prompt');
+  prompt.value = `${prompt.value.trimEnd()}${prompt.value.trim() ? ' ' : ''}<lora:${name}:1>`;
+  event.target.value = '';
+  prompt.focus();
+});
+
 async function start() {
   try {
-    const [info, samplers, schedulers] = await Promise.all([api('/sdnode/v1/info'), api('/sdapi/v1/samplers'), api('/sdapi/v1/schedulers')]);
+    const [info, samplers, schedulers, loras] = await Promise.all([
+      api('/sdnode/v1/info'), api('/sdapi/v1/samplers'), api('/sdapi/v1/schedulers'), api('/sdapi/v1/loras'),
+    ]);
+    fillLoras(loras);
     fill($('sampler'), samplers.map((s) => ({ value: s.name, label: s.name })), 'Euler a');
     fill($('scheduler'), schedulers.map((s) => ({ value: s.label, label: s.label })), 'Automatic');
     if (info.model) {

@@ -22,6 +22,7 @@ function disconnectSignal(reply: FastifyReply): AbortSignal {
 }
 
 async function generate(state: ServerState, plan: GenerationPlan, restoreAfterwards: boolean, reply: FastifyReply): Promise<GenerationOutput> {
+  state.loras.checkPrompt(plan.prompt);
   const checkpoint = plan.checkpoint === undefined ? state.currentCheckpoint() : state.checkpoint(plan.checkpoint);
   const clipSkip = plan.clipSkip ?? state.settings.clipSkip;
   if (!restoreAfterwards) {
