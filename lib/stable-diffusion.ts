@@ -172,7 +172,7 @@ export class StableDiffusion {
   /** The VAE: `encode(image)` → latents, `decode(latents)` → image, `scalingFactor` (lib/vae.ts). */
   readonly vae: Vae;
   /** TAESD, when loaded with the `tinyVae` option (lib/tiny-vae.ts); null otherwise. */
-  readonly tinyVae: TinyVae | null = null;
+  readonly tinyVae: TinyVae | null;
   /** The denoising UNet: `predict(sample, timestep, context)` → noise or v prediction (lib/unet.ts). */
   readonly unet: UNet;
   /** The CLIP text encoder: `encode(ids, { clipSkip })` → [1, n, hidden] (lib/text-encoder.ts). */
@@ -186,7 +186,9 @@ export class StableDiffusion {
 
   private constructor(
     model: NativeModel, flashAttention: boolean, vaeTiling: { tiling: boolean; tileSize?: number }, loraDirs: readonly string[],
+    tinyVae: TinyVae | null = null,
   ) {
+    this.tinyVae = tinyVae;
     this.#native = model;
     this.info = model.info();
     this.devices = Object.freeze(model.devices());
@@ -234,8 +236,7 @@ export class StableDiffusion {
     const sd = new StableDiffusion(model, o.flashAttention ?? false, {
       tiling: o.vaeTiling ?? false,
       ...(o.vaeTileSize !== undefined && { tileSize: o.vaeTileSize }),
-    }, o.loraDirs ?? []);
-    (sd as { tinyVae: TinyVae | null }).tinyVae = tiny;
+    }, o.loraDirs ?? [], tiny);
     if (o.embeddingDirs !== undefined && o.embeddingDirs.length > 0) {
       try {
         sd.#embeddings = await EmbeddingTable.load(o.embeddingDirs, sd.tokenizer, sd.info.textEncoder.hidden);

@@ -24,6 +24,9 @@ Goldens (float32, CPU), with their inputs:
   txt2img: StableDiffusionPipeline on test/fixtures/tiny/sd1-diffusers with vae=AutoencoderTiny
           (the tiny one above), prompt "a painting of a flooble", negative "blurry", 96×96, Euler,
           3 steps, guidance 7.5, seed 42: the final latents and the 'pt' image.
+  img2img: StableDiffusionImg2ImgPipeline on the same parts, a 96×96 colour pattern in [0, 1]
+          (stored), strength 0.75, 4 Euler steps: the final latents (TAESD's encoder gives latents,
+          not a distribution, so diffusers draws nothing from the generator for the image).
 
 Output: test/fixtures/goldens/taesd/goldens.bin (float32 little endian, concatenated) and
 goldens.json (cases with shapes and offsets in floats).
@@ -137,6 +140,27 @@ def txt2img_case(vae, writer, workdir):
             "latents": writer.tensor(out["latent"]), "image": writer.tensor(out["pt"])}
 
 
+def img2img_case(vae, writer, workdir):
+    from diffusers import StableDiffusionImg2ImgPipeline, EulerDiscreteScheduler
+    pipelines = load_module("make_pipeline_goldens")
+    helpers = load_module("make_tokenizer_goldens")
+    base, config = pipelines.build_pipeline("sd1-diffusers", helpers, workdir)
+    pipe = StableDiffusionImg2ImgPipeline(vae=vae, text_encoder=base.text_encoder, tokenizer=base.tokenizer, unet=base.unet,
+                                          scheduler=EulerDiscreteScheduler.from_config(config), safety_checker=None,
+                                          feature_extractor=None, requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    y, x = torch.meshgrid(torch.arange(SIZE, dtype=torch.float64), torch.arange(SIZE, dtype=torch.float64), indexing="ij")
+    image = torch.stack([0.5 + 0.45 * torch.sin(x / 7.0) * torch.cos(y / 11.0), (x + 2 * y) / (3 * (SIZE - 1)),
+                         0.5 + 0.5 * torch.cos((x - y) / 13.0) ** 3])[None].float()
+    strength, steps = 0.75, 4
+    with torch.no_grad():
+        latents = pipe(PROMPT, negative_prompt=NEGATIVE, image=image.clone(), strength=strength, num_inference_steps=steps,
+                       guidance_scale=GUIDANCE, generator=torch.Generator().manual_seed(SEED), output_type="latent").images
+    return {"name": "sd1-diffusers/taesd/img2img/euler", "fixture": "sd1-diffusers", "scheduler": "euler",
+            "prompt": PROMPT, "negativePrompt": NEGATIVE, "strength": strength, "steps": steps,
+            "guidanceScale": GUIDANCE, "seed": SEED, "image": writer.tensor(image), "latents": writer.tensor(latents)}
+
+
 def main():
     import diffusers
     import transformers
@@ -164,6 +188,7 @@ def main():
         print("encode", list(shape), "→", list(y.shape), f"max|y| {y.abs().max().item():.4g} std {y.std().item():.4g}")
     with tempfile.TemporaryDirectory() as workdir:
         pipeline = txt2img_case(vae, writer, workdir)
+        img2img = img2img_case(vae, writer, workdir)
     print(pipeline["name"], float(writer.chunks[-1].mean()))
 
     os.makedirs(OUT_DIR, exist_ok=True)
@@ -172,7 +197,7 @@ def main():
         json.dump({"generator": "tools/goldens/make_taesd_goldens.py",
                    "versions": {"torch": torch.__version__, "diffusers": diffusers.__version__,
                                 "transformers": transformers.__version__},
-                   "dtype": "float32", "config": CONFIG, "cases": cases, "txt2img": pipeline}, f, indent=1)
+                   "dtype": "float32", "config": CONFIG, "cases": cases, "txt2img": pipeline, "img2img": img2img}, f, indent=1)
         f.write("\n")
 
 
