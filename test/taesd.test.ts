@@ -200,4 +200,21 @@ describe('TAESD in the CLI and the server', () => {
     assert.equal(parseServe(['--model', model, '--tiny-vae', path]).options.load?.tinyVae, path);
     assert.throws(() => parseServe(['--model', model, '--tiny-vae', join(tinyDir, 'missing')]), /tiny-vae/);
   });
+
+  test("a server loaded with a tiny VAE gives /progress's current_image at full size", async () => {
+    const { call, pixels, startServer, waitForIdle, waitForStep } = await import('./helpers/server.js');
+    const { url, close } = await startServer({ load: { tinyVae: join(tinyDir, 'taesd-diffusers') } });
+    try {
+      const job = call(url, '/sdapi/v1/txt2img', { prompt: 'a red square', steps: 150, width: 128, height: 128, sampler_name: 'DDIM', seed: 3 });
+      await waitForStep(url);
+      const { body: p } = await call(url, '/sdapi/v1/progress');
+      const preview = await pixels(p.current_image);
+      assert.deepEqual([preview.width, preview.height], [128, 128]);
+      await call(url, '/sdapi/v1/interrupt', {});
+      assert.equal((await job).status, 200);
+      await waitForIdle(url);
+    } finally {
+      await close();
+    }
+  });
 });
