@@ -21,6 +21,8 @@ export type ErrorCode =
   | 'ERR_OUT_OF_MEMORY'
   | 'ERR_COMPUTE'
   | 'ERR_DISPOSED'
+  | 'ERR_TINY_VAE_NO_ENCODER'
+  | 'ERR_TINY_VAE_NO_DECODER'
   | 'ERR_INTERNAL'
   | 'ABORT_ERR';
 

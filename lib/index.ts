@@ -30,6 +30,8 @@ export type { SchedulerName, SchedulerOverrides, TimestepSpacing, NoiseFunction 
 export { randn, TorchGenerator, MAX_SEED, MAX_RANDN_SIZE } from './rng.js';
 export type { RandnOptions } from './rng.js';
 export { Vae, DEFAULT_VAE_TILE_SIZE } from './vae.js';
+export { TinyVae } from './tiny-vae.js';
+export type { TinyVaeInfo } from './tiny-vae.js';
 export type { LatentDistribution, VaeTilingOptions } from './vae.js';
 export { UNet } from './unet.js';
 export { ClipTextEncoder, MAX_CLIP_SKIP } from './text-encoder.js';

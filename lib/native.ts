@@ -89,6 +89,17 @@ export interface VaeNative {
   vaeEncode(image: TensorLike): Promise<TensorLike>;
 }
 
+/** native/addon/tiny_vae_binding.h's NativeTinyVae: TAESD beside a model. */
+export interface NativeTinyVae {
+  info(): {
+    path: string; layout: string; files: string[]; hasEncoder: boolean; hasDecoder: boolean; latentChannels: number;
+    downscaleFactor: number; device: string;
+  };
+  decode(latents: TensorLike): Promise<TensorLike>;
+  encode(image: TensorLike): Promise<TensorLike>;
+  dispose(): void;
+}
+
 /** `loadModel`'s options: `LoadOptions` checked, less what lib/ applies itself. */
 export interface NativeLoadOptions {
   backend: Backend;
@@ -179,6 +190,9 @@ export interface NativeAddon extends BinaryAddon {
   convertModel(input: string, output: string, options: ConvertOptions): Promise<ConvertResult>;
   /** The process's host memory; `resetPeak` restarts the peak after reading it (Linux). */
   memoryStats(resetPeak?: boolean): MemoryUsage['host'];
+
+  // tiny_vae_binding.cpp
+  loadTinyVae(path: string, options: { backend: string; weightType?: WeightType; threads?: number }): Promise<NativeTinyVae>;
 
   // tokenizer_binding.cpp
   Tokenizer: new (mergesText: string) => NativeTokenizer;

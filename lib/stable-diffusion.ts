@@ -10,6 +10,7 @@ import {
 } from './pipelines/index.js';
 import { createScheduler, type Scheduler, type SchedulerOverrides } from './scheduler.js';
 import { Tensor } from './tensor.js';
+import { TinyVae } from './tiny-vae.js';
 import { Tokenizer } from './tokenizer.js';
 import { ClipTextEncoder, encodePrompt, type EncodePromptOptions, type PromptEmbeddings } from './text-encoder.js';
 import { UNet } from './unet.js';
@@ -37,6 +38,16 @@ export interface LoadOptions {
   weightType?: WeightType;
   /** A separate VAE file to use instead of the model's own. */
   vae?: string;
+  /**
+   * TAESD, madebyollin's tiny autoencoder (diffusers' AutoencoderTiny; `taesd` for SD 1.x/2.x),
+   * loaded beside the model as `sd.tinyVae`: a diffusers folder or its
+   * `diffusion_pytorch_model.safetensors`, or madebyollin's `taesd_decoder` / `taesd_encoder`
+   * (.safetensors or .pth; given one, the other is read too when it lies beside it). It makes
+   * `preview: 'taesd'` possible, and `tinyVae: true` in a call uses it as the whole VAE. It runs
+   * where `devices.vae` (else `backend`) says, with `weightType` and `threads`. A file that is
+   * not TAESD: ERR_MODEL_FORMAT naming it.
+   */
+  tinyVae?: string;
   /** CPU threads; defaults to `systemInfo().defaultThreads`. */
   threads?: number;
   /** Overrides what the model files say (or what detection guesses for single files). */
@@ -72,7 +83,7 @@ export interface LoadOptions {
 }
 
 const LOAD_OPTIONS = optionNames<LoadOptions>({
-  model: true, backend: true, devices: true, weightType: true, vae: true, threads: true, predictionType: true,
+  model: true, backend: true, devices: true, weightType: true, vae: true, tinyVae: true, threads: true, predictionType: true,
   flashAttention: true, vaeTiling: true, vaeTileSize: true, offload: true, signal: true, loraDirs: true, embeddingDirs: true,
 });
 
@@ -87,6 +98,7 @@ export function checkLoadOptions(options: unknown): Required<Pick<LoadOptions, '
   if (o.devices !== undefined) checked.devices = checkDevices(o.devices);
   if (o.weightType !== undefined) checked.weightType = expectOneOf(o.weightType, 'options.weightType', WEIGHT_TYPES);
   if (o.vae !== undefined) checked.vae = expectPath(o.vae, 'options.vae');
+  if (o.tinyVae !== undefined) checked.tinyVae = expectPath(o.tinyVae, 'options.tinyVae');
   if (o.threads !== undefined) checked.threads = expectInteger(o.threads, 'options.threads', 1, 1024);
   if (o.predictionType !== undefined) {
     checked.predictionType = expectOneOf(o.predictionType, 'options.predictionType', PREDICTION_TYPES);
@@ -165,6 +177,8 @@ export class StableDiffusion {
   readonly devices: Readonly<Record<Network, ModelDevice>>;
   /** The VAE: `encode(image)` → latents, `decode(latents)` → image, `scalingFactor` (lib/vae.ts). */
   readonly vae: Vae;
+  /** TAESD, when loaded with the `tinyVae` option (lib/tiny-vae.ts); null otherwise. */
+  readonly tinyVae: TinyVae | null;
   /** The denoising UNet: `predict(sample, timestep, context)` → noise or v prediction (lib/unet.ts). */
   readonly unet: UNet;
   /** The CLIP text encoder: `encode(ids, { clipSkip })` → [1, n, hidden] (lib/text-encoder.ts). */
@@ -179,7 +193,9 @@ export class StableDiffusion {
 
   private constructor(
     model: NativeModel, flashAttention: boolean, vaeTiling: { tiling: boolean; tileSize?: number }, loraDirs: readonly string[],
+    tinyVae: TinyVae | null = null,
   ) {
+    this.tinyVae = tinyVae;
     this.#native = model;
     this.info = model.info();
     this.devices = Object.freeze(model.devices());
@@ -209,10 +225,25 @@ export class StableDiffusion {
       ...(o.offload && { offload: true }),
     });
     const model = o.signal ? await untilAborted(loading, o.signal) : await loading;
+    let tiny: TinyVae | null = null;
+    if (o.tinyVae !== undefined) {
+      try {
+        tiny = new TinyVae(await native().loadTinyVae(o.tinyVae, {
+          backend: o.devices?.vae ?? o.backend,
+          ...(o.weightType && { weightType: o.weightType }),
+          ...(o.threads !== undefined && { threads: o.threads }),
+        }));
+        throwIfLoadAborted(o.signal);
+      } catch (error) {
+        tiny?.dispose();
+        model.dispose();
+        throw error;
+      }
+    }
     const sd = new StableDiffusion(model, o.flashAttention ?? false, {
       tiling: o.vaeTiling ?? false,
       ...(o.vaeTileSize !== undefined && { tileSize: o.vaeTileSize }),
-    }, o.loraDirs ?? []);
+    }, o.loraDirs ?? [], tiny);
     if (o.embeddingDirs !== undefined && o.embeddingDirs.length > 0) {
       sd.#embeddingDirs = Object.freeze([...o.embeddingDirs]);
       try {
@@ -374,6 +405,7 @@ export class StableDiffusion {
             info: this.info,
             unet: call.requests.length === 0 ? this.unet : this.unet.withLoras(requests),
             vae: this.vae,
+            tinyVae: this.tinyVae,
             encodePrompt: (prompt, opts) =>
               encodePrompt(this.#model(), this.textEncoder, this.tokenizer, prompt, opts, { loras: requests, embeddings, used }),
             memoryUsage: (opts) => this.memoryUsage(opts),
@@ -468,6 +500,7 @@ export class StableDiffusion {
   async dispose(): Promise<void> {
     this.#native?.dispose();
     this.#native = undefined;
+    this.tinyVae?.dispose();
   }
 
   /** Whether `dispose()` has run: the weights are freed and every other call fails with ERR_DISPOSED. */

@@ -53,6 +53,7 @@ depth to image (on a depth model). Defaults follow diffusers: 50 steps, CFG scal
                            name in the prompt (repeatable)
   Model: --weight-type ${WEIGHT_TYPES.join('|')}, --backend ${BACKENDS.join('|')},
          --threads N, --vae FILE, --prediction-type epsilon|v_prediction,
+         --tiny-vae PATH (TAESD file or folder: decodes and encodes instead of the VAE, fast),
          --text-encoder-device, --unet-device, --vae-device BACKEND|DEVICE (e.g. --vae-device cpu
          with a GPU backend; device names as \`sdnode devices\` lists them)
   Memory: --flash-attention, --vae-tiling (decode/encode in blended tiles), --offload (one

@@ -25,6 +25,7 @@ An AUTOMATIC1111-compatible HTTP API (/sdapi/v1/txt2img, img2img, progress, inte
       --body-limit MB      largest request body (default 32)
       --no-page            serve the API only
   Model: --backend ${BACKENDS.join('|')}, --threads N, --weight-type ${WEIGHT_TYPES.join('|')}
+      --tiny-vae PATH      TAESD (file or folder): /progress's current_image at full size
       --log                log every request (JSON lines on stdout)`;
 
 function integer(text: string | undefined, flag: string, min: number, max: number): number | undefined {
@@ -51,13 +52,14 @@ export function parseServe(args: string[]): { options: ServerOptions; host: stri
     backend: { type: 'string' },
     threads: { type: 'string' },
     'weight-type': { type: 'string' },
+    'tiny-vae': { type: 'string' },
     log: { type: 'boolean' },
   });
   if (positionals.length > 0) throw new UsageError(`serve takes no positional arguments (got "${positionals[0]}")`);
   if (v.model === undefined) throw new UsageError('serve needs --model <file|folder|demo>');
   const model = v.model === 'demo' ? DEMO_MODEL : v.model;
   if (!existsSync(model)) throw new UsageError(`--model ${model} does not exist`);
-  for (const flag of ['models-dir', 'lora-dir', 'embedding-dir'] as const) {
+  for (const flag of ['models-dir', 'lora-dir', 'embedding-dir', 'tiny-vae'] as const) {
     if (v[flag] !== undefined && !existsSync(v[flag])) throw new UsageError(`--${flag} ${v[flag]} does not exist`);
   }
   if (v['api-auth'] !== undefined && !/^[^:,]+:[^,]+(,[^:,]+:[^,]+)*$/.test(v['api-auth'])) {
@@ -79,7 +81,10 @@ export function parseServe(args: string[]): { options: ServerOptions; host: stri
     ...(bodyLimitMb !== undefined && { bodyLimit: bodyLimitMb * 1024 * 1024 }),
     ...(v['no-page'] && { page: false }),
     ...(v.log && { logger: true }),
-    load: { ...(backend && { backend }), ...(threads !== undefined && { threads }), ...(weightType && { weightType }) },
+    load: {
+      ...(backend && { backend }), ...(threads !== undefined && { threads }), ...(weightType && { weightType }),
+      ...(v['tiny-vae'] !== undefined && { tinyVae: v['tiny-vae'] }),
+    },
   };
   return { options, host: v.host ?? '127.0.0.1', port: integer(v.port, 'port', 0, 65535) ?? 7860 };
 }

@@ -105,7 +105,7 @@ export async function denoise(model: PipelineModel, run: Run, latents: Tensor, t
     if (o.onStep) {
       const info: StepInfo = { step: i + 1, steps: timesteps.length, timestep: t, elapsedMs: performance.now() - run.started, latents };
       if (o.preview && ((i + 1) % o.previewEvery === 0 || i === timesteps.length - 1)) {
-        info.preview = o.preview === 'latent' ? latentPreview(latents) : await decodeImages(model, latents);
+        info.preview = o.preview === 'latent' ? latentPreview(latents) : await decodeImages(model, latents, o.preview === 'taesd');
       }
       const more = await o.onStep(info);
       if (more === false) throw new AbortError('The generation was stopped by onStep');
@@ -116,7 +116,9 @@ export async function denoise(model: PipelineModel, run: Run, latents: Tensor, t
   return latents;
 }
 
-async function decodeImages(model: PipelineModel, latents: Tensor): Promise<Tensor> {
+/** latents → images in [0, 1], by the VAE or (`tiny`) by TAESD, which takes the sampler's latents as they are. */
+async function decodeImages(model: PipelineModel, latents: Tensor, tiny = false): Promise<Tensor> {
+  if (tiny) return toUnitRange(await model.tinyVae!.decode(latents));
   return toUnitRange(await model.vae.decode(scale(latents, 1 / model.vae.scalingFactor)));
 }
 
@@ -126,7 +128,7 @@ export async function finish(
   const { o } = run;
   let images: Tensor | null = null;
   if (o.outputType === 'tensor') {
-    images = await decodeImages(model, latents);
+    images = await decodeImages(model, latents, o.tinyVae);
     throwIfAborted(o.signal);
     endStage(model, run, 'decode');
   }

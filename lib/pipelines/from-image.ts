@@ -7,7 +7,7 @@ import { toBatch, toSignedRange } from '../tensor-ops.js';
 import { throwIfAborted, type Run } from './denoise.js';
 import type { CheckedOptions } from './options.js';
 import type { PipelineModel } from './types.js';
-import { ArgumentRangeError } from '../errors.js';
+import { ArgumentRangeError, ArgumentTypeError } from '../errors.js';
 
 /** The image at the requested size (default: its own, rounded down to a multiple of 8), batched. */
 export async function prepareImage(input: unknown, o: CheckedOptions): Promise<{ image: Tensor; width: number; height: number }> {
@@ -46,6 +46,14 @@ export function timestepsForStrength(o: CheckedOptions, strength: number): numbe
  * factor (diffusers' retrieve_latents(vae.encode(image), generator) · scaling_factor).
  */
 export async function encodeSample(model: PipelineModel, run: Run, signedImage: Tensor): Promise<Tensor> {
+  if (run.o.tinyVae) {
+    // TAESD's encoder gives latents, not a distribution: nothing is drawn (diffusers' retrieve_latents).
+    const tiny = model.tinyVae!;
+    if (!tiny.info.hasEncoder) throw new ArgumentTypeError(`options.tinyVae needs a tiny VAE with an encoder here; ${tiny.info.path} has only a decoder`);
+    const latents = await tiny.encode(signedImage);
+    throwIfAborted(run.o.signal);
+    return latents;
+  }
   const { mean, logvar } = await model.vae.encodeDistribution(signedImage);
   const noise = await run.generator.randn(mean.shape);
   const out = new Float32Array(mean.size);

@@ -22,6 +22,8 @@ export interface CheckedOptions extends Omit<GenerationParameters, 'scheduler' |
   onStep: StepCallback | undefined;
   preview: PreviewMethod | undefined;
   previewEvery: number;
+  /** Decode (and encode) with the tiny VAE. */
+  tinyVae: boolean;
   signal: AbortSignal | undefined;
   outputType: OutputType;
   memoryReport: boolean;
@@ -61,13 +63,19 @@ export function checkOptions(model: PipelineModel, o: Record<string, unknown>): 
   const preview = o.preview === undefined ? undefined : expectOneOf(o.preview, 'options.preview', PREVIEW_METHODS);
   if (preview !== undefined && o.onStep === undefined) throw new ArgumentTypeError('options.preview needs options.onStep to receive the previews');
   const previewEvery = o.previewEvery === undefined ? (preview === 'vae' ? 5 : 1) : expectInteger(o.previewEvery, 'previewEvery', 1, 1000);
+  const tinyVae = o.tinyVae === undefined ? false : expectBoolean(o.tinyVae, 'options.tinyVae');
+  if (preview === 'taesd' || tinyVae) {
+    const what = tinyVae ? 'options.tinyVae' : "options.preview 'taesd'";
+    if (!model.tinyVae) throw new ArgumentTypeError(`${what} needs a tiny VAE: load the model with { tinyVae: PATH } (a TAESD file or folder)`);
+    if (!model.tinyVae.info.hasDecoder) throw new ArgumentTypeError(`${what} needs a tiny VAE with a decoder; ${model.tinyVae.info.path} has only an encoder`);
+  }
   if (o.signal !== undefined) expectSignal(o.signal, 'options.signal');
   const outputType = o.outputType === undefined ? 'tensor' : expectOneOf(o.outputType, 'options.outputType', OUTPUT_TYPES);
   const memoryReport = o.memoryReport === undefined ? false : expectBoolean(o.memoryReport, 'memoryReport');
   if (memoryReport && model.memoryUsage === undefined) throw new ArgumentTypeError('options.memoryReport needs a model that reports memory');
   return {
     prompt, negativePrompt, width, height, steps, guidanceScale, scheduler, seed, batchSize, clipSkip, promptWeighting,
-    onStep: o.onStep as StepCallback | undefined, preview, previewEvery, signal: o.signal as AbortSignal | undefined, outputType,
+    onStep: o.onStep as StepCallback | undefined, preview, previewEvery, tinyVae, signal: o.signal as AbortSignal | undefined, outputType,
     memoryReport,
   };
 }

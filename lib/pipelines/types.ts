@@ -5,6 +5,7 @@ import type { Tensor, TensorLike } from '../tensor.js';
 import type { EncodePromptOptions, PromptEmbeddings } from '../text-encoder.js';
 import type { GenerationParameters, LoraSpec, MemoryUsage, Seed } from '../types.js';
 import { optionNames } from '../validate.js';
+import type { TinyVae } from '../tiny-vae.js';
 import type { UNet } from '../unet.js';
 import type { Vae } from '../vae.js';
 
@@ -14,8 +15,12 @@ export const OUTPUT_TYPES = ['tensor', 'latent'] as const;
 export type OutputType = (typeof OUTPUT_TYPES)[number];
 
 /** How `onStep` previews are made (see PreviewMethod). */
-export const PREVIEW_METHODS = ['latent', 'vae'] as const;
-/** 'latent': a linear latent → RGB map at 1/8 size (free); 'vae': the VAE decoder at full size (a decode each time). */
+export const PREVIEW_METHODS = ['latent', 'vae', 'taesd'] as const;
+/**
+ * 'latent': a linear latent → RGB map at 1/8 size (free); 'vae': the VAE decoder at full size (a
+ * decode each time); 'taesd': the tiny VAE loaded with `tinyVae` at full size (a small fraction of
+ * a VAE decode).
+ */
 export type PreviewMethod = (typeof PREVIEW_METHODS)[number];
 
 /** What `onStep` receives after each denoising step. */
@@ -83,8 +88,15 @@ export interface GenerationOptions {
   onStep?: StepCallback;
   /** Previews passed to `onStep` (needs `onStep`). */
   preview?: PreviewMethod;
-  /** Preview every N steps (default 1 for 'latent', 5 for 'vae'); the last step always has one. */
+  /** Preview every N steps (default 1 for 'latent' and 'taesd', 5 for 'vae'); the last step always has one. */
   previewEvery?: number;
+  /**
+   * Use the tiny VAE loaded with `tinyVae` (TAESD) as the whole VAE of this call (default false):
+   * it decodes the result and, in img2img, inpaint and depth2img, encodes the input image, as
+   * diffusers' pipelines do with `vae=AutoencoderTiny` (whose encoding draws nothing from the
+   * generator). Much faster, somewhat less faithful. Needs `tinyVae` at load (TypeError otherwise).
+   */
+  tinyVae?: boolean;
   /** Aborting it stops the generation with an AbortError; the model stays usable. */
   signal?: AbortSignal;
   /** 'tensor' (default): images [B, 3, H, W] in [0, 1]. 'latent': no VAE decode, `images` is null. */
@@ -181,6 +193,8 @@ export interface PipelineModel {
   readonly unet: UNet;
   /** The autoencoder (to and from latents). */
   readonly vae: Vae;
+  /** TAESD, when the model was loaded with `tinyVae`. */
+  readonly tinyVae?: TinyVae | null;
   /** The text conditioning for a prompt and its negative prompt. */
   encodePrompt(prompt: string, options?: EncodePromptOptions): Promise<PromptEmbeddings>;
   /** Memory now and its peaks (for `memoryReport`). */
@@ -191,7 +205,7 @@ export interface PipelineModel {
 const GENERATION_KEYS: { [K in keyof Required<GenerationOptions>]: true } = {
   prompt: true, negativePrompt: true, width: true, height: true, steps: true, guidanceScale: true, scheduler: true,
   schedulerOptions: true, seed: true, batchSize: true, clipSkip: true, promptWeighting: true, loras: true, onStep: true,
-  preview: true, previewEvery: true, signal: true, outputType: true, memoryReport: true,
+  preview: true, previewEvery: true, tinyVae: true, signal: true, outputType: true, memoryReport: true,
 };
 /** @internal */
 export const TXT2IMG_OPTIONS = optionNames<Txt2ImgOptions>({ ...GENERATION_KEYS, latents: true });

@@ -9,6 +9,7 @@
 #include "scheduler_binding.h"
 #include "sd_model_binding.h"
 #include "system_binding.h"
+#include "tiny_vae_binding.h"
 #include "tokenizer_binding.h"
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -18,6 +19,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
     sdnode::register_model_file_binding(env, exports);
     sdnode::register_model_binding(env, exports);
     sdnode::register_sd_model_binding(env, exports);
+    sdnode::register_tiny_vae_binding(env, exports);
     sdnode::register_tokenizer_binding(env, exports);
     sdnode::register_rng_binding(env, exports);
     sdnode::register_scheduler_binding(env, exports);

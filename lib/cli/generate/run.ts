@@ -54,6 +54,7 @@ export async function runJobs(
       ...(request.width !== undefined && { width: request.width }),
       ...(request.height !== undefined && { height: request.height }),
       ...(job.clipSkip !== undefined && { clipSkip: job.clipSkip }),
+      ...(sd.tinyVae !== null && { tinyVae: true }),
       ...(job.strength !== undefined && { strength: job.strength }),
       ...(request.image !== undefined && { image: request.image }),
       ...(request.mask !== undefined && { mask: request.mask }),

@@ -148,7 +148,8 @@ export async function runGeneration(models: ModelManager, job: GenerationJob, co
         batchSize: 1,
         clipSkip: job.clipSkip,
         onStep,
-        preview: 'latent',
+        // TAESD's full-size preview when the model was loaded with one, else the free 1/8-size map.
+        preview: sd.tinyVae?.info.hasDecoder ? 'taesd' : 'latent',
         signal: context.signal,
         ...(input && { image: input, strength: plan.strength }),
         ...(mask && { mask }),

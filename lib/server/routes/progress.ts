@@ -1,5 +1,6 @@
 // GET /sdapi/v1/progress, POST /interrupt and /skip: the running job as A1111 reports it, with
-// the latest preview (the latents mapped to RGB, an eighth of the image's size) as current_image.
+// the latest preview (the latents mapped to RGB, an eighth of the image's size, or TAESD's full-size
+// decode when the model was loaded with a tiny VAE) as current_image.
 import type { FastifyInstance as App } from 'fastify';
 import { Type } from 'typebox';
 

@@ -12,6 +12,7 @@
 //   sdcore/model.h         a loaded model (opaque handle): info, weights, memory, devices
 //   sdcore/lora.h          LoRA and LyCORIS files applied per call
 //   sdcore/networks.h      its networks: text encoder (and prompt encoding), UNet, VAE
+//   sdcore/tiny_vae.h      TAESD, the tiny autoencoder loaded beside a model (previews, fast decode)
 //   sdcore/text.h          CLIP tokenizer, A1111 prompt syntax
 //   sdcore/scheduler.h     noise schedulers (diffusers' maths) and their catalog
 //   sdcore/rng.h           PyTorch's CPU random generator, bit for bit
@@ -26,3 +27,4 @@
 #include "sdcore/system.h"
 #include "sdcore/tensor.h"
 #include "sdcore/text.h"
+#include "sdcore/tiny_vae.h"
