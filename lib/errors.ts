@@ -22,6 +22,8 @@ export type ErrorCode =
   | 'ERR_COMPUTE'
   | 'ERR_DISPOSED'
   | 'ERR_INTERNAL'
+  | 'ERR_INVALID_JOB'
+  | 'ERR_MODEL_NOT_SERVED'
   | 'ABORT_ERR';
 
 /** An Error with a machine-readable `code` and, where a file is involved, its `path`. */
