@@ -2,6 +2,8 @@
 // `sdnode worker` takes them; this front end waits for each result (BullMQ's QueueEvents), reads
 // progress from the running jobs, and reaches their workers for interrupt, skip and cancel through
 // small control keys (lib/queue/control.ts). Several front ends may share one queue.
+import { setMaxListeners } from 'node:events';
+
 import { Queue, QueueEvents, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 
@@ -62,6 +64,10 @@ export class RedisQueue<P, R> implements JobQueue<P, R> {
     this.#queue = new Queue(target.queue, { connection, prefix: target.prefix });
     this.#events = new QueueEvents(target.queue, { connection, prefix: target.prefix });
     this.#control = new Redis(target.url, { maxRetriesPerRequest: null });
+    // One listener per job waited for (at most the capacity plus the running jobs).
+    setMaxListeners(0, this.#closing.signal);
+    this.#events.setMaxListeners(0);
+    this.#queue.setMaxListeners(0);
     // Connection trouble is reported as 'error' events; requests then fail on their own.
     this.#queue.on('error', () => undefined);
     this.#events.on('error', () => undefined);
