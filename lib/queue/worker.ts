@@ -148,7 +148,9 @@ export async function createWorker(options: WorkerOptions): Promise<SdWorker> {
   const start = catalog.forFile(o.model);
   await models.use(start);
   const id = `${hostname()}:${process.pid}`;
-  const control = new Redis(o.redis, { maxRetriesPerRequest: null, lazyConnect: false });
+  const control = new Redis(o.redis, { maxRetriesPerRequest: null });
+  // Connection trouble: ioredis reconnects by itself; a poll that fails is tried again.
+  control.on('error', () => undefined);
   let counter = 0;
 
   const processor = async (job: Job<GenerationJobData, GenerationJobResult>, _token?: string, bullSignal?: AbortSignal): Promise<GenerationJobResult> => {
