@@ -5,9 +5,47 @@ import { Value } from 'typebox/value';
 
 import { StableDiffusionError } from '../errors.js';
 import { RequestValidationError, schemaIssues } from '../server/http/errors.js';
-import { Img2ImgBody, Txt2ImgBody, type Img2ImgRequest, type Txt2ImgRequest } from '../server/schemas/generate.js';
+import { Img2ImgBody, Txt2ImgBody } from '../server/schemas/generate.js';
 
-export type { Img2ImgRequest, Txt2ImgRequest } from '../server/schemas/generate.js';
+/**
+ * The body of `POST /sdapi/v1/txt2img`, in A1111's field names. A few are shown here; every field
+ * the server takes is listed in docs/guide/server.md, and the worker checks them with the
+ * server's schema (unknown fields are ignored, as A1111 ignores them).
+ */
+export interface Txt2ImgRequest {
+  /** The prompt, with A1111's attention syntax. */
+  prompt?: string;
+  /** The negative prompt. */
+  negative_prompt?: string;
+  /** Denoising steps (1–150; default 50). */
+  steps?: number;
+  /** Classifier-free guidance scale (default 7). */
+  cfg_scale?: number;
+  /** Image width and height in pixels (rounded down to a multiple of 8; default: the model's size). */
+  width?: number;
+  /** See `width`. */
+  height?: number;
+  /** The first seed (image i has seed + i); −1 picks one at random. */
+  seed?: number;
+  /** A1111's sampler name (`Euler a`, `DPM++ 2M`, …; default `Euler`). */
+  sampler_name?: string;
+  /** Images per batch and batches. */
+  batch_size?: number;
+  /** See `batch_size`. */
+  n_iter?: number;
+  /** Any other field of A1111's request. */
+  [field: string]: unknown;
+}
+
+/** The body of `POST /sdapi/v1/img2img`: txt2img's fields and the input image(s), base64. */
+export interface Img2ImgRequest extends Txt2ImgRequest {
+  /** Input images, base64 (a `data:` URL prefix is accepted): one for the whole batch, or one per image. */
+  init_images?: string[];
+  /** How far from the input the result may go (0–1; default 0.75). */
+  denoising_strength?: number;
+  /** A mask (white: repaint), base64: inpainting. */
+  mask?: string;
+}
 
 /** The version of the job format below; a worker fails jobs of another version (`ERR_INVALID_JOB`). */
 export const JOB_FORMAT_VERSION = 1;
@@ -17,7 +55,9 @@ export const DEFAULT_QUEUE_NAME = 'sdnode';
 
 /** A txt2img job: the body of `POST /sdapi/v1/txt2img`. */
 export interface Txt2ImgJobData {
+  /** The job format: `JOB_FORMAT_VERSION`. */
   version: typeof JOB_FORMAT_VERSION;
+  /** Which A1111 endpoint the request is for. */
   endpoint: 'txt2img';
   /** The request body, in A1111's field names. Give a `seed` (not −1) so that a retried job makes the same images. */
   request: Txt2ImgRequest;
@@ -27,7 +67,9 @@ export interface Txt2ImgJobData {
 
 /** An img2img (or inpainting, with `mask`) job: the body of `POST /sdapi/v1/img2img`, images as base64. */
 export interface Img2ImgJobData {
+  /** The job format: `JOB_FORMAT_VERSION`. */
   version: typeof JOB_FORMAT_VERSION;
+  /** Which A1111 endpoint the request is for. */
   endpoint: 'img2img';
   /** The request body, in A1111's field names. Give a `seed` (not −1) so that a retried job makes the same images. */
   request: Img2ImgRequest;
@@ -42,11 +84,13 @@ export type GenerationJobData = Txt2ImgJobData | Img2ImgJobData;
 export interface GenerationJobProgress {
   /** The pipeline: 'txt2img', 'img2img' or 'inpaint'. */
   job: string;
-  /** Denoising steps done of the current image, and its step count. */
+  /** Denoising steps done of the current image. */
   step: number;
+  /** The current image's step count. */
   steps: number;
-  /** Images done so far, and images in the job (`batch_size` × `n_iter`). */
+  /** Images done so far. */
   image: number;
+  /** Images in the job (`batch_size` × `n_iter`). */
   images: number;
   /** Whether an interrupt reached the worker. */
   interrupted: boolean;
@@ -56,6 +100,7 @@ export interface GenerationJobProgress {
 
 /** A completed job's return value. */
 export interface GenerationJobResult {
+  /** The job format: `JOB_FORMAT_VERSION`. */
   version: typeof JOB_FORMAT_VERSION;
   /** PNGs as base64, each with its infotext in a `parameters` chunk (none with `send_images: false`). */
   images: string[];
@@ -63,10 +108,22 @@ export interface GenerationJobResult {
   infotexts: string[];
   /** Every seed of the job (seed + i), made or not. */
   allSeeds: number[];
+  /** The image width in pixels. */
   width: number;
+  /** The image height in pixels. */
   height: number;
-  /** The checkpoint the worker ran: A1111's title, model name and short hash (once known). */
-  model: { title: string; name: string; hash: string | null; sha256: string | null };
+  /** The checkpoint the worker ran. */
+  model: {
+    /** A1111's title: `name [hash]`. */
+    title: string;
+    /** The model name (file name without extension). */
+    name: string;
+    /** A1111's short hash, once known. */
+    hash: string | null;
+    /** The file's sha256, once known. */
+    sha256: string | null;
+  };
+  /** The clip skip used. */
   clipSkip: number;
   /** Whether a 9-channel inpainting UNet saw the mask. */
   inpaintingConditioning: boolean;

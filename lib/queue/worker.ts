@@ -13,6 +13,7 @@ import { expectInteger, expectObject, expectPath } from '../validate.js';
 import { planImg2Img, planTxt2Img } from '../server/generation/plan.js';
 import { runGeneration, type GenerationOutput } from '../server/generation/run.js';
 import { CheckpointCatalog } from '../server/models/catalog.js';
+import type { Img2ImgRequest as Img2ImgBodyType, Txt2ImgRequest as Txt2ImgBodyType } from '../server/schemas/generate.js';
 import { ModelManager } from '../server/models/manager.js';
 import type { JobContext, JobProgress } from '../server/queue/types.js';
 import { controlKey, readControl, type ControlFlags } from './control.js';
@@ -56,7 +57,12 @@ export interface SdWorker {
   /** The BullMQ Worker: listen to its events (`completed`, `failed`, `active`, …). */
   readonly worker: Worker<GenerationJobData, GenerationJobResult>;
   /** The checkpoint loaded: A1111's title and the file. */
-  readonly model: { title: string; filename: string };
+  readonly model: {
+    /** A1111's title: `name [hash]`. */
+    title: string;
+    /** The model's file or folder. */
+    filename: string;
+  };
   /** The name this worker reports in progress and results (`host:pid`). */
   readonly id: string;
   /**
@@ -160,7 +166,7 @@ export async function createWorker(options: WorkerOptions): Promise<SdWorker> {
     } catch (error) {
       throw jobError(error);
     }
-    const wanted = data.request.override_settings?.sd_model_checkpoint;
+    const wanted = (data.request.override_settings as { sd_model_checkpoint?: unknown } | null | undefined)?.sd_model_checkpoint;
     if (typeof wanted === 'string' && wanted !== '' && catalog.find(wanted) === undefined) {
       throw jobError(new StableDiffusionError('ERR_MODEL_NOT_SERVED', `This worker serves ${models.current!.checkpoint.title}, not ${JSON.stringify(wanted)}`));
     }
@@ -213,7 +219,8 @@ export async function createWorker(options: WorkerOptions): Promise<SdWorker> {
       },
     };
     try {
-      const plan = data.endpoint === 'txt2img' ? planTxt2Img(data.request) : await planImg2Img(data.request);
+      // checkJobData has checked the request against the server's schema.
+      const plan = data.endpoint === 'txt2img' ? planTxt2Img(data.request as Txt2ImgBodyType) : await planImg2Img(data.request as Img2ImgBodyType);
       const checkpoint = models.current!.checkpoint;
       const output = await runGeneration(models, { plan, checkpoint, clipSkip: plan.clipSkip ?? data.clipSkip ?? 1 }, context);
       return resultOf(output, id);

@@ -36,7 +36,14 @@ export interface ServerOptions {
    * this Redis (`redis://host:6379`, or `{ url, queue, prefix }`) and run on `sdnode worker`s
    * (`createWorker`); this server then loads no model. Default queue name `sdnode`, prefix `bull`.
    */
-  redis?: string | { url: string; queue?: string; prefix?: string };
+  redis?: string | {
+    /** `redis://host:port` (`rediss://` for TLS). */
+    url: string;
+    /** The BullMQ queue name (default `sdnode`). */
+    queue?: string;
+    /** BullMQ's key prefix (default `bull`). */
+    prefix?: string;
+  };
 }
 
 /** Where a shared queue is. */
