@@ -4,7 +4,7 @@
 // the other; an interrupt reaches the worker running the job; poison jobs fail with a code and do
 // not hold up the others. Without redis-server the suite skips, unless CI=true.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
@@ -60,6 +60,25 @@ describe('options at the edge', () => {
     await assert.rejects(createWorker({ model: MODEL, redis: 'redis://h:1', queue: 'a b' }), RangeError);
     await assert.rejects(createServer({ model: MODEL, redis: { url: 'redis://h:1', colour: 'red' } as never }), /Unknown options.redis field "colour"/);
     await assert.rejects(createServer({ model: MODEL, redis: 5 as never }), TypeError);
+  });
+
+  test('sdnode worker and serve --redis: usage errors in one line, and help', () => {
+    const run = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
+    for (const [args, message] of [
+      [['worker', '--model', MODEL], /worker needs --redis/],
+      [['worker', '--redis', 'redis://127.0.0.1:1'], /worker needs --model/],
+      [['worker', '--model', MODEL, '--redis', 'redis://127.0.0.1:1', '--concurrency', '0'], /--concurrency must be an integer from 1 to 64/],
+      [['serve', '--model', MODEL, '--queue', 'q'], /--queue needs --redis/],
+    ] as const) {
+      const result = run(...args);
+      assert.notEqual(result.status, 0);
+      assert.match(result.stderr, message);
+      assert.equal(result.stderr.trim().split('\n').length, 1, result.stderr);
+    }
+    const help = run('worker', '--help');
+    assert.equal(help.status, 0);
+    assert.match(help.stdout, /--lock-duration MS/);
+    assert.match(run('--help').stdout, /worker --model <m> --redis <url>/);
   });
 
   test('job data is checked with the server\'s schemas', () => {
