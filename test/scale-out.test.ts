@@ -178,6 +178,24 @@ describe('two workers and a front end on one Redis queue', { skip: redisServer.m
     assert.equal(answer.body.images.length, 1, 'the image made so far comes back, as A1111 does');
   });
 
+  test('a client that disconnects cancels its job on the worker (ABORT_ERR, not retried)', async () => {
+    const controller = new AbortController();
+    const pending = call(front.url, '/sdapi/v1/txt2img', { prompt: 'abandoned', steps: 150, width: 64, height: 64, seed: 9 }, { signal: controller.signal });
+    const active = await waitFor(async () => {
+      const [job] = await queue.getActive();
+      return job && ((job.progress as { step?: number }).step ?? 0) >= 2 ? job.id! : undefined;
+    }, 60_000);
+    controller.abort();
+    await assert.rejects(pending, { name: 'AbortError' });
+    const failed = await waitFor(async () => {
+      const job = await queue.getJob(active);
+      return job?.failedReason ? job : undefined;
+    }, 10_000);
+    assert.match(failed.failedReason, /^ABORT_ERR: /);
+    assert.equal(failed.attemptsMade, 1);
+    assert.ok(failed.progress && (failed.progress as { step: number }).step < 150, 'stopped before its last step');
+  });
+
   test('poison jobs fail with ERR_INVALID_JOB and do not hold up the queue', async () => {
     const poison = [
       await queue.add('generate', { version: 1, endpoint: 'txt2img', request: { width: 'wide' } } as never),
