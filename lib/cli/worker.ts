@@ -81,12 +81,10 @@ export async function worker(args: string[]): Promise<void> {
   console.log(`sdnode worker ${w.id}: serving ${w.model.title} from queue ${options.queue ?? 'sdnode'} on ${redisLabel(options.redis)}`);
   await untilSignal();
   console.log('sdnode worker: finishing the running jobs (a second signal stops at once)');
-  let force = false;
-  const again = () => {
-    force = true;
-    void w.close(true);
-  };
+  // A second signal stops at once: the running jobs' locks then expire and BullMQ's stalled-job
+  // check gives them to another worker.
+  const again = () => process.exit(130);
   process.once('SIGINT', again);
   process.once('SIGTERM', again);
-  await w.close(force);
+  await w.close();
 }

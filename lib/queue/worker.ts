@@ -66,8 +66,9 @@ export interface SdWorker {
   /** The name this worker reports in progress and results (`host:pid`). */
   readonly id: string;
   /**
-   * Stops taking jobs, lets the running ones finish (BullMQ's graceful close; `force: true` stops
-   * at once: the running jobs then stall and go back to the queue), and frees the model.
+   * Stops taking jobs, lets the running ones finish (BullMQ's graceful close), and frees the model.
+   * `force: true` does not wait for them; their results may then not be recorded, and they go
+   * back to the queue once their locks expire (stalled jobs).
    */
   close(force?: boolean): Promise<void>;
 }
@@ -172,7 +173,8 @@ export async function createWorker(options: WorkerOptions): Promise<SdWorker> {
     }
     const key = controlKey(o.prefix, o.queue, job.id!);
     const controller = new AbortController();
-    const onBullAbort = () => controller.abort(new AbortError('The worker is closing'));
+    // BullMQ's own cancellation (worker.cancelJob / cancelAllJobs in this process).
+    const onBullAbort = () => controller.abort(new AbortError('The job was cancelled on its worker'));
     bullSignal?.addEventListener('abort', onBullAbort, { once: true });
     let flags: ControlFlags = await readControl(control, key);
     if (flags.cancel) throw jobError(new AbortError('The job was cancelled before it started'));
