@@ -24,6 +24,8 @@ export type ErrorCode =
   | 'ERR_TINY_VAE_NO_ENCODER'
   | 'ERR_TINY_VAE_NO_DECODER'
   | 'ERR_INTERNAL'
+  | 'ERR_INVALID_JOB'
+  | 'ERR_MODEL_NOT_SERVED'
   | 'ABORT_ERR';
 
 /** An Error with a machine-readable `code` and, where a file is involved, its `path`. */

@@ -49,3 +49,7 @@ export type { InfotextParameters, ParsedParameters, InfotextContext } from './pn
 export { modelHash, modelSha256, loraHash, embeddingHash, networkHashes } from './model-hash.js';
 export { createServer, sdnodeServer } from './server/index.js';
 export type { ServerOptions, SdServer } from './server/index.js';
+export { createWorker } from './queue/worker.js';
+export type { WorkerOptions, SdWorker } from './queue/worker.js';
+export { checkJobData, JOB_FORMAT_VERSION, DEFAULT_QUEUE_NAME } from './queue/payload.js';
+export type { GenerationJobData, Txt2ImgJobData, Img2ImgJobData, GenerationJobProgress, GenerationJobResult, Txt2ImgRequest, Img2ImgRequest } from './queue/payload.js';

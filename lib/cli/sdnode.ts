@@ -11,6 +11,7 @@ import { PREDICTION_TYPES, WEIGHT_TYPES, type PredictionType, type WeightType } 
 import { CancelledError, generate, GENERATE_HELP, readImageParameters } from './generate.js';
 import { serve, SERVE_HELP } from './serve.js';
 import { oneOf, parse, UsageError } from './usage.js';
+import { worker, WORKER_HELP } from './worker.js';
 
 const HELP = `Usage: sdnode <command> [options]
 
@@ -21,6 +22,9 @@ Commands:
   serve --model <m> [--port 7860]
                         An AUTOMATIC1111-compatible HTTP API with a job queue and a web page
                         (sdnode serve --help)
+  worker --model <m> --redis <url>
+                        A generation worker behind a shared queue (BullMQ on Redis), for
+                        \`serve --redis\` front ends (sdnode worker --help)
   info <model|image>    What a model is (family, variant, prediction type, size, layout,
                         shapes), or the generation parameters an image carries
   convert <model> -o <out.gguf> [--weight-type f16]
@@ -38,6 +42,7 @@ Options:
 const COMMAND_HELP: Record<string, string> = {
   generate: GENERATE_HELP,
   serve: SERVE_HELP,
+  worker: WORKER_HELP,
   info: `Usage: sdnode info <model|image.png> [--prediction-type epsilon|v_prediction] [--json]
 
 Prints what detection finds in a .safetensors/.ckpt/.gguf file or a diffusers folder, or the
@@ -168,7 +173,7 @@ function devices(args: string[]): void {
   for (const d of list) console.log(`${d.name}  ${d.type}  ${d.description}  ${gib(d.memoryFree)} free of ${gib(d.memoryTotal)}`);
 }
 
-const COMMANDS: Record<string, (args: string[]) => void | Promise<void>> = { generate, serve, info, convert, system, devices };
+const COMMANDS: Record<string, (args: string[]) => void | Promise<void>> = { generate, serve, worker, info, convert, system, devices };
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;

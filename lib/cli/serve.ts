@@ -24,6 +24,9 @@ An AUTOMATIC1111-compatible HTTP API (/sdapi/v1/txt2img, img2img, progress, inte
       --cors-origin ORIGIN allow browser calls from ORIGIN (repeatable; "*" for any)
       --body-limit MB      largest request body (default 32)
       --no-page            serve the API only
+      --redis URL          a shared queue: jobs go to BullMQ on this Redis and run on
+                           \`sdnode worker\`s (redis://host:6379); this process loads no model
+      --queue NAME         the BullMQ queue with --redis (default sdnode)
   Model: --backend ${BACKENDS.join('|')}, --threads N, --weight-type ${WEIGHT_TYPES.join('|')}
       --tiny-vae PATH      TAESD (file or folder): /progress's current_image at full size
       --log                log every request (JSON lines on stdout)`;
@@ -49,6 +52,8 @@ export function parseServe(args: string[]): { options: ServerOptions; host: stri
     'cors-origin': { type: 'string', multiple: true },
     'body-limit': { type: 'string' },
     'no-page': { type: 'boolean' },
+    redis: { type: 'string' },
+    queue: { type: 'string' },
     backend: { type: 'string' },
     threads: { type: 'string' },
     'weight-type': { type: 'string' },
@@ -65,6 +70,7 @@ export function parseServe(args: string[]): { options: ServerOptions; host: stri
   if (v['api-auth'] !== undefined && !/^[^:,]+:[^,]+(,[^:,]+:[^,]+)*$/.test(v['api-auth'])) {
     throw new UsageError('--api-auth must be USER:PASSWORD (several separated by commas)');
   }
+  if (v.queue !== undefined && v.redis === undefined) throw new UsageError('--queue needs --redis');
   const threads = integer(v.threads, 'threads', 1, 1024);
   const bodyLimitMb = integer(v['body-limit'], 'body-limit', 1, 2047);
   const queueSize = integer(v['queue-size'], 'queue-size', 0, 100_000);
@@ -81,6 +87,7 @@ export function parseServe(args: string[]): { options: ServerOptions; host: stri
     ...(bodyLimitMb !== undefined && { bodyLimit: bodyLimitMb * 1024 * 1024 }),
     ...(v['no-page'] && { page: false }),
     ...(v.log && { logger: true }),
+    ...(v.redis !== undefined && { redis: { url: v.redis, ...(v.queue !== undefined && { queue: v.queue }) } }),
     load: {
       ...(backend && { backend }), ...(threads !== undefined && { threads }), ...(weightType && { weightType }),
       ...(v['tiny-vae'] !== undefined && { tinyVae: v['tiny-vae'] }),
@@ -89,13 +96,20 @@ export function parseServe(args: string[]): { options: ServerOptions; host: stri
   return { options, host: v.host ?? '127.0.0.1', port: integer(v.port, 'port', 0, 65535) ?? 7860 };
 }
 
-/** Runs `sdnode serve` until SIGINT or SIGTERM. */
-export async function serve(args: string[]): Promise<void> {
-  const { options, host, port } = parseServe(args);
-  const server = await createServer(options);
-  const url = await server.listen({ host, port });
-  console.log(`sdnode serve: listening on ${url} (model ${options.model})`);
-  await new Promise<void>((resolve) => {
+/** A Redis URL without its password, for messages. */
+export function redisLabel(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return url;
+  }
+}
+
+/** Resolves on the first SIGINT or SIGTERM. */
+export function untilSignal(): Promise<void> {
+  return new Promise<void>((resolve) => {
     const stop = () => {
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
@@ -104,5 +118,16 @@ export async function serve(args: string[]): Promise<void> {
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
   });
+}
+
+/** Runs `sdnode serve` until SIGINT or SIGTERM. */
+export async function serve(args: string[]): Promise<void> {
+  const { options, host, port } = parseServe(args);
+  const server = await createServer(options);
+  const url = await server.listen({ host, port });
+  const redis = typeof options.redis === 'object' ? options.redis : undefined;
+  const behind = redis ? `queue ${redis.queue ?? 'sdnode'} on ${redisLabel(redis.url)}` : `model ${options.model}`;
+  console.log(`sdnode serve: listening on ${url} (${behind})`);
+  await untilSignal();
   await server.close();
 }

@@ -1,5 +1,7 @@
 // createServer's options, checked at the edge like every public option of this package.
 import type { LoadOptions } from '../stable-diffusion.js';
+import { checkQueueName } from '../queue/names.js';
+import { checkRedisUrl } from '../queue/redis-url.js';
 import { expectBoolean, expectInteger, expectObject, expectPath, expectString } from '../validate.js';
 import { ArgumentRangeError } from '../errors.js';
 
@@ -37,6 +39,26 @@ export interface ServerOptions {
   page?: boolean;
   /** Fastify's request log on stderr (default false). */
   logger?: boolean;
+  /**
+   * A shared job queue instead of the in-process one: txt2img and img2img go to a BullMQ queue on
+   * this Redis (`redis://host:6379`, or `{ url, queue, prefix }`) and run on `sdnode worker`s
+   * (`createWorker`); this server then loads no model. Default queue name `sdnode`, prefix `bull`.
+   */
+  redis?: string | {
+    /** `redis://host:port` (`rediss://` for TLS). */
+    url: string;
+    /** The BullMQ queue name (default `sdnode`). */
+    queue?: string;
+    /** BullMQ's key prefix (default `bull`). */
+    prefix?: string;
+  };
+}
+
+/** Where a shared queue is. */
+export interface RedisTarget {
+  url: string;
+  queue: string;
+  prefix: string;
 }
 
 /** Checked options with defaults filled in. */
@@ -52,9 +74,24 @@ export interface CheckedServerOptions {
   load: Omit<LoadOptions, 'model'>;
   page: boolean;
   logger: boolean;
+  redis: RedisTarget | undefined;
 }
 
-const KNOWN = ['model', 'modelsDir', 'loraDir', 'embeddingDir', 'apiAuth', 'queueSize', 'corsOrigin', 'bodyLimit', 'load', 'page', 'logger'];
+const KNOWN = ['model', 'modelsDir', 'loraDir', 'embeddingDir', 'apiAuth', 'queueSize', 'corsOrigin', 'bodyLimit', 'load', 'page', 'logger', 'redis'];
+
+function checkRedis(value: unknown): RedisTarget | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value === 'string') return { url: checkRedisUrl(value, 'options.redis'), queue: 'sdnode', prefix: 'bull' };
+  const r = expectObject(value, 'options.redis');
+  for (const key of Object.keys(r)) {
+    if (!['url', 'queue', 'prefix'].includes(key)) throw new ArgumentRangeError(`Unknown options.redis field "${key}"; expected url, queue, prefix`);
+  }
+  return {
+    url: checkRedisUrl(r.url, 'options.redis.url'),
+    queue: r.queue === undefined ? 'sdnode' : checkQueueName(r.queue, 'options.redis.queue'),
+    prefix: r.prefix === undefined ? 'bull' : checkQueueName(r.prefix, 'options.redis.prefix'),
+  };
+}
 
 /** `user:pass,user2:pass2` → user → password. */
 export function parseCredentials(value: string): Map<string, string> {
@@ -92,5 +129,6 @@ export function checkServerOptions(options: unknown): CheckedServerOptions {
     load: o.load === undefined ? {} : (expectObject(o.load, 'options.load') as Omit<LoadOptions, 'model'>),
     page: o.page === undefined ? true : expectBoolean(o.page, 'options.page'),
     logger: o.logger === undefined ? false : expectBoolean(o.logger, 'options.logger'),
+    redis: checkRedis(o.redis),
   };
 }

@@ -1,20 +1,68 @@
 // What one server holds: the checkpoint catalog, the loaded model, A1111's settings it honours
 // and the job queue whose runner does generations and model switches one at a time.
+import { randomUUID } from 'node:crypto';
 import { resolve } from 'node:path';
 
+import { JOB_FORMAT_VERSION, type GenerationJobData, type GenerationJobResult } from '../queue/payload.js';
 import type { GenerationOutput, GenerationJob } from './generation/run.js';
 import { runGeneration } from './generation/run.js';
-import { HttpError } from './http/errors.js';
+import { HttpError, invalidField } from './http/errors.js';
+import type { Img2ImgRequest, Txt2ImgRequest } from './schemas/generate.js';
 import { CheckpointCatalog, type Checkpoint } from './models/catalog.js';
 import { ModelManager } from './models/manager.js';
 import { EmbeddingFacts } from './networks/embeddings.js';
 import { LoraCatalog } from './networks/loras.js';
 import type { CheckedServerOptions } from './options.js';
 import { LocalQueue } from './queue/local-queue.js';
+import { RedisQueue, type RedisJobCodec } from './queue/redis-queue.js';
 import type { JobQueue } from './queue/types.js';
 
+/** The request a generation came from: what a shared queue carries to its workers. */
+interface GenerationRequest {
+  endpoint: 'txt2img' | 'img2img';
+  request: Txt2ImgRequest | Img2ImgRequest;
+  /** The client's Idempotency-Key, naming the job on a shared queue. */
+  idempotencyKey: string | undefined;
+}
+
 /** A job the queue runs: a generation, or a model switch asked for through /sdapi/v1/options. */
-export type ServerJob = ({ kind: 'generate' } & GenerationJob) | { kind: 'load'; checkpoint: Checkpoint };
+export type ServerJob = ({ kind: 'generate' } & GenerationJob & GenerationRequest) | { kind: 'load'; checkpoint: Checkpoint };
+
+type Output = GenerationOutput | undefined;
+
+/** Server jobs as BullMQ jobs for `sdnode worker`s, and their results back. */
+function redisCodec(): RedisJobCodec<ServerJob, Output> {
+  return {
+    toJob(job) {
+      if (job.kind === 'load') {
+        throw invalidField(['sd_model_checkpoint'], 'switching models is not available with a shared queue (--redis): each worker serves the model it was started with', 'unsupported');
+      }
+      // The seed the front end chose goes with the job, so that a retried job makes the same images.
+      const request = { ...job.request, seed: job.plan.seed };
+      const data = { version: JOB_FORMAT_VERSION, endpoint: job.endpoint, request, clipSkip: job.clipSkip } as GenerationJobData;
+      return { data, jobId: job.idempotencyKey === undefined ? randomUUID() : `key-${job.idempotencyKey}` };
+    },
+    fromResult(result: GenerationJobResult, jobId: string) {
+      return {
+        images: result.images.map((b64) => Buffer.from(b64, 'base64')),
+        infotexts: result.infotexts,
+        allSeeds: result.allSeeds,
+        width: result.width,
+        height: result.height,
+        checkpoint: {
+          title: result.model.title, modelName: result.model.name, name: result.model.name, filename: '',
+          hash: result.model.hash ?? undefined, sha256: result.model.sha256 ?? undefined,
+        },
+        clipSkip: result.clipSkip,
+        inpaintingConditioning: result.inpaintingConditioning,
+        interrupted: result.interrupted,
+        networks: result.networks ?? {},
+        job: { id: jobId, worker: result.worker },
+        timestamp: result.timestamp,
+      };
+    },
+  };
+}
 
 /** A1111 settings this server keeps (GET/POST /sdapi/v1/options). */
 export interface Settings {
@@ -44,21 +92,21 @@ function networkFolders(options: CheckedServerOptions): CheckedServerOptions['lo
 export class ServerState {
   readonly catalog: CheckpointCatalog;
   readonly models: ModelManager;
-  readonly queue: JobQueue<ServerJob, GenerationOutput | undefined>;
+  readonly queue: JobQueue<ServerJob, Output>;
   readonly settings: Settings;
   readonly options: CheckedServerOptions;
   /** The LoRAs of --lora-dir (and load.loraDirs), for GET /sdapi/v1/loras and prompt tags. */
   readonly loras: LoraCatalog;
   readonly embeddingFacts = new EmbeddingFacts();
 
-  private constructor(options: CheckedServerOptions, catalog: CheckpointCatalog, start: Checkpoint) {
+  private constructor(options: CheckedServerOptions, catalog: CheckpointCatalog, start: Checkpoint, shared?: JobQueue<ServerJob, Output>) {
     this.options = options;
     this.catalog = catalog;
     const load = networkFolders(options);
     this.loras = new LoraCatalog(load.loraDirs ?? []);
     this.models = new ModelManager(catalog, load);
     this.settings = { checkpoint: start, clipSkip: 1 };
-    this.queue = new LocalQueue<ServerJob, GenerationOutput | undefined>(async (job, context) => {
+    this.queue = shared ?? new LocalQueue<ServerJob, Output>(async (job, context) => {
       if (job.kind === 'load') {
         context.report({ job: 'load' });
         await this.models.use(job.checkpoint);
@@ -68,10 +116,14 @@ export class ServerState {
     }, options.queueSize);
   }
 
-  /** Scans the checkpoints and loads the start model. */
+  /** Scans the checkpoints and loads the start model (with a shared queue: connects to Redis instead). */
   static async create(options: CheckedServerOptions): Promise<ServerState> {
     const catalog = new CheckpointCatalog(options.modelsDir, [options.model]);
     await catalog.refresh();
+    if (options.redis) {
+      const queue = await RedisQueue.create(options.redis, redisCodec(), options.queueSize);
+      return new ServerState(options, catalog, catalog.forFile(options.model), queue);
+    }
     const state = new ServerState(options, catalog, catalog.forFile(options.model));
     await state.loras.refresh();
     await state.models.use(state.settings.checkpoint);

@@ -37,8 +37,8 @@ export interface GenerationOutput {
   inpaintingConditioning: boolean;
   /** Stopped by interrupt (the images made until then are kept). */
   interrupted: boolean;
-  /** The queue's number for the job and its place in the order jobs started. */
-  job: { id: number; started: number };
+  /** The queue's number for the job and its place in the order jobs started (a BullMQ job id and the worker with --redis). */
+  job: { id: number | string; started?: number; worker?: string };
   /** A1111's job_timestamp (YYYYMMDDhhmmss, local time). */
   timestamp: string;
   /** "Lora hashes" and "TI hashes" of the first image, for info's extra_generation_params. */

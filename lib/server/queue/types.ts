@@ -6,8 +6,8 @@
 export interface JobProgress {
   /** What the job is doing: 'txt2img', 'img2img', 'inpaint', 'load'. */
   job: string;
-  /** The queue's number for the job (1, 2, … in the order jobs were added). */
-  id: number;
+  /** The queue's number for the job (1, 2, … in the order jobs were added; a BullMQ job id with --redis). */
+  id: number | string;
   /** Images done so far and images in the job (A1111's job_no and job_count). */
   jobNo: number;
   jobCount: number;
@@ -28,6 +28,8 @@ export interface QueueState {
   running: JobProgress | undefined;
   waiting: number;
   capacity: number;
+  /** Jobs running now, on every worker (a shared queue only). */
+  active?: number;
   /** Jobs that ended with a result, with an error, or cancelled (waiting or running) since the queue started. */
   finished: { completed: number; failed: number; cancelled: number };
 }
@@ -60,11 +62,11 @@ export interface JobQueue<P, R> {
    */
   add(payload: P, options?: { signal?: AbortSignal }): Promise<R>;
   /** The running job and the number waiting. */
-  state(): QueueState;
+  state(): QueueState | Promise<QueueState>;
   /** Stops the running job at its next step, keeping what it made (A1111's interrupt). */
-  interrupt(): void;
+  interrupt(): void | Promise<void>;
   /** Ends the running job's current image early and goes on (A1111's skip). */
-  skip(): void;
+  skip(): void | Promise<void>;
   /** Refuses new jobs, cancels the waiting ones and stops the running one. */
   close(): Promise<void>;
 }

@@ -76,7 +76,7 @@ export function infoRoutes(app: App, state: ServerState): void {
 
   app.get('/sdnode/v1/info', async () => {
     const current = state.models.current;
-    const { waiting, capacity, finished } = state.queue.state();
+    const { waiting, capacity, active, finished } = await state.queue.state();
     return {
       model: current && {
         title: current.checkpoint.title,
@@ -89,7 +89,7 @@ export function infoRoutes(app: App, state: ServerState): void {
       samplers: SAMPLERS.map((s) => s.name),
       schedulers: SCHEDULE_TYPES.map((s) => s.label),
       limits: LIMITS,
-      queue: { waiting, capacity, ...finished },
+      queue: { waiting, capacity, ...(active !== undefined && { active }), ...finished },
     };
   });
 }

@@ -12,8 +12,8 @@ const ProgressQuery = Type.Object({ skip_current_image: Type.Optional(Type.Boole
 export function progressRoutes(app: App, state: ServerState): void {
   app.get('/sdapi/v1/progress', { schema: { querystring: ProgressQuery } }, async (request) => {
     const { skip_current_image: skipImage } = request.query as { skip_current_image?: boolean };
-    const { running, waiting, capacity, finished } = state.queue.state();
-    const queue = { waiting, capacity, ...finished };
+    const { running, waiting, capacity, active, finished } = await state.queue.state();
+    const queue = { waiting, capacity, ...(active !== undefined && { active }), ...finished };
     if (running === undefined) {
       const idle = { skipped: false, interrupted: false, stopping_generation: false, job: '', job_count: 0, job_timestamp: '0', job_no: 0, sampling_step: 0, sampling_steps: 0 };
       return { progress: 0, eta_relative: 0, state: idle, current_image: null, textinfo: null, queue };
@@ -45,12 +45,12 @@ export function progressRoutes(app: App, state: ServerState): void {
   });
 
   app.post('/sdapi/v1/interrupt', async () => {
-    state.queue.interrupt();
+    await state.queue.interrupt();
     return {};
   });
 
   app.post('/sdapi/v1/skip', async () => {
-    state.queue.skip();
+    await state.queue.skip();
     return {};
   });
 }
