@@ -11,6 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import { Queue, QueueEvents } from 'bullmq';
 
 import { createServer, createWorker, checkJobData } from '../lib/index.js';
+import { parseWorker } from '../lib/cli/worker.js';
 import { readPngText } from '../lib/png-parameters.js';
 import { call, CLI, scratch, startServer, waitFor } from './helpers/server.js';
 import { findRedisServer, startRedis } from './helpers/redis.js';
@@ -79,6 +80,14 @@ describe('options at the edge', () => {
     assert.equal(help.status, 0);
     assert.match(help.stdout, /--lock-duration MS/);
     assert.match(run('--help').stdout, /worker --model <m> --redis <url>/);
+  });
+
+  test('sdnode worker passes its model flags to the load', () => {
+    const options = parseWorker([
+      '--model', 'demo', '--redis', 'redis://127.0.0.1:1', '--threads', '1', '--lora-dir', '/loras', '--embedding-dir', '/embeddings',
+      '--tiny-vae', '/taesd',
+    ]);
+    assert.deepEqual(options.load, { threads: 1, loraDirs: ['/loras'], embeddingDirs: ['/embeddings'], tinyVae: '/taesd' });
   });
 
   test('job data is checked with the server\'s schemas', () => {

@@ -21,7 +21,9 @@ Run one per GPU or machine; a job whose worker dies goes to another.
       --concurrency N      jobs at once on the one model (default 1)
       --lock-duration MS   a running job's lock (default 30000): a dead worker's job goes back
                            to the queue this long after it stopped renewing it
-  Model: --backend ${BACKENDS.join('|')}, --threads N, --weight-type ${WEIGHT_TYPES.join('|')}`;
+  Model: --backend ${BACKENDS.join('|')}, --threads N, --weight-type ${WEIGHT_TYPES.join('|')},
+         --lora-dir DIR and --embedding-dir DIR (as for serve: <lora:NAME:W> tags in jobs' prompts),
+         --tiny-vae PATH (TAESD, for jobs that ask for it)`;
 
 function integer(text: string | undefined, flag: string, min: number, max: number): number | undefined {
   if (text === undefined) return undefined;
@@ -41,6 +43,9 @@ export function parseWorker(args: string[]): WorkerOptions {
     backend: { type: 'string' },
     threads: { type: 'string' },
     'weight-type': { type: 'string' },
+    'lora-dir': { type: 'string' },
+    'embedding-dir': { type: 'string' },
+    'tiny-vae': { type: 'string' },
   });
   if (positionals.length > 0) throw new UsageError(`worker takes no positional arguments (got "${positionals[0]}")`);
   if (v.model === undefined) throw new UsageError('worker needs --model <file|folder|demo>');
@@ -59,7 +64,12 @@ export function parseWorker(args: string[]): WorkerOptions {
     ...(concurrency !== undefined && { concurrency }),
     // BullMQ checks for stalled jobs every half lock, as its default (30 s lock, 30 s check) does not.
     ...(lockDuration !== undefined && { lockDuration, stalledInterval: Math.max(500, Math.round(lockDuration / 2)) }),
-    load: { ...(backend && { backend }), ...(threads !== undefined && { threads }), ...(weightType && { weightType }) },
+    load: {
+      ...(backend && { backend }), ...(threads !== undefined && { threads }), ...(weightType && { weightType }),
+      ...(v['lora-dir'] !== undefined && { loraDirs: [v['lora-dir']] }),
+      ...(v['embedding-dir'] !== undefined && { embeddingDirs: [v['embedding-dir']] }),
+      ...(v['tiny-vae'] !== undefined && { tinyVae: v['tiny-vae'] }),
+    },
   };
 }
 
