@@ -169,6 +169,7 @@ export interface NativeAddon extends BinaryAddon {
   setErrorFactory(factory: (code: string, message: string, path?: string) => Error): void;
   // system_binding.cpp (init and probeLibrary: BinaryAddon)
   systemInfo(): NativeSystemInfo;
+  returnFreeMemory(): void;
   listDevices(): NativeDevice[];
   deviceCheck(device: string, a: TensorLike, b: TensorLike, threads: number): Promise<TensorLike>;
 

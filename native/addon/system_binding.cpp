@@ -93,7 +93,15 @@ static Napi::Value DeviceCheck(const Napi::CallbackInfo & info) {
         [](Napi::Env env, sd::HostTensor && result) -> Napi::Value { return make_js_tensor(env, std::move(result)); });
 }
 
+// returnFreeMemory(): hands heap memory freed by the worker threads back to the OS (a no-op but
+// on glibc); lib calls it after each generation.
+static Napi::Value ReturnFreeMemory(const Napi::CallbackInfo & info) {
+    sd::return_free_memory();
+    return info.Env().Undefined();
+}
+
 void register_system_binding(Napi::Env env, Napi::Object exports) {
+    exports.Set("returnFreeMemory", Napi::Function::New(env, ReturnFreeMemory, "returnFreeMemory"));
     exports.Set("init", Napi::Function::New(env, Init, "init"));
     exports.Set("probeLibrary", Napi::Function::New(env, ProbeLibrary, "probeLibrary"));
     exports.Set("systemInfo", Napi::Function::New(env, SystemInfo, "systemInfo"));
