@@ -56,6 +56,7 @@ export class AbortError extends StableDiffusionError {
  * ('ERR_INVALID_ARG_VALUE' for an unknown option name).
  */
 export class ArgumentTypeError extends TypeError {
+  /** `ERR_INVALID_ARG_TYPE` for a wrong type, `ERR_INVALID_ARG_VALUE` for an unknown option name. */
   readonly code: 'ERR_INVALID_ARG_TYPE' | 'ERR_INVALID_ARG_VALUE';
   constructor(message: string, options: { code?: 'ERR_INVALID_ARG_TYPE' | 'ERR_INVALID_ARG_VALUE'; cause?: unknown } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -65,5 +66,6 @@ export class ArgumentTypeError extends TypeError {
 
 /** A value out of its range, shaped like Node's own: a RangeError with `code` 'ERR_OUT_OF_RANGE'. */
 export class ArgumentRangeError extends RangeError {
+  /** Always `ERR_OUT_OF_RANGE`. */
   readonly code = 'ERR_OUT_OF_RANGE';
 }
