@@ -6,7 +6,7 @@
 import { native } from './native.js';
 import { Tensor } from './tensor.js';
 import { PREDICTION_TYPES, type ModelInspection, type PredictionType } from './types.js';
-import { describe, expectKnownKeys, expectObject, expectOneOf, expectPath, expectString } from './validate.js';
+import { describe, expectKnownKeys, expectObject, expectOneOf, expectPath, expectString, optionNames } from './validate.js';
 import { ArgumentTypeError } from './errors.js';
 
 /** Options of `inspectModel`. */
@@ -23,7 +23,7 @@ export interface InspectModelOptions {
 export async function inspectModel(path: string, options: InspectModelOptions = {}): Promise<ModelInspection> {
   const file = expectPath(path, 'path');
   const o = expectObject(options, 'options');
-  expectKnownKeys(o, 'options', ['predictionType'] satisfies (keyof InspectModelOptions)[]);
+  expectKnownKeys(o, 'options', optionNames<InspectModelOptions>({ predictionType: true }));
   const predictionType =
     o.predictionType === undefined ? undefined : expectOneOf(o.predictionType, 'options.predictionType', PREDICTION_TYPES);
   return native().inspectModel(file, predictionType);

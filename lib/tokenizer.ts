@@ -6,7 +6,7 @@ import { gunzipSync } from 'node:zlib';
 
 import { native, packageRoot, type NativeTokenizer } from './native.js';
 import { PROMPT_MODES, type EmbeddingTrigger, type PromptMode, type TokenizedPrompt } from './types.js';
-import { describe, expectBoolean, expectInteger, expectKnownKeys, expectObject, expectOneOf, expectString } from './validate.js';
+import { describe, expectBoolean, expectInteger, expectKnownKeys, expectObject, expectOneOf, expectString, optionNames } from './validate.js';
 import { ArgumentTypeError } from './errors.js';
 
 const VOCAB_SIZE = 49408;
@@ -120,7 +120,7 @@ export class Tokenizer {
   decode(ids: TokenIds, options: DecodeOptions = {}): string {
     const list = expectIds(ids);
     const opts = expectObject(options, 'options');
-    expectKnownKeys(opts, 'options', ['skipSpecialTokens'] satisfies (keyof DecodeOptions)[]);
+    expectKnownKeys(opts, 'options', optionNames<DecodeOptions>({ skipSpecialTokens: true }));
     const skip = opts.skipSpecialTokens === undefined ? false : expectBoolean(opts.skipSpecialTokens, 'skipSpecialTokens');
     return this.#native.decode(list, skip);
   }
@@ -139,7 +139,7 @@ export class Tokenizer {
   tokenizePrompt(prompt: string, options: TokenizePromptOptions = {}): TokenizedPrompt {
     const text = expectString(prompt, 'prompt');
     const opts = expectObject(options, 'options');
-    expectKnownKeys(opts, 'options', ['mode', 'weighting', 'padId'] satisfies (keyof TokenizePromptOptions)[]);
+    expectKnownKeys(opts, 'options', optionNames<TokenizePromptOptions>({ mode: true, weighting: true, padId: true }));
     const mode = opts.mode === undefined ? 'chunks' : expectOneOf(opts.mode, 'mode', PROMPT_MODES);
     const weighting = opts.weighting === undefined ? true : expectBoolean(opts.weighting, 'weighting');
     const padId = opts.padId === undefined ? this.padId : expectInteger(opts.padId, 'padId', 0, MAX_ID);

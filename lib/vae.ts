@@ -1,7 +1,7 @@
 import type { VaeNative } from './native.js';
 import { Tensor, tensorArgument, type TensorLike } from './tensor.js';
 import type { VaeDetails } from './types.js';
-import { expectBoolean, expectInteger, expectKnownKeys, expectObject } from './validate.js';
+import { expectBoolean, expectInteger, expectKnownKeys, expectObject, optionNames } from './validate.js';
 import { ArgumentRangeError } from './errors.js';
 
 /** What the encoder says about an image: a diagonal Gaussian over the latents. */
@@ -135,7 +135,7 @@ export class Vae {
   #tilingFor(options: VaeTilingOptions | undefined): Required<VaeTilingOptions> {
     if (options === undefined) return this.tiling;
     const o = expectObject(options, 'options');
-    expectKnownKeys(o, 'options', ['tiling', 'tileSize'] satisfies (keyof VaeTilingOptions)[]);
+    expectKnownKeys(o, 'options', optionNames<VaeTilingOptions>({ tiling: true, tileSize: true }));
     const result = { ...this.tiling };
     if (o.tiling !== undefined) result.tiling = expectBoolean(o.tiling, 'options.tiling');
     if (o.tileSize !== undefined) result.tileSize = checkTileSize(o.tileSize, 'options.tileSize', this.downscaleFactor);

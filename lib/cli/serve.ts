@@ -6,7 +6,7 @@ import { createServer } from '../server/index.js';
 import type { ServerOptions } from '../server/options.js';
 import { BACKENDS, WEIGHT_TYPES } from '../types.js';
 import { DEMO_MODEL } from './generate.js';
-import { oneOf, parse, UsageError } from './usage.js';
+import { oneOf, optionalInteger, parse, UsageError } from './usage.js';
 
 export const SERVE_HELP = `Usage: sdnode serve --model <file|folder|demo> [options]
 
@@ -30,13 +30,6 @@ An AUTOMATIC1111-compatible HTTP API (/sdapi/v1/txt2img, img2img, progress, inte
   Model: --backend ${BACKENDS.join('|')}, --threads N, --weight-type ${WEIGHT_TYPES.join('|')}
       --tiny-vae PATH      TAESD (file or folder): /progress's current_image at full size
       --log                log every request (JSON lines on stdout)`;
-
-function integer(text: string | undefined, flag: string, min: number, max: number): number | undefined {
-  if (text === undefined) return undefined;
-  const n = Number(text);
-  if (!/^\d+$/.test(text) || n < min || n > max) throw new UsageError(`--${flag} must be an integer from ${min} to ${max} (got "${text}")`);
-  return n;
-}
 
 /** The command line → createServer's options and where to listen. */
 export function parseServe(args: string[]): { options: ServerOptions; host: string; port: number } {
@@ -71,9 +64,9 @@ export function parseServe(args: string[]): { options: ServerOptions; host: stri
     throw new UsageError('--api-auth must be USER:PASSWORD (several separated by commas)');
   }
   if (v.queue !== undefined && v.redis === undefined) throw new UsageError('--queue needs --redis');
-  const threads = integer(v.threads, 'threads', 1, 1024);
-  const bodyLimitMb = integer(v['body-limit'], 'body-limit', 1, 2047);
-  const queueSize = integer(v['queue-size'], 'queue-size', 0, 100_000);
+  const threads = optionalInteger(v.threads, 'threads', 1, 1024);
+  const bodyLimitMb = optionalInteger(v['body-limit'], 'body-limit', 1, 2047);
+  const queueSize = optionalInteger(v['queue-size'], 'queue-size', 0, 100_000);
   const backend = oneOf(v.backend, 'backend', BACKENDS);
   const weightType = oneOf(v['weight-type'], 'weight-type', WEIGHT_TYPES);
   const options: ServerOptions = {
@@ -93,7 +86,7 @@ export function parseServe(args: string[]): { options: ServerOptions; host: stri
       ...(v['tiny-vae'] !== undefined && { tinyVae: v['tiny-vae'] }),
     },
   };
-  return { options, host: v.host ?? '127.0.0.1', port: integer(v.port, 'port', 0, 65535) ?? 7860 };
+  return { options, host: v.host ?? '127.0.0.1', port: optionalInteger(v.port, 'port', 0, 65535) ?? 7860 };
 }
 
 /** A Redis URL without its password, for messages. */

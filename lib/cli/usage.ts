@@ -24,6 +24,14 @@ export function parse<O extends Options>(args: string[], options: O): Parsed<O> 
   }
 }
 
+/** A flag's non-negative integer in [min, max], or undefined when the flag was not given. */
+export function optionalInteger(text: string | undefined, flag: string, min: number, max: number): number | undefined {
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || n < min || n > max) throw new UsageError(`--${flag} must be an integer from ${min} to ${max} (got "${text}")`);
+  return n;
+}
+
 export function oneOf<T extends string>(value: string | undefined, flag: string, allowed: readonly T[]): T | undefined {
   if (value === undefined) return undefined;
   if (!(allowed as readonly string[]).includes(value)) {

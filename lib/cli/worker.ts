@@ -7,7 +7,7 @@ import { createWorker, type WorkerOptions } from '../queue/worker.js';
 import { BACKENDS, WEIGHT_TYPES } from '../types.js';
 import { DEMO_MODEL } from './generate.js';
 import { redisLabel, untilSignal } from './serve.js';
-import { oneOf, parse, UsageError } from './usage.js';
+import { oneOf, optionalInteger, parse, UsageError } from './usage.js';
 
 export const WORKER_HELP = `Usage: sdnode worker --model <file|folder|demo> --redis redis://HOST:PORT [options]
 
@@ -24,13 +24,6 @@ Run one per GPU or machine; a job whose worker dies goes to another.
   Model: --backend ${BACKENDS.join('|')}, --threads N, --weight-type ${WEIGHT_TYPES.join('|')},
          --lora-dir DIR and --embedding-dir DIR (as for serve: <lora:NAME:W> tags in jobs' prompts),
          --tiny-vae PATH (TAESD, for jobs that ask for it)`;
-
-function integer(text: string | undefined, flag: string, min: number, max: number): number | undefined {
-  if (text === undefined) return undefined;
-  const n = Number(text);
-  if (!/^\d+$/.test(text) || n < min || n > max) throw new UsageError(`--${flag} must be an integer from ${min} to ${max} (got "${text}")`);
-  return n;
-}
 
 /** The command line → createWorker's options. */
 export function parseWorker(args: string[]): WorkerOptions {
@@ -52,9 +45,9 @@ export function parseWorker(args: string[]): WorkerOptions {
   if (v.redis === undefined) throw new UsageError('worker needs --redis redis://HOST:PORT');
   const model = v.model === 'demo' ? DEMO_MODEL : v.model;
   if (!existsSync(model)) throw new UsageError(`--model ${model} does not exist`);
-  const concurrency = integer(v.concurrency, 'concurrency', 1, 64);
-  const lockDuration = integer(v['lock-duration'], 'lock-duration', 1000, 24 * 3600 * 1000);
-  const threads = integer(v.threads, 'threads', 1, 1024);
+  const concurrency = optionalInteger(v.concurrency, 'concurrency', 1, 64);
+  const lockDuration = optionalInteger(v['lock-duration'], 'lock-duration', 1000, 24 * 3600 * 1000);
+  const threads = optionalInteger(v.threads, 'threads', 1, 1024);
   const backend = oneOf(v.backend, 'backend', BACKENDS);
   const weightType = oneOf(v['weight-type'], 'weight-type', WEIGHT_TYPES);
   return {
