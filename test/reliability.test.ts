@@ -20,6 +20,18 @@ const model = join(tiny, 'sd1-diffusers');
 const dir = mkdtempSync(join(tmpdir(), 'sdnode-reliability-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
+/**
+ * Runs an ES module script in a child Node (what would hang or kill a process stays out of the
+ * test runner's) and returns the JSON list it printed last. The child must end by itself: a
+ * signal means it hung (killed at `timeout`) or crashed.
+ */
+function runScript(script: string, timeout: number): string[] {
+  const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8', timeout });
+  assert.equal(child.signal, null, `the child hung or crashed (ended by ${child.signal}): ${child.stderr}`);
+  assert.equal(child.status, 0, child.stderr);
+  return JSON.parse(child.stdout.trim().split('\n').pop()!) as string[];
+}
+
 describe('a FIFO given as a model', () => {
   test('load and inspectModel refuse it at once, and the process can still exit', () => {
     const fifo = join(dir, 'model.safetensors');
@@ -34,11 +46,7 @@ describe('a FIFO given as a model', () => {
         try { await call(); codes.push('loaded'); } catch (e) { codes.push(e.code + ': ' + e.message); }
       }
       console.log(JSON.stringify(codes));`;
-    const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
-      encoding: 'utf8', timeout: 60_000,
-    });
-    assert.equal(child.signal, null, `the child hung (killed by ${child.signal}): ${child.stderr}`);
-    const codes = JSON.parse(child.stdout.trim().split('\n').pop()!) as string[];
+    const codes = runScript(script, 60_000);
     assert.equal(codes.length, 2);
     for (const line of codes) assert.match(line, /^ERR_FILE_READ: Cannot read .*model\.safetensors: not a regular file$/);
   });
@@ -108,12 +116,7 @@ describe('a model file changed while in use', () => {
         }
       }
       console.log(JSON.stringify(outcomes));`;
-    const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
-      encoding: 'utf8', timeout: 240_000,
-    });
-    assert.equal(child.signal, null, `the child died of ${child.signal}: ${child.stderr}`);
-    assert.equal(child.status, 0, child.stderr);
-    const outcomes = JSON.parse(child.stdout.trim().split('\n').pop()!) as string[];
+    const outcomes = runScript(script, 240_000);
     for (const outcome of outcomes) {
       if (outcome === 'read' || outcome.startsWith('ERR_MODEL_FORMAT: ')) continue;
       assert.match(outcome, /^ERR_FILE_READ: Cannot read .*big\.gguf: the file was truncated while it was in use$/);
