@@ -1,12 +1,19 @@
 // One benchmark configuration in its own process, so that peak RSS belongs to it alone:
-//   node --import tsx bench/measure.ts <model> <weightType> <size> <steps> <threads>
-// Prints one JSON line. Networks not built yet are reported as null. The FLOPs of each figure
+//   node --import tsx bench/measure.ts <model> <weightType> <size> <steps> <threads> [--lora PATH [--lora-weight W]]
+// With --lora, the LoRA is set on the model (`setLoras`) before the calls, as a component loop would;
+// each network applies it at its first call, so that call's time includes the merge. Prints one JSON line. Networks not built yet are reported as null. The FLOPs of each figure
 // (bench/flops.ts, from the loaded model's shapes) come with it, for GFLOP/s.
+import { parseArgs } from 'node:util';
+
 import { StableDiffusion, Tensor } from '../lib/index.js';
 import { benchFlops } from './flops.js';
 import { filled } from './inputs.js';
 
-const [model, weightType, sizeText, stepsText, threadsText] = process.argv.slice(2);
+const { positionals, values: flags } = parseArgs({
+  allowPositionals: true,
+  options: { lora: { type: 'string' }, 'lora-weight': { type: 'string', default: '1' } },
+});
+const [model, weightType, sizeText, stepsText, threadsText] = positionals;
 const size = Number(sizeText);
 const steps = Number(stepsText);
 const threads = Number(threadsText);
@@ -38,6 +45,12 @@ const flops = benchFlops(sd.info, size);
 result.unetStepFlops = flops.unetStep;
 result.vaeDecodeFlops = flops.vaeDecode;
 result.textEncodeFlops = flops.textEncode;
+
+if (flags.lora) {
+  start = process.hrtime.bigint();
+  await sd.setLoras([{ path: flags.lora, weight: Number(flags['lora-weight']) }]);
+  result.loraSetSeconds = seconds(start);
+}
 
 result.textEncodeSeconds = null;
 if (nets.textEncoder) {
@@ -72,6 +85,15 @@ if (nets.vae) {
   start = process.hrtime.bigint();
   await nets.vae.decode(filled([1, 4, size / 8, size / 8], 3));
   result.vaeDecodeSeconds = seconds(start);
+}
+
+if (flags.lora) {
+  // The LoRA is applied to the weights a network uses at that network's next call: read after them.
+  const status = sd.loraStatus();
+  result.loraMerged = status.merged;
+  result.loraRuntime = status.runtime;
+  result.loraBackupBytes = status.backupBytes;
+  result.loraAdapterBytes = status.adapterBytes;
 }
 
 await sd.dispose();

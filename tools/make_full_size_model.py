@@ -24,19 +24,12 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "gol
 import make_tiny_models as tiny  # noqa: E402
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("out", help="path of the .safetensors file to write")
-    parser.add_argument("--in-channels", type=int, default=4, choices=(4, 9, 5),
-                        help="UNet input channels: 4 text-to-image, 9 inpainting, 5 depth")
-    args = parser.parse_args()
+def sd15_configs(in_channels=4):
+    """SD 1.5's UNet, VAE and text-encoder configurations (stable-diffusion-v1-5: unet/, vae/,
+    text_encoder/config.json), as keyword dicts for diffusers' classes and a CLIPTextConfig."""
+    from transformers import CLIPTextConfig
 
-    from diffusers import AutoencoderKL, UNet2DConditionModel
-    from safetensors.torch import save_file
-    from transformers import CLIPTextConfig, CLIPTextModel
-
-    # SD 1.5's configurations (stable-diffusion-v1-5: unet/, vae/, text_encoder/config.json).
-    unet_cfg = dict(sample_size=64, in_channels=args.in_channels, out_channels=4,
+    unet_cfg = dict(sample_size=64, in_channels=in_channels, out_channels=4,
                     down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
                     up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
                     block_out_channels=(320, 640, 1280, 1280), layers_per_block=2,
@@ -47,6 +40,21 @@ def main():
     text_cfg = CLIPTextConfig(vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
                               num_attention_heads=12, max_position_embeddings=77, hidden_act="quick_gelu",
                               layer_norm_eps=1e-5, projection_dim=768)
+    return unet_cfg, vae_cfg, text_cfg
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("out", help="path of the .safetensors file to write")
+    parser.add_argument("--in-channels", type=int, default=4, choices=(4, 9, 5),
+                        help="UNet input channels: 4 text-to-image, 9 inpainting, 5 depth")
+    args = parser.parse_args()
+
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from safetensors.torch import save_file
+    from transformers import CLIPTextModel
+
+    unet_cfg, vae_cfg, text_cfg = sd15_configs(args.in_channels)
 
     with torch.device("meta"):
         shapes = {
