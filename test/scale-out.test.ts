@@ -59,7 +59,7 @@ describe('options at the edge', () => {
     await assert.rejects(createWorker({ model: MODEL, redis: 42 } as never), TypeError);
     await assert.rejects(createWorker({ model: MODEL, redis: 'redis://h:1', concurrency: 0 }), RangeError);
     await assert.rejects(createWorker({ model: MODEL, redis: 'redis://h:1', queue: 'a b' }), RangeError);
-    await assert.rejects(createServer({ model: MODEL, redis: { url: 'redis://h:1', colour: 'red' } as never }), /Unknown options.redis field "colour"/);
+    await assert.rejects(createServer({ model: MODEL, redis: { url: 'redis://h:1', colour: 'red' } as never }), /Unknown option 'colour' in options.redis/);
     await assert.rejects(createServer({ model: MODEL, redis: 5 as never }), TypeError);
   });
 

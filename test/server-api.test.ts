@@ -321,7 +321,7 @@ describe('createServer and the Fastify plugin', () => {
 
   test('its options are checked before any model is loaded: unknown ones and wrong types are errors', async () => {
     const cases: [Record<string, unknown>, ErrorConstructor, RegExp][] = [
-      [{ frobnicate: 1 }, RangeError, /Unknown server option "frobnicate"/],
+      [{ frobnicate: 1 }, TypeError, /Unknown option 'frobnicate'/],
       [{ model: 42 }, TypeError, /options\.model/],
       [{ queueSize: -1 }, RangeError, /options\.queueSize/],
       [{ queueSize: '4' }, TypeError, /options\.queueSize/],
@@ -382,7 +382,7 @@ describe('createServer and the Fastify plugin', () => {
     const other = Fastify();
     await assert.rejects(async () => {
       await other.register(sdnodeServer, { model: DEMO, queue: 3 } as never);
-    }, /Unknown server option "queue"/);
+    }, /Unknown option 'queue'/);
     await other.close();
   });
 });

@@ -2,7 +2,7 @@
 import type { LoadOptions } from '../stable-diffusion.js';
 import { checkQueueName } from '../queue/names.js';
 import { checkRedisUrl } from '../queue/redis-url.js';
-import { expectBoolean, expectInteger, expectObject, expectPath, expectString } from '../validate.js';
+import { expectBoolean, expectInteger, expectKnownKeys, expectObject, expectPath, expectString, optionNames } from '../validate.js';
 import { ArgumentRangeError } from '../errors.js';
 
 /** Options of `createServer` and of the Fastify plugin `sdnodeServer`. */
@@ -77,15 +77,17 @@ export interface CheckedServerOptions {
   redis: RedisTarget | undefined;
 }
 
-const KNOWN = ['model', 'modelsDir', 'loraDir', 'embeddingDir', 'apiAuth', 'queueSize', 'corsOrigin', 'bodyLimit', 'load', 'page', 'logger', 'redis'];
+const SERVER_OPTIONS = optionNames<ServerOptions>({
+  model: true, modelsDir: true, loraDir: true, embeddingDir: true, apiAuth: true, queueSize: true, corsOrigin: true,
+  bodyLimit: true, load: true, page: true, logger: true, redis: true,
+});
+const REDIS_OPTIONS = ['url', 'queue', 'prefix'] as const;
 
 function checkRedis(value: unknown): RedisTarget | undefined {
   if (value === undefined) return undefined;
   if (typeof value === 'string') return { url: checkRedisUrl(value, 'options.redis'), queue: 'sdnode', prefix: 'bull' };
   const r = expectObject(value, 'options.redis');
-  for (const key of Object.keys(r)) {
-    if (!['url', 'queue', 'prefix'].includes(key)) throw new ArgumentRangeError(`Unknown options.redis field "${key}"; expected url, queue, prefix`);
-  }
+  expectKnownKeys(r, 'options.redis', REDIS_OPTIONS);
   return {
     url: checkRedisUrl(r.url, 'options.redis.url'),
     queue: r.queue === undefined ? 'sdnode' : checkQueueName(r.queue, 'options.redis.queue'),
@@ -108,9 +110,7 @@ export function parseCredentials(value: string): Map<string, string> {
 
 export function checkServerOptions(options: unknown): CheckedServerOptions {
   const o = expectObject(options, 'options');
-  for (const key of Object.keys(o)) {
-    if (!KNOWN.includes(key)) throw new ArgumentRangeError(`Unknown server option "${key}"; expected one of ${KNOWN.join(', ')}`);
-  }
+  expectKnownKeys(o, 'options', SERVER_OPTIONS);
   const optionalPath = (key: string) => (o[key] === undefined ? undefined : expectPath(o[key], `options.${key}`));
   let corsOrigin: string[] | undefined;
   if (o.corsOrigin !== undefined) {
