@@ -1,10 +1,12 @@
 // sd.vae.decode / encode against diffusers' AutoencoderKL on the tiny fixtures
 // (goldens: tools/goldens/make_vae_goldens.py → test/fixtures/goldens/vae/).
 import assert from 'node:assert/strict';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { StableDiffusion, Tensor } from '../lib/index.js';
+import { convertModel, inspectModelFile, StableDiffusion, Tensor } from '../lib/index.js';
 import { native } from '../lib/native.js';
 import { relativeError, tinyDir, vaeGoldens } from './helpers/goldens.js';
 
@@ -68,6 +70,58 @@ for (const file of ['sd1-ldm.safetensors', 'sd1-ldm.gguf']) {
     }
   });
 }
+
+// GroupNorm's group count comes from the VAE's config (diffusers' norm_num_groups), not SD's 32
+// always: a model folder whose vae/ has 4 groups equals diffusers, and so does its conversion to
+// GGUF (the count travels as sdnode.vae.norm_groups); a count that does not divide the widths is
+// a format error.
+describe('VAE with norm_num_groups other than 32', () => {
+  const work = mkdtempSync(join(tmpdir(), 'sdnode-vae-groups-'));
+  const folder = join(work, 'model');
+  after(() => rmSync(work, { recursive: true, force: true }));
+  before(() => {
+    cpSync(join(tinyDir, 'sd1-diffusers'), folder, { recursive: true });
+    rmSync(join(folder, 'vae'), { recursive: true });
+    cpSync(join(tinyDir, 'vae-groups4', 'vae'), join(folder, 'vae'), { recursive: true });
+  });
+
+  async function expectGoldens(model: string): Promise<void> {
+    const sd = await StableDiffusion.load({ model, weightType: 'f32' });
+    try {
+      const cases = goldens.cases.filter((c) => c.model === 'vae-groups4');
+      assert.equal(cases.length, 2);
+      for (const c of cases) {
+        const input = goldens.input(c);
+        const ours = c.op === 'decode' ? await sd.vae.decode(input) : (await sd.vae.encodeDistribution(input)).moments;
+        const error = relativeError(ours, goldens.output(c));
+        assert.ok(error <= 1e-4, `${c.op}: error ${error}`);
+      }
+    } finally {
+      await sd.dispose();
+    }
+  }
+
+  test('a diffusers folder with 4 groups equals diffusers', () => expectGoldens(folder));
+
+  test('its GGUF conversion keeps the group count', async () => {
+    const gguf = join(work, 'model.gguf');
+    await convertModel(folder, gguf, { weightType: 'f32' });
+    assert.equal((await inspectModelFile(gguf)).metadata['sdnode.vae.norm_groups'], '4');
+    await expectGoldens(gguf);
+  });
+
+  test('a group count that does not divide the widths is ERR_MODEL_FORMAT', async () => {
+    const bad = join(work, 'bad');
+    cpSync(folder, bad, { recursive: true });
+    const configPath = join(bad, 'vae', 'config.json');
+    writeFileSync(configPath, JSON.stringify({ ...JSON.parse(readFileSync(configPath, 'utf8')), norm_num_groups: 3 }));
+    await assert.rejects(StableDiffusion.load({ model: bad }), (e: Error & { code?: string }) => {
+      assert.equal(e.code, 'ERR_MODEL_FORMAT');
+      assert.match(e.message, /VAE level 0 has 8 channels, which do not divide into 3 groups/);
+      return true;
+    });
+  });
+});
 
 describe('VAE argument checks', () => {
   let sd: StableDiffusion;

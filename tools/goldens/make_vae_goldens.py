@@ -21,6 +21,8 @@ import torch
 
 from diffusers import AutoencoderKL
 
+GROUPS_FIXTURE = "vae-groups4"
+
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", ".."))
 TINY = os.path.join(ROOT, "test", "fixtures", "tiny")
 OUT = os.path.join(ROOT, "test", "fixtures", "goldens", "vae")
@@ -37,12 +39,31 @@ MODELS = {
         ("decode", (1, 4, 8, 8), 5),
         ("encode", (1, 3, 64, 64), 6),
     ],
+    # A VAE alone (vae/ only) with GroupNorm over 4 groups instead of SD's 32: norm_num_groups is
+    # read from the config (the demo model's VAE uses 8). Written by write_groups_fixture().
+    GROUPS_FIXTURE: [
+        ("decode", (1, 4, 8, 8), 7),
+        ("encode", (1, 3, 64, 64), 8),
+    ],
 }
+
+
+def write_groups_fixture():
+    """test/fixtures/tiny/vae-groups4/vae: widths 8, 16, 16, 16 and norm_num_groups 4, random
+    weights as the tiny models make them (f16 values, deterministic)."""
+    import make_tiny_models as tiny
+    config = dict(tiny.vae_config((8, 16, 16, 16), 64), norm_num_groups=4)
+    vae = tiny.randomize(AutoencoderKL(**config), GROUPS_FIXTURE, "vae").eval()
+    folder = os.path.join(TINY, GROUPS_FIXTURE, "vae")
+    os.makedirs(folder, exist_ok=True)
+    vae.save_config(folder)
+    tiny.save_safetensors(dict(vae.state_dict()), os.path.join(folder, "diffusion_pytorch_model.safetensors"))
 
 
 def main():
     torch.set_grad_enabled(False)
     os.makedirs(OUT, exist_ok=True)
+    write_groups_fixture()
     index = {"format": "float32 little-endian; offsets and sizes in floats", "cases": []}
     for model, cases in MODELS.items():
         vae = AutoencoderKL.from_pretrained(os.path.join(TINY, model, "vae"), torch_dtype=torch.float32).eval()

@@ -285,6 +285,21 @@ VaeConfig detect_vae(const CanonicalModel & model) {
         vae.scaling_factor = *scaling;
     }
     if (auto scaling = metadata_number(model, "sdnode.vae.scaling_factor", min_scaling, max_scaling)) vae.scaling_factor = *scaling;
+    // SD's VAEs use 32 groups; diffusers' AutoencoderKL takes any (the demo model's 32-wide VAE
+    // uses 8, so that each group holds more than 2 channels).
+    if (auto groups = config_number(model, model.hints.vae_config, "vae/config.json", "norm_num_groups", 1, 4096)) {
+        if (*groups != std::floor(*groups)) {
+            format_error(model, model.path + ": vae/config.json has norm_num_groups " + number_text(*groups) + "; expected an integer");
+        }
+        vae.norm_groups = static_cast<int>(*groups);
+    }
+    if (auto groups = metadata_int(model, "sdnode.vae.norm_groups", 1, 4096)) vae.norm_groups = *groups;
+    for (size_t i = 0; i < vae.block_channels.size(); ++i) {
+        if (vae.block_channels[i] % vae.norm_groups != 0) {
+            format_error(model, model.path + ": VAE level " + std::to_string(i) + " has " + std::to_string(vae.block_channels[i]) +
+                                    " channels, which do not divide into " + std::to_string(vae.norm_groups) + " groups");
+        }
+    }
     return vae;
 }
 
@@ -659,6 +674,8 @@ std::map<std::string, std::string> config_metadata(const ModelConfig & config) {
     char buffer[32];
     std::snprintf(buffer, sizeof(buffer), "%.17g", config.vae.scaling_factor);
     m["sdnode.vae.scaling_factor"] = buffer;
+    // Only when not SD's 32, so that converting a standard model gives the same file as before.
+    if (config.vae.norm_groups != 32) m["sdnode.vae.norm_groups"] = std::to_string(config.vae.norm_groups);
     return m;
 }
 
