@@ -24,7 +24,8 @@ Fixtures (test/fixtures/tiny/esrgan/):
   tiny-x2.pth          torch.save({"params": state}) (the fallback when there is no params_ema)
   tiny-x2.safetensors  the same state at the top level
 Goldens (float32, CPU): inputs torch.rand(shape, generator=manual_seed(seed)) in [0, 1] and the
-network's output (not clamped), in test/fixtures/goldens/esrgan/goldens.bin (float32 little
+network's output (not clamped; sides that are not multiples of the unshuffle factor padded by
+reflection and the output cropped, as Real-ESRGAN does), in test/fixtures/goldens/esrgan/goldens.bin (float32 little
 endian, concatenated) and goldens.json (cases with shapes and offsets in floats).
 
 Usage (from the repository root):
@@ -49,7 +50,7 @@ WEIGHT_GAIN = 2.0
 # (name, scale, weight seed, input cases as (shape, seed))
 MODELS = [
     ("tiny-x4", 4, 1, [((1, 3, 16, 20), 11), ((1, 3, 7, 5), 12)]),
-    ("tiny-x2", 2, 2, [((1, 3, 16, 20), 21), ((1, 3, 6, 10), 22)]),
+    ("tiny-x2", 2, 2, [((1, 3, 16, 20), 21), ((1, 3, 6, 10), 22), ((1, 3, 9, 7), 23)]),
 ]
 
 
@@ -100,6 +101,18 @@ class RrdbNet(nn.Module):
         return self.conv_last(F.leaky_relu(self.conv_hr(feat), 0.2))
 
 
+def run_padded(net, x):
+    # Sides that are not multiples of the unshuffle factor: padded on the right and bottom by
+    # reflection to the next multiple, run, and the output cropped back (Real-ESRGAN's mod_pad).
+    m = net.unshuffle
+    h, w = x.shape[2], x.shape[3]
+    pad_h, pad_w = (-h) % m, (-w) % m
+    if pad_h or pad_w:
+        x = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
+    scale = 4 // m
+    return net(x)[:, :, : h * scale, : w * scale]
+
+
 def scaled(net):
     # PyTorch's default initialisation shrinks activations layer after layer (the output would be
     # nearly constant); larger kernels keep every layer's contribution visible in the output.
@@ -141,7 +154,7 @@ def main():
         entries = []
         for shape, input_seed in cases:
             x = torch.rand(shape, generator=torch.Generator().manual_seed(input_seed), dtype=torch.float32)
-            y = net(x)
+            y = run_padded(net, x)
             entries.append({"seed": input_seed, "input": writer.tensor(x), "output": writer.tensor(y)})
             print(name, list(shape), "→", list(y.shape), f"max|y| {y.abs().max().item():.4g} std {y.std().item():.4g}")
         models.append({"name": name, "scale": scale, "features": FEATURES, "growth": GROWTH, "blocks": BLOCKS,
