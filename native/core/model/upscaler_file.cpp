@@ -54,7 +54,7 @@ UpscalerFile open_upscaler(const std::string & path) {
         index = read_model_file(path);
     } catch (const Error & e) {
         if (e.code() != "ERR_MODEL_FORMAT") throw;
-        throw Error("ERR_UPSCALER_FORMAT", e.what(), path);
+        throw Error("ERR_UPSCALER_FORMAT", std::string("Not an ESRGAN upscaler file: ") + e.what(), path);
     }
     UpscalerFile file;
     file.format = index.format == FileFormat::checkpoint ? "checkpoint" : index.format == FileFormat::gguf ? "gguf" : "safetensors";
