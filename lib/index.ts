@@ -32,6 +32,10 @@ export type { RandnOptions } from './rng.js';
 export { Vae, DEFAULT_VAE_TILE_SIZE } from './vae.js';
 export { TinyVae } from './tiny-vae.js';
 export type { TinyVaeInfo } from './tiny-vae.js';
+export {
+  Upscaler, UpscaledImage, upscale, DEFAULT_UPSCALE_TILE_SIZE, DEFAULT_UPSCALE_TILE_OVERLAP, MAX_UPSCALE_OUTPUT_PIXELS, UPSCALER_WEIGHT_TYPES,
+} from './upscaler.js';
+export type { UpscalerLoadOptions, UpscalerInfo, UpscaleOptions, UpscaleFileOptions, UpscaleProgress } from './upscaler.js';
 export type { LatentDistribution, VaeTilingOptions } from './vae.js';
 export { UNet } from './unet.js';
 export { ClipTextEncoder, MAX_CLIP_SKIP } from './text-encoder.js';

@@ -100,6 +100,17 @@ export interface NativeTinyVae {
   dispose(): void;
 }
 
+/** native/addon/upscaler_binding.h's NativeUpscaler: Real-ESRGAN's RRDBNet on its own. */
+export interface NativeUpscaler {
+  info(): {
+    path: string; format: string; architecture: string; stateDict: string; scale: number; features: number; growth: number;
+    blocks: number; inputMultiple: number; device: string;
+  };
+  /** One tile: image [B, 3, H, W] in [0, 1] → [B, 3, scale·H, scale·W], not clamped. */
+  run(image: TensorLike): Promise<TensorLike>;
+  dispose(): void;
+}
+
 /** `loadModel`'s options: `LoadOptions` checked, less what lib/ applies itself. */
 export interface NativeLoadOptions {
   backend: Backend;
@@ -194,6 +205,9 @@ export interface NativeAddon extends BinaryAddon {
 
   // tiny_vae_binding.cpp
   loadTinyVae(path: string, options: { backend: string; weightType?: WeightType; threads?: number }): Promise<NativeTinyVae>;
+
+  // upscaler_binding.cpp
+  loadUpscaler(path: string, options: { backend: string; weightType?: WeightType; threads?: number }): Promise<NativeUpscaler>;
 
   // tokenizer_binding.cpp
   Tokenizer: new (mergesText: string) => NativeTokenizer;

@@ -372,3 +372,55 @@ test('the progress bar on a terminal: stage, step i/n, s/it and ETA redrawn in p
     '',
   ]);
 });
+
+test('sdnode upscale: Real-ESRGAN tile by tile, the same pixels as the API; progress per tile; bad input', async () => {
+  const { Upscaler } = await import('../lib/index.js');
+  const x4 = join(packageRoot, 'test', 'fixtures', 'tiny', 'esrgan', 'tiny-x4.safetensors');
+  const raw = Buffer.alloc(40 * 36 * 3);
+  for (let i = 0; i < raw.length; i++) raw[i] = (i * 29) % 256;
+  const input = join(dir, 'small.png');
+  await sharp(raw, { raw: { width: 40, height: 36, channels: 3 } }).png().toFile(input);
+  const out = join(dir, 'small-x4.png');
+  const run = sdnode('upscale', input, '--upscaler', x4, '--tile-size', '32', '--threads', '2', '-o', out);
+  assert.equal(run.status, 0, run.stderr);
+  assert.match(run.stdout, /^wrote .*small-x4\.png: 160×144 \(×4; RRDBNet ×4, 2 blocks\)/);
+  assert.deepEqual(run.stderr.split('\n').filter((l) => l.startsWith('tile ')).map((l) => l.split('  ')[0]), ['tile 1/4', 'tile 2/4', 'tile 3/4', 'tile 4/4']);
+  const upscaler = await Upscaler.load(x4, { backend: 'cpu', threads: 2 });
+  try {
+    const expected = await sharp(await (await upscaler.upscale(input, { tileSize: 32 })).toPNG()).raw().toBuffer();
+    assert.ok(expected.equals(await sharp(out).raw().toBuffer()), 'the CLI and the API give the same pixels');
+  } finally {
+    upscaler.dispose();
+  }
+  const json = sdnode('upscale', input, '-u', x4, '--scale', '2', '--json', '-o', join(dir, 'small-x2.webp'));
+  assert.equal(json.status, 0, json.stderr);
+  const report = JSON.parse(json.stdout) as { width: number; height: number; scale: number; upscaler: { blocks: number } };
+  assert.deepEqual([report.width, report.height, report.scale, report.upscaler.blocks], [80, 72, 2, 2]);
+  assert.deepEqual(await sharp(join(dir, 'small-x2.webp')).metadata().then((m) => [m.format, m.width, m.height]), ['webp', 80, 72]);
+  for (const [args, message] of [
+    [['upscale', input], /needs --upscaler/],
+    [['upscale', '-u', x4], /takes one image/],
+    [['upscale', input, '-u', x4, '--tile-size', '8'], /--tile-size must be an integer from 32 to 2048 \(got "8"\)/],
+    [['upscale', input, '-u', input], /Not an ESRGAN upscaler file: .*small\.png/],
+  ] as const) {
+    const bad = sdnode(...args);
+    assert.notEqual(bad.status, 0, args.join(' '));
+    assert.match(bad.stderr, message);
+    assert.equal(bad.stderr.trim().split('\n').length, 1, bad.stderr);
+  }
+});
+
+test('the upscale progress bar: tile i/n, s/tile and ETA redrawn in place', () => {
+  let out = '';
+  const bar = new Progress('bar', (text) => (out += text));
+  bar.stage('load');
+  bar.tile({ tile: 1, tiles: 4, elapsedMs: 2000 });
+  bar.tile({ tile: 4, tiles: 4, elapsedMs: 6000 });
+  bar.done();
+  assert.deepEqual(out.split('\r\x1b[K').slice(1), [
+    'load…',
+    `upscale ${'█'.repeat(6)}${'░'.repeat(18)} 1/4  2.00 s/tile  ETA 0:06`,
+    `upscale ${'█'.repeat(24)} 4/4  1.50 s/tile  ETA 0:00`,
+    '',
+  ]);
+});

@@ -1,10 +1,10 @@
-// Progress of a generation on stderr. A terminal gets one bar redrawn in place (stage, step i/n,
+// Progress of a generation (or an upscale, tile by tile) on stderr. A terminal gets one bar redrawn in place (stage, step i/n,
 // s/it, ETA); a pipe or file gets one plain line per step, so logs stay readable; --json gets
 // one JSON object per line; --quiet gets nothing.
 import type { StepInfo } from '../pipelines/index.js';
 
 export type ProgressMode = 'bar' | 'lines' | 'json' | 'quiet';
-export type Stage = 'load' | 'encode' | 'sample' | 'decode';
+export type Stage = 'load' | 'encode' | 'sample' | 'decode' | 'upscale';
 
 const BAR_WIDTH = 24;
 
@@ -76,6 +76,22 @@ export class Progress {
       this.#draw(`${this.#job}sample ${bar} ${info.step}/${info.steps}  ${perStep.toFixed(2)} s/it  ETA ${clock(eta)}`);
     }
     if (info.step === info.steps) this.stage('decode');
+  }
+
+  /** `sdnode upscale`'s report after each tile (UpscaleProgress). */
+  tile(info: { tile: number; tiles: number; elapsedMs: number }): void {
+    this.#stage = 'upscale';
+    const perTile = info.elapsedMs / info.tile / 1000;
+    const eta = perTile * (info.tiles - info.tile);
+    if (this.#mode === 'json') {
+      this.#write(`${JSON.stringify({ event: 'tile', tile: info.tile, tiles: info.tiles, secondsPerTile: Number(perTile.toFixed(3)), etaSeconds: Math.round(eta) })}\n`);
+    } else if (this.#mode === 'lines') {
+      this.#write(`tile ${info.tile}/${info.tiles}  ${perTile.toFixed(2)} s/tile  ETA ${clock(eta)}\n`);
+    } else if (this.#mode === 'bar') {
+      const filled = Math.round((info.tile / info.tiles) * BAR_WIDTH);
+      const bar = '█'.repeat(filled) + '░'.repeat(BAR_WIDTH - filled);
+      this.#draw(`upscale ${bar} ${info.tile}/${info.tiles}  ${perTile.toFixed(2)} s/tile  ETA ${clock(eta)}`);
+    }
   }
 
   /** Clears the bar so that the next line starts clean. */

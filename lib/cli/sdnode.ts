@@ -10,6 +10,7 @@ import { listDevices, systemInfo } from '../system.js';
 import { PREDICTION_TYPES, WEIGHT_TYPES, type PredictionType, type WeightType } from '../types.js';
 import { CancelledError, generate, GENERATE_HELP, readImageParameters } from './generate.js';
 import { serve, SERVE_HELP } from './serve.js';
+import { UPSCALE_HELP, upscaleCommand } from './upscale.js';
 import { oneOf, parse, UsageError } from './usage.js';
 import { worker, WORKER_HELP } from './worker.js';
 
@@ -25,6 +26,9 @@ Commands:
   worker --model <m> --redis <url>
                         A generation worker behind a shared queue (BullMQ on Redis), for
                         \`serve --redis\` front ends (sdnode worker --help)
+  upscale <image> --upscaler <file> [-o out.png] [--scale N]
+                        Upscale an image with Real-ESRGAN, tile by tile
+                        (sdnode upscale --help)
   info <model|image>    What a model is (family, variant, prediction type, size, layout,
                         shapes), or the generation parameters an image carries
   convert <model> -o <out.gguf> [--weight-type f16]
@@ -43,6 +47,7 @@ const COMMAND_HELP: Record<string, string> = {
   generate: GENERATE_HELP,
   serve: SERVE_HELP,
   worker: WORKER_HELP,
+  upscale: UPSCALE_HELP,
   info: `Usage: sdnode info <model|image.png> [--prediction-type epsilon|v_prediction] [--json]
 
 Prints what detection finds in a .safetensors/.ckpt/.gguf file or a diffusers folder, or the
@@ -173,7 +178,9 @@ function devices(args: string[]): void {
   for (const d of list) console.log(`${d.name}  ${d.type}  ${d.description}  ${gib(d.memoryFree)} free of ${gib(d.memoryTotal)}`);
 }
 
-const COMMANDS: Record<string, (args: string[]) => void | Promise<void>> = { generate, serve, worker, info, convert, system, devices };
+const COMMANDS: Record<string, (args: string[]) => void | Promise<void>> = {
+  generate, serve, worker, upscale: upscaleCommand, info, convert, system, devices,
+};
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;

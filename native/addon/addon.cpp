@@ -11,6 +11,7 @@
 #include "system_binding.h"
 #include "tiny_vae_binding.h"
 #include "tokenizer_binding.h"
+#include "upscaler_binding.h"
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
     env.SetInstanceData(new sdnode::AddonData());
@@ -21,6 +22,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
     sdnode::register_sd_model_binding(env, exports);
     sdnode::register_tiny_vae_binding(env, exports);
     sdnode::register_tokenizer_binding(env, exports);
+    sdnode::register_upscaler_binding(env, exports);
     sdnode::register_rng_binding(env, exports);
     sdnode::register_scheduler_binding(env, exports);
     return exports;

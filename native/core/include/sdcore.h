@@ -13,6 +13,7 @@
 //   sdcore/lora.h          LoRA and LyCORIS files applied per call
 //   sdcore/networks.h      its networks: text encoder (and prompt encoding), UNet, VAE
 //   sdcore/tiny_vae.h      TAESD, the tiny autoencoder loaded beside a model (previews, fast decode)
+//   sdcore/upscaler.h      Real-ESRGAN's RRDBNet upscaler, loaded on its own
 //   sdcore/text.h          CLIP tokenizer, A1111 prompt syntax
 //   sdcore/scheduler.h     noise schedulers (diffusers' maths) and their catalog
 //   sdcore/rng.h           PyTorch's CPU random generator, bit for bit
@@ -28,3 +29,4 @@
 #include "sdcore/tensor.h"
 #include "sdcore/text.h"
 #include "sdcore/tiny_vae.h"
+#include "sdcore/upscaler.h"
