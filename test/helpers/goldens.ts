@@ -137,6 +137,8 @@ function readVaeGoldens<C extends { file: string; input: VaeSlice; output: VaeSl
 
 export const vaeGoldens = () => readVaeGoldens<VaeCase>('vae');
 export const vaeTilingGoldens = () => readVaeGoldens<VaeTilingCase>('vae-tiling');
+/** A VAE alone with GroupNorm over 4 groups (test/fixtures/tiny/vae-groups4/vae): not a loadable model by itself. */
+export const vaeGroupsGoldens = () => readVaeGoldens<VaeCase>('vae-groups');
 
 // --- txt2img: goldens/pipeline/goldens.json + one float32 blob ------------------------------
 

@@ -26,6 +26,7 @@ GROUPS_FIXTURE = "vae-groups4"
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", ".."))
 TINY = os.path.join(ROOT, "test", "fixtures", "tiny")
 OUT = os.path.join(ROOT, "test", "fixtures", "goldens", "vae")
+OUT_GROUPS = os.path.join(ROOT, "test", "fixtures", "goldens", "vae-groups")
 
 # model folder → cases (op, input shape, seed)
 MODELS = {
@@ -39,8 +40,12 @@ MODELS = {
         ("decode", (1, 4, 8, 8), 5),
         ("encode", (1, 3, 64, 64), 6),
     ],
-    # A VAE alone (vae/ only) with GroupNorm over 4 groups instead of SD's 32: norm_num_groups is
-    # read from the config (the demo model's VAE uses 8). Written by write_groups_fixture().
+}
+
+# A VAE alone (vae/ only, so not a model the other suites can load) with GroupNorm over 4 groups
+# instead of SD's 32: norm_num_groups is read from the config (the demo model's VAE uses 8).
+# Written by write_groups_fixture(); its goldens go to their own folder, goldens/vae-groups/.
+GROUPS_MODELS = {
     GROUPS_FIXTURE: [
         ("decode", (1, 4, 8, 8), 7),
         ("encode", (1, 3, 64, 64), 8),
@@ -62,10 +67,15 @@ def write_groups_fixture():
 
 def main():
     torch.set_grad_enabled(False)
-    os.makedirs(OUT, exist_ok=True)
     write_groups_fixture()
+    write_goldens(MODELS, OUT)
+    write_goldens(GROUPS_MODELS, OUT_GROUPS)
+
+
+def write_goldens(models, out):
+    os.makedirs(out, exist_ok=True)
     index = {"format": "float32 little-endian; offsets and sizes in floats", "cases": []}
-    for model, cases in MODELS.items():
+    for model, cases in models.items():
         vae = AutoencoderKL.from_pretrained(os.path.join(TINY, model, "vae"), torch_dtype=torch.float32).eval()
         arrays = []
         offset = 0
@@ -91,8 +101,8 @@ def main():
             index["cases"].append({"model": model, "op": op, "seed": seed, "file": f"{model}.bin",
                                    "input": put(x), "output": put(y)})
             print(f"{model} {op} {list(shape)} → {list(y.shape)}  max|y| {y.abs().max().item():.4g}")
-        np.concatenate(arrays).tofile(os.path.join(OUT, f"{model}.bin"))
-    with open(os.path.join(OUT, "index.json"), "w") as f:
+        np.concatenate(arrays).tofile(os.path.join(out, f"{model}.bin"))
+    with open(os.path.join(out, "index.json"), "w") as f:
         json.dump(index, f, indent=1)
         f.write("\n")
 
