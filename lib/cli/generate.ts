@@ -12,6 +12,7 @@ import { parseGenerate } from './generate/parse.js';
 import { planJobs } from './generate/plan.js';
 import { loadModel, runJobs } from './generate/run.js';
 import { encodeOutputs, report, writeAll } from './generate/write.js';
+import { abortOnInterrupt, CancelledError } from './interrupt.js';
 import { Progress } from './progress.js';
 
 /** The model `--model demo` names: a tiny random-weight SD1 that shows the pipeline working, not a picture. */
@@ -65,11 +66,6 @@ Comma-separated values of --cfg-scale, --seed, --sampler, --steps, --clip-skip a
 make a grid: one labelled contact sheet in the output file (the first list across, the others
 down), e.g. --cfg-scale 3,7.5,12 --seed 1,2.`;
 
-/** Ctrl-C: the generation stopped and nothing was written. Exit status 130, as shells expect. */
-export class CancelledError extends Error {
-  readonly exitCode = 130;
-}
-
 export { readImageParameters } from './generate/parse.js';
 
 /**
@@ -82,13 +78,7 @@ export async function generate(args: string[]): Promise<void> {
 
   const progress = new Progress(Progress.modeFor(request, process.stderr.isTTY));
   const controller = new AbortController();
-  let interrupts = 0;
-  const onInterrupt = () => {
-    // A second Ctrl-C does not wait for the current step.
-    if (++interrupts > 1) process.exit(130);
-    controller.abort(new CancelledError('cancelled'));
-  };
-  process.on('SIGINT', onInterrupt);
+  const stopListening = abortOnInterrupt(controller);
   const started = performance.now();
   let sd: StableDiffusion | undefined;
   try {
@@ -110,7 +100,7 @@ export async function generate(args: string[]): Promise<void> {
     }
     throw error;
   } finally {
-    process.off('SIGINT', onInterrupt);
+    stopListening();
     await sd?.dispose();
   }
 }

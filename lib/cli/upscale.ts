@@ -6,7 +6,7 @@ import { AbortError } from '../errors.js';
 import { formatForPath } from '../image.js';
 import { BACKENDS } from '../types.js';
 import { DEFAULT_UPSCALE_TILE_OVERLAP, DEFAULT_UPSCALE_TILE_SIZE, Upscaler } from '../upscaler.js';
-import { CancelledError } from './generate.js';
+import { abortOnInterrupt, CancelledError } from './interrupt.js';
 import { Progress } from './progress.js';
 import { optionalInteger, parse, UsageError } from './usage.js';
 
@@ -60,13 +60,7 @@ export async function upscaleCommand(args: string[]): Promise<void> {
 
   const progress = new Progress(Progress.modeFor(values, process.stderr.isTTY));
   const controller = new AbortController();
-  let interrupts = 0;
-  const onInterrupt = () => {
-    // A second Ctrl-C does not wait for the current tile.
-    if (++interrupts > 1) process.exit(130);
-    controller.abort(new CancelledError('cancelled'));
-  };
-  process.on('SIGINT', onInterrupt);
+  const stopListening = abortOnInterrupt(controller);
   const started = performance.now();
   let upscaler: Upscaler | undefined;
   try {
@@ -100,7 +94,7 @@ export async function upscaleCommand(args: string[]): Promise<void> {
     }
     throw error;
   } finally {
-    process.off('SIGINT', onInterrupt);
+    stopListening();
     upscaler?.dispose();
   }
 }
