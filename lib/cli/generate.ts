@@ -3,7 +3,6 @@
 // image from its chunk, and comma-separated values for a labelled grid.
 import { join } from 'node:path';
 
-import { AbortError } from '../errors.js';
 import { packageRoot } from '../native.js';
 import { SCHEDULER_NAMES } from '../scheduler.js';
 import type { StableDiffusion } from '../stable-diffusion.js';
@@ -12,7 +11,7 @@ import { parseGenerate } from './generate/parse.js';
 import { planJobs } from './generate/plan.js';
 import { loadModel, runJobs } from './generate/run.js';
 import { encodeOutputs, report, writeAll } from './generate/write.js';
-import { abortOnInterrupt, CancelledError } from './interrupt.js';
+import { abortOnInterrupt, CancelledError, cancelledOr } from './interrupt.js';
 import { Progress } from './progress.js';
 
 /** The model `--model demo` names: a tiny random-weight SD1 that shows the pipeline working, not a picture. */
@@ -95,10 +94,7 @@ export async function generate(args: string[]): Promise<void> {
     report(request, plan, files, grid, (performance.now() - started) / 1000);
   } catch (error) {
     progress.done();
-    if (error instanceof CancelledError || (error instanceof AbortError && controller.signal.aborted)) {
-      throw new CancelledError('cancelled; nothing was written');
-    }
-    throw error;
+    throw cancelledOr(error, controller.signal);
   } finally {
     stopListening();
     await sd?.dispose();

@@ -1,5 +1,6 @@
 // Ctrl-C for the CLI's long commands (generate, upscale): the first one cancels the work in
 // progress through an AbortController, the second exits at once.
+import { AbortError } from '../errors.js';
 
 /** Ctrl-C: the command stopped and nothing was written. Exit status 130, as shells expect. */
 export class CancelledError extends Error {
@@ -19,4 +20,16 @@ export function abortOnInterrupt(controller: AbortController): () => void {
   };
   process.on('SIGINT', onInterrupt);
   return () => process.off('SIGINT', onInterrupt);
+}
+
+/**
+ * What a long command throws when its work failed: a CancelledError saying that nothing was
+ * written when the failure is the Ctrl-C cancel (ours, or the AbortError the API gave for it),
+ * else the error itself.
+ */
+export function cancelledOr(error: unknown, signal: AbortSignal): unknown {
+  if (error instanceof CancelledError || (error instanceof AbortError && signal.aborted)) {
+    return new CancelledError('cancelled; nothing was written');
+  }
+  return error;
 }

@@ -2,11 +2,10 @@
 // progress bar per tile.
 import { basename, extname } from 'node:path';
 
-import { AbortError } from '../errors.js';
 import { formatForPath } from '../image.js';
 import { BACKENDS } from '../types.js';
 import { DEFAULT_UPSCALE_TILE_OVERLAP, DEFAULT_UPSCALE_TILE_SIZE, Upscaler } from '../upscaler.js';
-import { abortOnInterrupt, CancelledError } from './interrupt.js';
+import { abortOnInterrupt, cancelledOr } from './interrupt.js';
 import { Progress } from './progress.js';
 import { optionalInteger, parse, UsageError } from './usage.js';
 
@@ -89,10 +88,7 @@ export async function upscaleCommand(args: string[]): Promise<void> {
     }
   } catch (error) {
     progress.done();
-    if (error instanceof CancelledError || (error instanceof AbortError && controller.signal.aborted)) {
-      throw new CancelledError('cancelled; nothing was written');
-    }
-    throw error;
+    throw cancelledOr(error, controller.signal);
   } finally {
     stopListening();
     upscaler?.dispose();
