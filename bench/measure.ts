@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { StableDiffusion, Tensor } from '../lib/index.js';
 import { benchFlops } from './flops.js';
 import { filled } from './inputs.js';
+import { median } from './median.js';
 
 const { positionals, values: flags } = parseArgs({
   allowPositionals: true,
@@ -22,11 +23,6 @@ function seconds(start: bigint): number {
   return Number(process.hrtime.bigint() - start) / 1e9;
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
 
 
 type Networks = {

@@ -18,6 +18,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { packageRoot } from '../lib/native.js';
+import { median } from './median.js';
 import { runSdcpp, type Figures } from './sdcpp.js';
 
 const args = process.argv.slice(2);
@@ -94,12 +95,6 @@ for (let round = 1; round <= runs; round++) {
       record(`diffusers f32 ${size}`, diffusers(size));
     }
   }
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
 /** Per figure, the median over the rounds (null where a round has none). */

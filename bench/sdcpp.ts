@@ -19,6 +19,8 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+import { median } from './median.js';
+
 export interface SdcppOptions {
   bin: string;
   model: string;
@@ -44,11 +46,9 @@ const sum = (text: string, pattern: RegExp): number | null => {
   return values.length > 0 ? values.reduce((a, b) => a + b, 0) : null;
 };
 
-function median(values: number[]): number | null {
-  if (values.length === 0) return null;
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+/** The median, or null when no value was read. */
+function medianOrNull(values: number[]): number | null {
+  return values.length === 0 ? null : median(values);
 }
 
 /** Seconds per step from the CLI's progress bar ("|====| 3/4 - 2.50s/it" or "1.20it/s"), by step. */
@@ -73,7 +73,7 @@ export function parseSdcppLog(log: string, sampling: number): Figures {
     weightBytes: paramsMb === null ? null : paramsMb * 1024 * 1024,
     textEncodeSeconds: condition === null ? null : condition / 2,
     unetFirstStepSeconds: steps.get(1) ?? null,
-    unetStepSeconds: median(later),
+    unetStepSeconds: medianOrNull(later),
     samplingSeconds: number(log, /sampling completed, taking ([\d.]+)s/),
     vaeDecodeSeconds:
       number(log, /latent 1 decoded, taking ([\d.]+)s/) ?? number(log, /decode_first_stage completed, taking ([\d.]+)s/),
