@@ -1,5 +1,6 @@
 // npm run bench [-- --model PATH --sizes 256,512 --types f16,q8_0,q4_0 --steps 3 --threads 2
-//                   --seed 42 --runs 1 --sdcpp /path/to/sd-cli --diffusers-python /path/to/python]
+//                   --seed 42 --runs 1 --sdcpp /path/to/sd-cli --diffusers-python /path/to/python
+//                   --onnx DIR --onnx-python /path/to/python]
 //
 // Runs each configuration (weight type × size) in its own process on the full-size random SD 1.5
 // model (tools/make_full_size_model.py; never committed) and prints a table: load time, weight
@@ -10,9 +11,11 @@
 // SDCPP_ARGS, e.g. "--diffusion-fa") stable-diffusion.cpp runs on the same file, size, weight type,
 // steps, seed and threads (bench/sdcpp.ts); with --diffusers-python PYTHON (or DIFFUSERS_PYTHON;
 // PYTHONPATH as that Python needs it for diffusers) diffusers runs in fp32 on the CPU
-// (bench/diffusers_bench.py). Runs alternate (ours, then theirs, for every configuration; --runs
-// rounds of that), each figure is the median over the rounds, and our/their ratio is printed per
-// figure. One process at a time. Run it on an idle machine.
+// (bench/diffusers_bench.py); with --onnx DIR (or ONNX_DIR: what tools/export_onnx.py wrote from the
+// same checkpoint) ONNX Runtime runs those fp32 networks on the CPU (bench/onnxruntime_bench.py, with
+// --onnx-python PYTHON, else the diffusers one, else python3). Runs alternate (ours, then theirs,
+// for every configuration; --runs rounds of that), each figure is the median over the rounds, and
+// our/their ratio is printed per figure. One process at a time. Run it on an idle machine.
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -36,11 +39,17 @@ const runs = Number(option('--runs', '1'));
 const sdcppBin = option('--sdcpp', process.env.SDCPP_BIN ?? '');
 const sdcppArgs = (process.env.SDCPP_ARGS ?? '').split(/\s+/).filter(Boolean);
 const diffusersPython = option('--diffusers-python', process.env.DIFFUSERS_PYTHON ?? '');
+const onnxDir = option('--onnx', process.env.ONNX_DIR ?? '');
+const onnxPython = option('--onnx-python', diffusersPython || 'python3');
 
 if (!existsSync(model)) {
   console.error(`No benchmark model at ${model}. Make one (2.1 GB, never commit it) with:
   PYTHONPATH=/path/to/diffusers/src python tools/make_full_size_model.py ${model}
 or pass --model PATH / SDNODE_BENCH_MODEL.`);
+  process.exit(1);
+}
+if (onnxDir && !existsSync(join(onnxDir, 'unet', 'model.onnx'))) {
+  console.error(`No ONNX export in ${onnxDir} (--onnx / ONNX_DIR): make one with tools/export_onnx.py.`);
   process.exit(1);
 }
 if (sdcppBin && !existsSync(sdcppBin)) {
@@ -58,14 +67,21 @@ function ours(type: string, size: number): Figures {
   return lastJson(out);
 }
 
-function diffusers(size: number): Figures {
-  const script = join(packageRoot, 'bench', 'diffusers_bench.py');
-  const out = execFileSync(diffusersPython, [script, model, String(size), threads, '--steps', steps, '--seed', seed], {
+/** A Python reference (bench/<script>) on `input` (the checkpoint or the ONNX folder), fp32. */
+function python(interpreter: string, script: string, input: string, size: number): Figures {
+  const out = execFileSync(interpreter, [join(packageRoot, 'bench', script), input, String(size), threads, '--steps', steps, '--seed', seed], {
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   return lastJson(out);
 }
+
+/** The fp32 references that run once per size, in this order after ours. */
+const references = [
+  ...(diffusersPython ? [{ key: 'diffusers', label: 'diffusers fp32', version: 'torch', run: (size: number) => python(diffusersPython, 'diffusers_bench.py', model, size) }] : []),
+  ...(onnxDir ? [{ key: 'onnxruntime', label: 'ONNX Runtime fp32', version: 'onnxruntime', run: (size: number) => python(onnxPython, 'onnxruntime_bench.py', onnxDir, size) }] : []),
+];
+const sideBySide = Boolean(sdcppBin) || references.length > 0;
 
 function sdcpp(type: string, size: number): Figures {
   return runSdcpp({ bin: sdcppBin, model, weightType: type, size, steps: Number(steps), seed: Number(seed), threads: Number(threads), extraArgs: sdcppArgs });
@@ -77,7 +93,7 @@ const record = (key: string, figures: Figures): void => {
   results.set(key, [...(results.get(key) ?? []), figures]);
 };
 const log = (text: string): void => {
-  if (sdcppBin || diffusersPython) process.stderr.write(`${text}\n`);
+  if (sideBySide) process.stderr.write(`${text}\n`);
 };
 
 for (let round = 1; round <= runs; round++) {
@@ -90,9 +106,9 @@ for (let round = 1; round <= runs; round++) {
         record(`sdcpp ${type} ${size}`, sdcpp(type, size));
       }
     }
-    if (diffusersPython) {
-      log(`round ${round}/${runs}: diffusers fp32 ${size}²`);
-      record(`diffusers f32 ${size}`, diffusers(size));
+    for (const reference of references) {
+      log(`round ${round}/${runs}: ${reference.label} ${size}²`);
+      record(`${reference.key} ${size}`, reference.run(size));
     }
   }
 }
@@ -128,7 +144,7 @@ for (const type of types) {
   }
 }
 
-if (sdcppBin || diffusersPython) {
+if (sideBySide) {
   // Ratios are ours / theirs: below 1 we are faster (or smaller).
   const ratio = (a: number | null | undefined, b: number | null | undefined): string =>
     typeof a === 'number' && typeof b === 'number' && b > 0 ? `${(a / b).toFixed(2)}×` : 'n/a';
@@ -143,7 +159,6 @@ if (sdcppBin || diffusersPython) {
   console.log('| size | engine | load | text encode | UNet first step | UNet step (batch 2) | UNet GFLOP/s | VAE decode | VAE GFLOP/s | peak RSS |');
   console.log('|---|---|---|---|---|---|---|---|---|---|');
   for (const size of sizes) {
-    const reference = diffusersPython ? combined(`diffusers f32 ${size}`) : null;
     for (const type of types) {
       const us = combined(`ours ${type} ${size}`);
       console.log(row(`${size}² | ours ${type}`, us, us));
@@ -152,11 +167,14 @@ if (sdcppBin || diffusersPython) {
         console.log(row(`${size}² | stable-diffusion.cpp ${type}`, them, us));
         console.log(ratioRow(`${size}² | **ours / sd.cpp, ${type}**`, us, them));
       }
-      if (reference) console.log(ratioRow(`${size}² | **ours ${type} / diffusers fp32**`, us, reference));
+      for (const reference of references) console.log(ratioRow(`${size}² | **ours ${type} / ${reference.label}**`, us, combined(`${reference.key} ${size}`)));
     }
-    if (reference) console.log(row(`${size}² | diffusers fp32 (torch ${String((results.get(`diffusers f32 ${size}`) ?? [{}])[0]!.torch ?? '?')})`, reference, combined(`ours ${types[0]} ${size}`)));
+    for (const reference of references) {
+      const version = String((results.get(`${reference.key} ${size}`) ?? [{}])[0]![reference.version] ?? '?');
+      console.log(row(`${size}² | ${reference.label} (${reference.version} ${version})`, combined(`${reference.key} ${size}`), combined(`ours ${types[0]} ${size}`)));
+    }
   }
-  console.log('\nstable-diffusion.cpp: Euler, cfg 7.5, step 1 reported as "UNet first step", the median of the later steps as "UNet step";' +
-    ' its text encode is half of its prompt + negative prompt conditioning; its load is the sum of its "loading tensors completed" (--eager-load).' +
-    ' GFLOP/s use our FLOP counts (bench/flops.ts) for every engine.');
+  if (sdcppBin) console.log('\nstable-diffusion.cpp: Euler, cfg 7.5, step 1 reported as "UNet first step", the median of the later steps as "UNet step";' +
+    ' its text encode is half of its prompt + negative prompt conditioning; its load is the sum of its "loading tensors completed" (--eager-load).');
+  console.log('\nGFLOP/s use our FLOP counts (bench/flops.ts) for every engine.');
 }
