@@ -55,6 +55,22 @@ export interface SafetyCheckResult {
   imageEmbeds: Float32Array;
 }
 
+/** `checkPixelValues`' result: the batch's verdicts as tensors, one row per image. */
+export interface SafetyPixelCheck {
+  /** Whether each image is flagged. */
+  nsfw: boolean[];
+  /** diffusers' rounded concept scores, shape [B, concepts]. */
+  conceptScores: Tensor;
+  /** diffusers' rounded special-care scores, shape [B, specialConcepts]. */
+  specialScores: Tensor;
+  /** The cosines before thresholds, shape [B, concepts]. */
+  conceptCosine: Tensor;
+  /** The special-care cosines, shape [B, specialConcepts]. */
+  specialCosine: Tensor;
+  /** The image embeddings, shape [B, projectionDim]. */
+  imageEmbeds: Tensor;
+}
+
 /** `safety_checker/` inside a diffusers folder, when it holds a config and weights; undefined otherwise. */
 export function folderSafetyChecker(model: string): string | undefined {
   const dir = join(model, 'safety_checker');
@@ -116,7 +132,7 @@ export class SafetyChecker {
   }
 
   /** Pixel values as CLIPImageProcessor gives them ([B, 3, S, S], S = `info.imageSize`), without preprocessing: the network alone. */
-  async checkPixelValues(pixels: Tensor): Promise<{ nsfw: boolean[]; conceptScores: Tensor; specialScores: Tensor; conceptCosine: Tensor; specialCosine: Tensor; imageEmbeds: Tensor }> {
+  async checkPixelValues(pixels: Tensor): Promise<SafetyPixelCheck> {
     const r = await this.#handle().check(pixels);
     return {
       nsfw: r.nsfw, conceptScores: Tensor.of(r.conceptScores), specialScores: Tensor.of(r.specialScores),
