@@ -100,11 +100,7 @@ struct Shapes {
     }
     void expect(const std::string & name, const std::vector<int64_t> & shape) const {
         const TensorRecord & t = get(name);
-        if (t.shape != shape) {
-            std::string want;
-            for (int64_t d : shape) want += (want.empty() ? "" : ", ") + std::to_string(d);
-            not_checker(path, name + " does not have the shape [" + want + "] the other weights give it");
-        }
+        if (t.shape != shape) not_checker(path, name + " has the shape " + shape_text(t.shape) + ", not " + shape_text(shape) + " as the other weights give it");
     }
     // A 1-D or 2-D tensor's leading size, checked against a bound.
     int64_t size(const std::string & name, size_t rank, int64_t max) const {

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <mutex>
 
+#include "io/string_util.h"
 #include "model/network_weights.h"
 #include "model/safety_checker_file.h"
 #include "nets/clip_transformer.h"
@@ -15,12 +16,6 @@
 namespace sd {
 
 namespace {
-
-std::string shape_text(const std::vector<int64_t> & shape) {
-    std::string text = "[";
-    for (size_t i = 0; i < shape.size(); ++i) text += (i ? ", " : "") + std::to_string(shape[i]);
-    return text + "]";
-}
 
 // CLIP's vision tower and the projection: pixels ne = (S, S, 3, B) → image embeds (projection, B).
 ggml_tensor * image_embeds(ggml_context * ctx, const NetworkWeights & w, const SafetyCheckerFile & f, ggml_tensor * pixels,
