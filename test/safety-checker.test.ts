@@ -45,6 +45,21 @@ async function rgb(file: string): Promise<{ data: Uint8Array; width: number; hei
   return { data: new Uint8Array(data), width: info.width, height: info.height };
 }
 
+/** A safetensors file of zero-filled F16 tensors with these shapes. */
+function writeSafetensors(path: string, tensors: Record<string, number[]>): void {
+  const header: Record<string, unknown> = {};
+  let offset = 0;
+  for (const [name, shape] of Object.entries(tensors)) {
+    const bytes = shape.reduce((a, b) => a * b, 1) * 2;
+    header[name] = { dtype: 'F16', shape, data_offsets: [offset, offset + bytes] };
+    offset += bytes;
+  }
+  const json = Buffer.from(JSON.stringify(header));
+  const size = Buffer.alloc(8);
+  size.writeBigUInt64LE(BigInt(json.length));
+  writeFileSync(path, Buffer.concat([size, json, Buffer.alloc(offset)]));
+}
+
 function maxCosineError(ours: readonly number[], golden: readonly number[]): number {
   assert.equal(ours.length, golden.length);
   return Math.max(...ours.map((v, i) => Math.abs(v - golden[i]!)));
@@ -214,6 +229,13 @@ describe('safety checker layouts and defaults', () => {
     await assert.rejects(load({ safetyChecker: bad }), { code: 'ERR_SAFETY_CHECKER_FORMAT', message: /num_hidden_layers/ });
     writeFileSync(join(bad, 'config.json'), '{ not json');
     await assert.rejects(load({ safetyChecker: bad }), { code: 'ERR_SAFETY_CHECKER_FORMAT', message: /invalid JSON/ });
+    // A tower whose attention would need gigabytes: refused before anything is loaded.
+    const huge = join(work, 'huge.safetensors');
+    writeSafetensors(huge, {
+      'vision_model.embeddings.class_embedding': [32], 'vision_model.embeddings.patch_embedding.weight': [32, 3, 1, 1],
+      'vision_model.embeddings.position_embedding.weight': [65 * 65 + 1, 32],
+    });
+    await assert.rejects(load({ safetyChecker: huge }), { code: 'ERR_SAFETY_CHECKER_FORMAT', message: /more than 64×64 patches/ });
 
     const sd = await load({ safetyChecker: CHECKER });
     const checker = sd.safetyChecker!;

@@ -20,6 +20,7 @@ namespace fs = std::filesystem;
 constexpr int64_t kMaxWidth = 8192;
 constexpr int64_t kMaxLayers = 256;
 constexpr int64_t kMaxImageSize = 1024;
+constexpr int64_t kMaxGrid = 64;  // patches per side: 4097 tokens, 7× ViT-L/14-336's, bounds attention's memory
 constexpr int64_t kMaxConcepts = 4096;
 constexpr int64_t kClipHeadWidth = 64;  // every released CLIP ViT; used only when no config names the heads
 constexpr int64_t kImageChannels = 3;
@@ -186,6 +187,7 @@ SafetyCheckerFile open_safety_checker(const std::string & path) {
     if (positions < 2 || grid * grid != positions - 1 || grid * p > kMaxImageSize) {
         not_checker(weights_path, "embeddings.position_embedding.weight does not hold a class position and a square grid of patches");
     }
+    if (grid > kMaxGrid) not_checker(weights_path, "more than " + std::to_string(kMaxGrid) + "×" + std::to_string(kMaxGrid) + " patches");
     s.expect("embeddings.position_embedding.weight", {positions, hidden});
     for (const char * norm : {"pre_layrnorm", "post_layernorm"}) {
         s.expect(std::string(norm) + ".weight", {hidden});
