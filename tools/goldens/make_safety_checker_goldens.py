@@ -41,16 +41,19 @@ Usage (from the repository root, with the environment of tools/README.md):
     PYTHONPATH=/work/refs/diffusers/src /work/pyenv/bin/python tools/goldens/make_safety_checker_goldens.py
 """
 
-import importlib.util
 import json
 import os
 import shutil
+import sys
 import tempfile
 
 import numpy as np
 import torch
 from PIL import Image
 from safetensors.torch import save_file
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import make_pipeline_goldens as pipelines  # noqa: E402 (the tiny pipeline and load_module)
 
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 TINY = os.path.join(REPO_ROOT, "test", "fixtures", "tiny")
@@ -71,14 +74,6 @@ STEPS = 3
 GUIDANCE = 7.5
 SEED = 42
 BATCH = 4
-
-
-def load_module(name):
-    path = os.path.join(REPO_ROOT, "tools", "goldens", name + ".py")
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def make_checker():
@@ -242,8 +237,7 @@ def scores(checker, pixel_values):
 
 def pipeline_images(processor, checker, workdir):
     """The txt2img batch diffusers would check, as the PIL images it hands the feature extractor."""
-    pipelines = load_module("make_pipeline_goldens")
-    helpers = load_module("make_tokenizer_goldens")
+    helpers = pipelines.load_module("make_tokenizer_goldens")
     base, config = pipelines.build_pipeline("sd1-diffusers", helpers, workdir)
     generator = torch.Generator().manual_seed(SEED)
     with torch.no_grad():
