@@ -32,6 +32,8 @@ export type { RandnOptions } from './rng.js';
 export { Vae, DEFAULT_VAE_TILE_SIZE } from './vae.js';
 export { TinyVae } from './tiny-vae.js';
 export type { TinyVaeInfo } from './tiny-vae.js';
+export { SafetyChecker } from './safety-checker.js';
+export type { SafetyCheckerInfo, SafetyCheckResult, SafetyPixelCheck } from './safety-checker.js';
 export {
   Upscaler, UpscaledImage, upscale, DEFAULT_UPSCALE_TILE_SIZE, DEFAULT_UPSCALE_TILE_OVERLAP, MAX_UPSCALE_OUTPUT_PIXELS, UPSCALER_WEIGHT_TYPES,
 } from './upscaler.js';

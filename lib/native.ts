@@ -111,6 +111,20 @@ export interface NativeUpscaler {
   dispose(): void;
 }
 
+/** native/addon/safety_checker_binding.h's NativeSafetyChecker: diffusers' safety checker beside a model. */
+export interface NativeSafetyChecker {
+  info(): {
+    path: string; files: string[]; imageSize: number; patchSize: number; hidden: number; layers: number; heads: number;
+    projectionDim: number; concepts: number; specialConcepts: number; device: string;
+  };
+  /** Pixel values [B, 3, S, S] (CLIP-normalised) → per image: embeddings, cosines, diffusers' rounded scores, flags. */
+  check(pixels: TensorLike): Promise<{
+    imageEmbeds: TensorLike; conceptCosine: TensorLike; specialCosine: TensorLike; conceptScores: TensorLike;
+    specialScores: TensorLike; nsfw: boolean[];
+  }>;
+  dispose(): void;
+}
+
 /** `loadModel`'s options: `LoadOptions` checked, less what lib/ applies itself. */
 export interface NativeLoadOptions {
   backend: Backend;
@@ -205,6 +219,9 @@ export interface NativeAddon extends BinaryAddon {
 
   // tiny_vae_binding.cpp
   loadTinyVae(path: string, options: { backend: string; weightType?: WeightType; threads?: number }): Promise<NativeTinyVae>;
+
+  // safety_checker_binding.cpp
+  loadSafetyChecker(path: string, options: { backend: string; weightType?: WeightType; threads?: number }): Promise<NativeSafetyChecker>;
 
   // upscaler_binding.cpp
   loadUpscaler(path: string, options: { backend: string; weightType?: WeightType; threads?: number }): Promise<NativeUpscaler>;

@@ -1,13 +1,15 @@
 import { basename, extname, resolve } from 'node:path';
 
 import { EmbeddingTable, type SkippedEmbedding, type TextualInversion } from './embeddings.js';
-import { AbortError, ArgumentRangeError, StableDiffusionError } from './errors.js';
+import { AbortError, ArgumentRangeError, ArgumentTypeError, StableDiffusionError } from './errors.js';
+import type { ImageInput } from './image.js';
 import { checkDirs, checkLoraSpecs, LORA_EXTENSIONS, NamedFiles, parseLoraTags, type LoraTag } from './lora.js';
 import { native, type NativeModel } from './native.js';
 import {
   depth2img, img2img, inpaint, txt2img, type Depth2ImgOptions, type GenerationResult, type Img2ImgOptions,
   type InpaintOptions, type PipelineModel, type Txt2ImgOptions,
 } from './pipelines/index.js';
+import { folderSafetyChecker, readImagesForCheck, SafetyChecker, type SafetyCheckResult } from './safety-checker.js';
 import { createScheduler, type Scheduler, type SchedulerOverrides } from './scheduler.js';
 import { Tensor } from './tensor.js';
 import { TinyVae } from './tiny-vae.js';
@@ -48,6 +50,17 @@ export interface LoadOptions {
    * not TAESD: ERR_MODEL_FORMAT naming it.
    */
   tinyVae?: string;
+  /**
+   * diffusers' safety checker (StableDiffusionSafetyChecker, a CLIP ViT-L/14 vision tower scoring
+   * each image against 17 concept embeddings): `true` takes the model folder's `safety_checker/`,
+   * a path takes a checker's folder (config.json with model.safetensors or pytorch_model.bin) or
+   * weight file, `false` turns it off. Default: on when the model is a diffusers folder that has
+   * `safety_checker/` (as diffusers), off otherwise. When on, `sd.safetyChecker` is set, every
+   * decoded result carries `nsfwContentDetected`, and flagged images come back black. It runs
+   * where `devices.vae` (else `backend`) says. A file that is not a checker:
+   * ERR_SAFETY_CHECKER_FORMAT naming it; `true` without `safety_checker/`: ERR_FILE_NOT_FOUND.
+   */
+  safetyChecker?: boolean | string;
   /** CPU threads; defaults to `systemInfo().defaultThreads`. */
   threads?: number;
   /** Overrides what the model files say (or what detection guesses for single files). */
@@ -83,7 +96,8 @@ export interface LoadOptions {
 }
 
 const LOAD_OPTIONS = optionNames<LoadOptions>({
-  model: true, backend: true, devices: true, weightType: true, vae: true, tinyVae: true, threads: true, predictionType: true,
+  model: true, backend: true, devices: true, weightType: true, vae: true, tinyVae: true, safetyChecker: true, threads: true,
+  predictionType: true,
   flashAttention: true, vaeTiling: true, vaeTileSize: true, offload: true, signal: true, loraDirs: true, embeddingDirs: true,
 });
 
@@ -99,6 +113,9 @@ export function checkLoadOptions(options: unknown): Required<Pick<LoadOptions, '
   if (o.weightType !== undefined) checked.weightType = expectOneOf(o.weightType, 'options.weightType', WEIGHT_TYPES);
   if (o.vae !== undefined) checked.vae = expectPath(o.vae, 'options.vae');
   if (o.tinyVae !== undefined) checked.tinyVae = expectPath(o.tinyVae, 'options.tinyVae');
+  if (o.safetyChecker !== undefined) {
+    checked.safetyChecker = typeof o.safetyChecker === 'boolean' ? o.safetyChecker : expectPath(o.safetyChecker, 'options.safetyChecker');
+  }
   if (o.threads !== undefined) checked.threads = expectInteger(o.threads, 'options.threads', 1, 1024);
   if (o.predictionType !== undefined) {
     checked.predictionType = expectOneOf(o.predictionType, 'options.predictionType', PREDICTION_TYPES);
@@ -179,6 +196,11 @@ export class StableDiffusion {
   readonly vae: Vae;
   /** TAESD, when loaded with the `tinyVae` option (lib/tiny-vae.ts); null otherwise. */
   readonly tinyVae: TinyVae | null;
+  /**
+   * diffusers' safety checker, when on (the `safetyChecker` load option; lib/safety-checker.ts);
+   * null otherwise.
+   */
+  readonly safetyChecker: SafetyChecker | null;
   /** The denoising UNet: `predict(sample, timestep, context)` → noise or v prediction (lib/unet.ts). */
   readonly unet: UNet;
   /** The CLIP text encoder: `encode(ids, { clipSkip })` → [1, n, hidden] (lib/text-encoder.ts). */
@@ -193,9 +215,10 @@ export class StableDiffusion {
 
   private constructor(
     model: NativeModel, flashAttention: boolean, vaeTiling: { tiling: boolean; tileSize?: number }, loraDirs: readonly string[],
-    tinyVae: TinyVae | null = null,
+    tinyVae: TinyVae | null = null, safetyChecker: SafetyChecker | null = null,
   ) {
     this.tinyVae = tinyVae;
+    this.safetyChecker = safetyChecker;
     this.#native = model;
     this.info = model.info();
     this.devices = Object.freeze(model.devices());
@@ -226,24 +249,32 @@ export class StableDiffusion {
     });
     const model = o.signal ? await untilAborted(loading, o.signal) : await loading;
     let tiny: TinyVae | null = null;
-    if (o.tinyVae !== undefined) {
-      try {
-        tiny = new TinyVae(await native().loadTinyVae(o.tinyVae, {
-          backend: o.devices?.vae ?? o.backend,
-          ...(o.weightType && { weightType: o.weightType }),
-          ...(o.threads !== undefined && { threads: o.threads }),
-        }));
+    let checker: SafetyChecker | null = null;
+    const beside = {
+      backend: o.devices?.vae ?? o.backend,
+      ...(o.weightType && { weightType: o.weightType }),
+      ...(o.threads !== undefined && { threads: o.threads }),
+    };
+    try {
+      if (o.tinyVae !== undefined) {
+        tiny = new TinyVae(await native().loadTinyVae(o.tinyVae, beside));
         throwIfLoadAborted(o.signal);
-      } catch (error) {
-        tiny?.dispose();
-        model.dispose();
-        throw error;
       }
+      const checkerPath = safetyCheckerPath(o.model, o.safetyChecker);
+      if (checkerPath !== undefined) {
+        checker = new SafetyChecker(await native().loadSafetyChecker(checkerPath, beside));
+        throwIfLoadAborted(o.signal);
+      }
+    } catch (error) {
+      tiny?.dispose();
+      checker?.dispose();
+      model.dispose();
+      throw error;
     }
     const sd = new StableDiffusion(model, o.flashAttention ?? false, {
       tiling: o.vaeTiling ?? false,
       ...(o.vaeTileSize !== undefined && { tileSize: o.vaeTileSize }),
-    }, o.loraDirs ?? [], tiny);
+    }, o.loraDirs ?? [], tiny, checker);
     if (o.embeddingDirs !== undefined && o.embeddingDirs.length > 0) {
       sd.#embeddingDirs = Object.freeze([...o.embeddingDirs]);
       try {
@@ -406,6 +437,7 @@ export class StableDiffusion {
             unet: call.requests.length === 0 ? this.unet : this.unet.withLoras(requests),
             vae: this.vae,
             tinyVae: this.tinyVae,
+            safetyChecker: this.safetyChecker,
             encodePrompt: (prompt, opts) =>
               encodePrompt(this.#model(), this.textEncoder, this.tokenizer, prompt, opts, { loras: requests, embeddings, used }),
             memoryUsage: (opts) => this.memoryUsage(opts),
@@ -508,6 +540,24 @@ export class StableDiffusion {
     this.#native?.dispose();
     this.#native = undefined;
     this.tinyVae?.dispose();
+    this.safetyChecker?.dispose();
+  }
+
+  /**
+   * diffusers' safety checker on images (a path, encoded bytes, raw pixels or a tensor
+   * [B, 3, H, W] in [0, 1], or an array of them): one verdict per image, with diffusers' scores.
+   * The pipelines run it themselves when it is on; this is the same check on any image. Needs
+   * the checker (the `safetyChecker` load option): TypeError otherwise.
+   */
+  async checkSafety(images: ImageInput | ImageInput[]): Promise<SafetyCheckResult[]> {
+    this.#model();
+    const checker = this.safetyChecker;
+    if (checker === null) {
+      throw new ArgumentTypeError('checkSafety needs the safety checker: load the model with { safetyChecker: true } (its folder\'s safety_checker/) or { safetyChecker: PATH }');
+    }
+    const results: SafetyCheckResult[] = [];
+    for (const tensor of await readImagesForCheck(images)) results.push(...(await checker.check(tensor)));
+    return results;
   }
 
   /** Whether `dispose()` has run: the weights are freed and every other call fails with ERR_DISPOSED. */
@@ -527,6 +577,21 @@ export class StableDiffusion {
     if (this.#native === undefined) throw new StableDiffusionError('ERR_DISPOSED', 'The model has been disposed');
     return this.#native;
   }
+}
+
+/** The checker to load for `safetyChecker` (see LoadOptions), or undefined for none. */
+function safetyCheckerPath(model: string, option: boolean | string | undefined): string | undefined {
+  if (typeof option === 'string') return option;
+  if (option === false) return undefined;
+  const found = folderSafetyChecker(model);
+  if (option === true && found === undefined) {
+    throw new StableDiffusionError(
+      'ERR_FILE_NOT_FOUND',
+      `safetyChecker: true needs a diffusers folder with safety_checker/ (config.json and model.safetensors or pytorch_model.bin); ${model} has none. Give the checker's folder or file as safetyChecker: PATH`,
+      { path: model },
+    );
+  }
+  return found;
 }
 
 function padIdFor(padToken: string): number {

@@ -424,3 +424,24 @@ test('the upscale progress bar: tile i/n, s/tile and ETA redrawn in place', () =
     '',
   ]);
 });
+
+test("sdnode generate --safety-checker: flagged images are written black and named on stderr (diffusers' flags)", async () => {
+  // The batch of test/fixtures/goldens/safety-checker's txt2img case, whose first image the tiny
+  // checker flags (test/safety-checker.test.ts checks the flags against diffusers).
+  const golden = JSON.parse(readFileSync(join(packageRoot, 'test', 'fixtures', 'goldens', 'safety-checker', 'goldens.json'), 'utf8')).txt2img;
+  const out = join(dir, 'checked.png');
+  const run = sdnode('generate', '--model', join(tiny, 'sd1-diffusers'), '--safety-checker', join(tiny, 'safety-checker', 'safety_checker'),
+    '--prompt', golden.prompt, '--negative-prompt', golden.negativePrompt, '--width', String(golden.width), '--height', String(golden.height),
+    '--steps', String(golden.steps), '--sampler', 'pndm', '--cfg-scale', String(golden.guidanceScale), '--seed', String(golden.seed),
+    '--batch-size', String(golden.batchSize), '-q', '-o', out);
+  assert.equal(run.status, 0, run.stderr);
+  const flagged = (golden.nsfwContentDetected as boolean[]).flatMap((f, i) => (f ? [i + 1] : []));
+  assert.deepEqual([...run.stderr.matchAll(/safety checker flagged image (\d) of 4 \(seed 42\): it was replaced by a black image/g)].map((m) => Number(m[1])), flagged);
+  for (let i = 1; i <= 4; i++) {
+    const black = (await pixels(join(dir, `checked-${i}.png`))).every((v) => v === 0);
+    assert.equal(black, flagged.includes(i), `checked-${i}.png`);
+  }
+  const bad = sdnode('generate', '--model', sd1, '--prompt', 'a', ...small, '--safety-checker', '', '-o', join(dir, 'never.png'));
+  assert.notEqual(bad.status, 0);
+  assert.match(bad.stderr, /--safety-checker takes on, off or the path/);
+});

@@ -2,7 +2,7 @@
 // behaviour (seeds, batches, img2img and inpainting, progress with previews, interrupt and skip,
 // options and model switching, png-info) on the tiny demo model and the tiny fixtures.
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, symlinkSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, symlinkSync } from 'node:fs';
 import { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -384,5 +384,33 @@ describe('createServer and the Fastify plugin', () => {
       await other.register(sdnodeServer, { model: DEMO, queue: 3 } as never);
     }, /Unknown option 'queue'/);
     await other.close();
+  });
+});
+
+describe('the safety checker', () => {
+  // test/fixtures/goldens/safety-checker's txt2img case: its first image (seed 42) is flagged by
+  // the tiny checker; the server makes each image of a batch alone with seed + i, so seed 42
+  // alone is that image (test/safety-checker.test.ts checks the flags against diffusers).
+  const golden = JSON.parse(readFileSync(join(tinyDir, '..', 'goldens', 'safety-checker', 'goldens.json'), 'utf8')).txt2img;
+  let checked: Awaited<ReturnType<typeof startServer>>;
+  before(async () => {
+    checked = await startServer({ model: join(tinyDir, 'sd1-diffusers'), load: { safetyChecker: join(tinyDir, 'safety-checker', 'safety_checker') } });
+  });
+  after(() => checked?.close());
+
+  test("info's nsfw_content_detected says which images were sent black", async () => {
+    assert.equal(golden.nsfwContentDetected[0], true);
+    const { status, body } = await call(checked.url, '/sdapi/v1/txt2img', {
+      prompt: golden.prompt, negative_prompt: golden.negativePrompt, width: golden.width, height: golden.height, steps: golden.steps,
+      sampler_name: 'PLMS', cfg_scale: golden.guidanceScale, seed: 42,
+    });
+    assert.equal(status, 200);
+    assert.deepEqual(infoOf(body).nsfw_content_detected, [true]);
+    assert.ok((await pixels(body.images[0])).data.every((v: number) => v === 0));
+  });
+
+  test('without a checker info has no nsfw_content_detected', async () => {
+    const { body } = await call(url, '/sdapi/v1/txt2img', { ...small, seed: 1 });
+    assert.equal('nsfw_content_detected' in infoOf(body), false);
   });
 });

@@ -54,6 +54,8 @@ depth to image (on a depth model). Defaults follow diffusers: 50 steps, CFG scal
   Model: --weight-type ${WEIGHT_TYPES.join('|')}, --backend ${BACKENDS.join('|')},
          --threads N, --vae FILE, --prediction-type epsilon|v_prediction,
          --tiny-vae PATH (TAESD file or folder: decodes and encodes instead of the VAE, fast),
+         --safety-checker on|off|PATH (diffusers' NSFW checker: on by default for a diffusers
+         folder with safety_checker/; flagged images are written black and named on stderr),
          --text-encoder-device, --unet-device, --vae-device BACKEND|DEVICE (e.g. --vae-device cpu
          with a GPU backend; device names as \`sdnode devices\` lists them)
   Memory: --flash-attention, --vae-tiling (decode/encode in blended tiles), --offload (one

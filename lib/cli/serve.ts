@@ -6,7 +6,7 @@ import { createServer } from '../server/index.js';
 import type { ServerOptions } from '../server/options.js';
 import { BACKENDS, WEIGHT_TYPES } from '../types.js';
 import { DEMO_MODEL } from './generate.js';
-import { oneOf, optionalInteger, parse, UsageError } from './usage.js';
+import { oneOf, optionalInteger, parse, safetyCheckerFlag, UsageError } from './usage.js';
 
 export const SERVE_HELP = `Usage: sdnode serve --model <file|folder|demo> [options]
 
@@ -29,6 +29,9 @@ An AUTOMATIC1111-compatible HTTP API (/sdapi/v1/txt2img, img2img, progress, inte
       --queue NAME         the BullMQ queue with --redis (default sdnode)
   Model: --backend ${BACKENDS.join('|')}, --threads N, --weight-type ${WEIGHT_TYPES.join('|')}
       --tiny-vae PATH      TAESD (file or folder): /progress's current_image at full size
+      --safety-checker on|off|PATH  diffusers' NSFW checker (default: on for a diffusers folder
+                           with safety_checker/); flagged images are sent black and listed in
+                           info's nsfw_content_detected
       --log                log every request (JSON lines on stdout)`;
 
 /** The command line → createServer's options and where to listen. */
@@ -51,6 +54,7 @@ export function parseServe(args: string[]): { options: ServerOptions; host: stri
     threads: { type: 'string' },
     'weight-type': { type: 'string' },
     'tiny-vae': { type: 'string' },
+    'safety-checker': { type: 'string' },
     log: { type: 'boolean' },
   });
   if (positionals.length > 0) throw new UsageError(`serve takes no positional arguments (got "${positionals[0]}")`);
@@ -84,6 +88,7 @@ export function parseServe(args: string[]): { options: ServerOptions; host: stri
     load: {
       ...(backend && { backend }), ...(threads !== undefined && { threads }), ...(weightType && { weightType }),
       ...(v['tiny-vae'] !== undefined && { tinyVae: v['tiny-vae'] }),
+      ...(v['safety-checker'] !== undefined && { safetyChecker: safetyCheckerFlag(v['safety-checker']) }),
     },
   };
   return { options, host: v.host ?? '127.0.0.1', port: optionalInteger(v.port, 'port', 0, 65535) ?? 7860 };

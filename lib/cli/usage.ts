@@ -43,3 +43,11 @@ export function oneOf<T extends string>(value: string | undefined, flag: string,
 export function warn(message: string): void {
   process.stderr.write(`sdnode: warning: ${message}\n`);
 }
+
+/** `--safety-checker on|off|PATH`: the load option's true, false or path. */
+export function safetyCheckerFlag(text: string): boolean | string {
+  if (text === 'on') return true;
+  if (text === 'off') return false;
+  if (text.trim() === '') throw new UsageError('--safety-checker takes on, off or the path of a safety checker (folder or file)');
+  return text;
+}

@@ -7,7 +7,7 @@ import { createWorker, type WorkerOptions } from '../queue/worker.js';
 import { BACKENDS, WEIGHT_TYPES } from '../types.js';
 import { DEMO_MODEL } from './generate.js';
 import { redisLabel, untilSignal } from './serve.js';
-import { oneOf, optionalInteger, parse, UsageError } from './usage.js';
+import { oneOf, optionalInteger, parse, safetyCheckerFlag, UsageError } from './usage.js';
 
 export const WORKER_HELP = `Usage: sdnode worker --model <file|folder|demo> --redis redis://HOST:PORT [options]
 
@@ -23,7 +23,8 @@ Run one per GPU or machine; a job whose worker dies goes to another.
                            to the queue this long after it stopped renewing it
   Model: --backend ${BACKENDS.join('|')}, --threads N, --weight-type ${WEIGHT_TYPES.join('|')},
          --lora-dir DIR and --embedding-dir DIR (as for serve: <lora:NAME:W> tags in jobs' prompts),
-         --tiny-vae PATH (TAESD, for jobs that ask for it)`;
+         --tiny-vae PATH (TAESD, for jobs that ask for it),
+         --safety-checker on|off|PATH (diffusers' NSFW checker; default on for a diffusers folder with one)`;
 
 /** The command line → createWorker's options. */
 export function parseWorker(args: string[]): WorkerOptions {
@@ -39,6 +40,7 @@ export function parseWorker(args: string[]): WorkerOptions {
     'lora-dir': { type: 'string' },
     'embedding-dir': { type: 'string' },
     'tiny-vae': { type: 'string' },
+    'safety-checker': { type: 'string' },
   });
   if (positionals.length > 0) throw new UsageError(`worker takes no positional arguments (got "${positionals[0]}")`);
   if (v.model === undefined) throw new UsageError('worker needs --model <file|folder|demo>');
@@ -62,6 +64,7 @@ export function parseWorker(args: string[]): WorkerOptions {
       ...(v['lora-dir'] !== undefined && { loraDirs: [v['lora-dir']] }),
       ...(v['embedding-dir'] !== undefined && { embeddingDirs: [v['embedding-dir']] }),
       ...(v['tiny-vae'] !== undefined && { tinyVae: v['tiny-vae'] }),
+      ...(v['safety-checker'] !== undefined && { safetyChecker: safetyCheckerFlag(v['safety-checker']) }),
     },
   };
 }

@@ -3,6 +3,7 @@
 // diffusers' order, onStep and previews, cancellation) and the end (VAE decode, the result).
 import { AbortError } from '../errors.js';
 import { latentPreview } from '../latent-preview.js';
+import { blankFlagged } from '../safety-checker.js';
 import { TorchGenerator } from '../rng.js';
 import type { Tensor } from '../tensor.js';
 import { blendMasked, concatBatch, concatChannels, guide, repeatBatch, scale, toUnitRange } from '../tensor-ops.js';
@@ -127,9 +128,16 @@ export async function finish(
 ): Promise<GenerationResult> {
   const { o } = run;
   let images: Tensor | null = null;
+  let nsfw: boolean[] | undefined;
   if (o.outputType === 'tensor') {
     images = await decodeImages(model, latents, o.tinyVae);
     throwIfAborted(o.signal);
+    if (model.safetyChecker) {
+      // As diffusers: the decoded images are checked and the flagged ones replaced by black.
+      nsfw = (await model.safetyChecker.check(images)).map((r) => r.nsfw);
+      images = blankFlagged(images, nsfw);
+      throwIfAborted(o.signal);
+    }
     endStage(model, run, 'decode');
   }
   return {
@@ -152,5 +160,6 @@ export async function finish(
       ...(strength !== undefined && { strength }),
     },
     ...(o.memoryReport && { memory: run.memory as StageMemory }),
+    ...(nsfw && { nsfwContentDetected: nsfw }),
   };
 }

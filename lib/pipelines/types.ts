@@ -5,6 +5,7 @@ import type { Tensor, TensorLike } from '../tensor.js';
 import type { EncodePromptOptions, PromptEmbeddings } from '../text-encoder.js';
 import type { GenerationParameters, LoraSpec, MemoryUsage, Seed } from '../types.js';
 import { optionNames } from '../validate.js';
+import type { SafetyChecker } from '../safety-checker.js';
 import type { TinyVae } from '../tiny-vae.js';
 import type { UNet } from '../unet.js';
 import type { Vae } from '../vae.js';
@@ -175,6 +176,12 @@ export interface GenerationResult {
   parameters: GenerationParameters;
   /** With `memoryReport: true`. */
   memory?: StageMemory;
+  /**
+   * With the safety checker on (the `safetyChecker` load option) and decoded images: per image,
+   * whether the checker flagged it (diffusers' `nsfw_content_detected`). A flagged image is black
+   * in `images`; `latents` are left as they were.
+   */
+  nsfwContentDetected?: boolean[];
 }
 
 /** What `sd.txt2img` returns (the same as every pipeline). */
@@ -195,6 +202,8 @@ export interface PipelineModel {
   readonly vae: Vae;
   /** TAESD, when the model was loaded with `tinyVae`. */
   readonly tinyVae?: TinyVae | null;
+  /** diffusers' safety checker, when it is on: decoded images are checked and flagged ones blanked. */
+  readonly safetyChecker?: SafetyChecker | null;
   /** The text conditioning for a prompt and its negative prompt. */
   encodePrompt(prompt: string, options?: EncodePromptOptions): Promise<PromptEmbeddings>;
   /** Memory now and its peaks (for `memoryReport`). */

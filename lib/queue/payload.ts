@@ -131,6 +131,8 @@ export interface GenerationJobResult {
   interrupted: boolean;
   /** The infotext's `Lora hashes` and `TI hashes` fields of the job's networks (empty without any). */
   networks: Record<string, string>;
+  /** With the worker's safety checker on: per image made, whether it was flagged (and sent black). */
+  nsfwContentDetected?: boolean[];
   /** A1111's job_timestamp (YYYYMMDDhhmmss, the worker's local time). */
   timestamp: string;
   /** The worker that made it (`host:pid`). */

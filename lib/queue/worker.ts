@@ -134,6 +134,7 @@ function resultOf(output: GenerationOutput, worker: string): GenerationJobResult
     inpaintingConditioning: output.inpaintingConditioning,
     interrupted: output.interrupted,
     networks: output.networks,
+    ...(output.nsfwContentDetected && { nsfwContentDetected: output.nsfwContentDetected }),
     timestamp: output.timestamp,
     worker,
   };

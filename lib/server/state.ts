@@ -57,6 +57,7 @@ function redisCodec(): RedisJobCodec<ServerJob, Output> {
         inpaintingConditioning: result.inpaintingConditioning,
         interrupted: result.interrupted,
         networks: result.networks ?? {},
+        ...(result.nsfwContentDetected && { nsfwContentDetected: result.nsfwContentDetected }),
         job: { id: jobId, worker: result.worker },
         timestamp: result.timestamp,
       };

@@ -16,7 +16,7 @@ import type { LoadOptions } from '../../stable-diffusion.js';
 import type { Tensor } from '../../tensor.js';
 import { LORA_EXTENSIONS } from '../../lora.js';
 import { BACKENDS, PREDICTION_TYPES, WEIGHT_TYPES, type LoraSpec, type PipelineName, type Seed } from '../../types.js';
-import { oneOf, parse, UsageError, warn } from '../usage.js';
+import { oneOf, parse, safetyCheckerFlag, UsageError, warn } from '../usage.js';
 import { gridAxes } from './plan.js';
 import type { GenerateRequest, JobValues } from './types.js';
 
@@ -40,6 +40,7 @@ const OPTIONS = {
   threads: { type: 'string' },
   vae: { type: 'string' },
   'tiny-vae': { type: 'string' },
+  'safety-checker': { type: 'string' },
   'prediction-type': { type: 'string' },
   'flash-attention': { type: 'boolean' },
   'vae-tiling': { type: 'boolean' },
@@ -238,6 +239,7 @@ function loadOptionsOf(v: Values, modelPath: string, threads: number | undefined
     ...(v['prediction-type'] !== undefined && { predictionType: oneOf(v['prediction-type'], 'prediction-type', PREDICTION_TYPES)! }),
     ...(v.vae !== undefined && { vae: v.vae }),
     ...(v['tiny-vae'] !== undefined && { tinyVae: v['tiny-vae'] }),
+    ...(v['safety-checker'] !== undefined && { safetyChecker: safetyCheckerFlag(v['safety-checker']) }),
     ...(threads !== undefined && { threads }),
     ...(v['flash-attention'] && { flashAttention: true }),
     ...(v['vae-tiling'] && { vaeTiling: true }),

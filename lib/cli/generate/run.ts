@@ -69,6 +69,9 @@ export async function runJobs(
       ...toInfotext(result.parameters, i, { model: modelName, ...(hash !== undefined && { modelHash: hash }), ...hashes }),
       seed: result.seeds[i] ?? result.parameters.seed,
     }));
+    result.nsfwContentDetected?.forEach((flagged, i) => {
+      if (flagged) warn(`the safety checker flagged image ${i + 1} of ${count} (seed ${parameters[i]!.seed}): it was replaced by a black image`);
+    });
     results.push({ images: result.images, parameters });
   }
   return results;

@@ -74,6 +74,9 @@ function info(plan: GenerationPlan, output: GenerationOutput): string {
     clip_skip: output.clipSkip,
     is_using_inpainting_conditioning: output.inpaintingConditioning,
     interrupted: output.interrupted,
+    // Not A1111's: diffusers' safety checker (on by default for a diffusers folder that has one);
+    // per image made, whether it was flagged and sent black.
+    ...(output.nsfwContentDetected && { nsfw_content_detected: output.nsfwContentDetected }),
   });
 }
 

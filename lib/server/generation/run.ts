@@ -9,6 +9,7 @@ import { encodeImage, readImage, readMask, resizeImage } from '../../image.js';
 import { networkHashes, type NetworkHashes } from '../../model-hash.js';
 import { formatParameters, toInfotext } from '../../png-parameters.js';
 import type { GenerationResult, StepInfo } from '../../pipelines/index.js';
+import { blankFlagged } from '../../safety-checker.js';
 import type { StableDiffusion } from '../../stable-diffusion.js';
 import type { Tensor } from '../../tensor.js';
 import { scale, toUnitRange } from '../../tensor-ops.js';
@@ -43,6 +44,8 @@ export interface GenerationOutput {
   timestamp: string;
   /** "Lora hashes" and "TI hashes" of the first image, for info's extra_generation_params. */
   networks: Record<string, string>;
+  /** With the safety checker on: per image made, whether it was flagged (and sent black). */
+  nsfwContentDetected?: boolean[];
 }
 
 /** A generation job as the queue carries it. */
@@ -114,6 +117,7 @@ export async function runGeneration(models: ModelManager, job: GenerationJob, co
   // interrupt or skip has the same prompt, so the same networks.
   let hashes: NetworkHashes = {};
   let networks: Record<string, string> | undefined;
+  const nsfw: boolean[] = [];
   for (let index = 0; index < count && !interrupted; index++) {
     context.report({ jobNo: index, samplingStep: 0, samplingSteps: 0 });
     let latest: StepInfo | undefined;
@@ -155,6 +159,7 @@ export async function runGeneration(models: ModelManager, job: GenerationJob, co
         ...(mask && { mask }),
       });
       image = result.images!;
+      if (result.nsfwContentDetected) nsfw.push(result.nsfwContentDetected[0]!);
       hashes = await networkHashes(result.parameters);
     } catch (error) {
       if (!(error instanceof AbortError) || context.signal.aborted || !stoppedEarly) throw runError(error);
@@ -162,6 +167,12 @@ export async function runGeneration(models: ModelManager, job: GenerationJob, co
       interrupted = context.interrupted;
       if (latest === undefined) continue;
       image = await decodeLatents(sd, latest.latents);
+      if (sd.safetyChecker) {
+        // The pipeline's own check did not run on an image cut short: the same check here.
+        const [verdict] = await sd.safetyChecker.check(image);
+        nsfw.push(verdict!.nsfw);
+        image = blankFlagged(image, [verdict!.nsfw]);
+      }
     }
     if (mask && input) image = pasteOriginal(image, input, mask);
     const parameters = {
@@ -189,6 +200,7 @@ export async function runGeneration(models: ModelManager, job: GenerationJob, co
     job: { id: context.id, started: context.started },
     timestamp: jobTimestamp(started),
     networks: networks ?? {},
+    ...(sd.safetyChecker && { nsfwContentDetected: nsfw }),
   };
 }
 

@@ -14,6 +14,7 @@
 //   sdcore/networks.h      its networks: text encoder (and prompt encoding), UNet, VAE
 //   sdcore/tiny_vae.h      TAESD, the tiny autoencoder loaded beside a model (previews, fast decode)
 //   sdcore/upscaler.h      Real-ESRGAN's RRDBNet upscaler, loaded on its own
+//   sdcore/safety_checker.h diffusers' safety checker (CLIP vision tower + concept scores), loaded beside a model
 //   sdcore/text.h          CLIP tokenizer, A1111 prompt syntax
 //   sdcore/scheduler.h     noise schedulers (diffusers' maths) and their catalog
 //   sdcore/rng.h           PyTorch's CPU random generator, bit for bit
@@ -24,6 +25,7 @@
 #include "sdcore/model_files.h"
 #include "sdcore/networks.h"
 #include "sdcore/rng.h"
+#include "sdcore/safety_checker.h"
 #include "sdcore/scheduler.h"
 #include "sdcore/system.h"
 #include "sdcore/tensor.h"

@@ -562,12 +562,6 @@ void expect_text(Expect & e, const TextEncoderConfig & t) {
     e.norm("text_encoder.final_layer_norm", h);
 }
 
-std::string shape_text(const std::vector<int64_t> & shape) {
-    std::string out = "[";
-    for (size_t i = 0; i < shape.size(); ++i) out += (i ? ", " : "") + std::to_string(shape[i]);
-    return out + "]";
-}
-
 // "name" or "name (in the file: original)" for a canonical tensor of `model`.
 std::string describe_name(const CanonicalModel & model, const ModelConfig & config, const std::string & name) {
     std::string original;

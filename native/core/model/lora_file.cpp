@@ -32,12 +32,6 @@ namespace fs = std::filesystem;
 
 std::string file_name(const std::string & path) { return fs::path(path).filename().string(); }
 
-std::string shape_text(const std::vector<int64_t> & shape) {
-    std::string s = "[";
-    for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-    return s + "]";
-}
-
 std::string underscored(std::string text) {
     std::replace(text.begin(), text.end(), '.', '_');
     return text;

@@ -84,12 +84,6 @@ bool is_diffusers_vae_name(const std::string & name) {
     throw Error("ERR_MODEL_FORMAT", message, path);
 }
 
-std::string shape_text(const std::vector<int64_t> & shape) {
-    std::string out = "[";
-    for (size_t i = 0; i < shape.size(); ++i) out += (i ? ", " : "") + std::to_string(shape[i]);
-    return out + "]";
-}
-
 std::string first_names(const std::vector<std::string> & names, size_t n) {
     std::string out;
     for (size_t i = 0; i < names.size() && i < n; ++i) out += (i ? ", " : "") + names[i];

@@ -8,73 +8,11 @@
 
 #include "model/loaded_model.h"
 #include "model/lora_state.h"
-#include "nets/nn_layers.h"
+#include "nets/clip_transformer.h"
 #include "runtime/graph_runner.h"
 #include "sdcore/error.h"
 
 namespace sd {
-
-namespace {
-
-// Norm weights and biases are f32 after a weightType conversion but keep the file's type (f16,
-// bf16) otherwise; ggml's CPU add/mul want both operands f32.
-ggml_tensor * as_f32(ggml_context * ctx, ggml_tensor * t) {
-    return t->type == GGML_TYPE_F32 ? t : ggml_cast(ctx, t, GGML_TYPE_F32);
-}
-
-struct Builder {
-    const NetworkWeights & w;
-    const TextEncoderConfig & c;
-    ggml_context * ctx;
-
-    ggml_tensor * layer_norm(ggml_tensor * x, const std::string & name) const {
-        x = ggml_norm(ctx, x, static_cast<float>(c.layer_norm_eps));
-        x = ggml_mul(ctx, x, as_f32(ctx, w.get(name + ".weight")));
-        return ggml_add(ctx, x, as_f32(ctx, w.get(name + ".bias")));
-    }
-
-    // x [in, n, B] → [out, n, B]; the weight is PyTorch's [out, in], i.e. ggml's [in, out].
-    ggml_tensor * linear(ggml_tensor * x, const std::string & name) const {
-        ggml_tensor * y = ggml_mul_mat(ctx, w.get(name + ".weight"), x);
-        y = ggml_add(ctx, y, as_f32(ctx, w.get(name + ".bias")));
-        return nn::add_linear_adapters(ctx, w, name, x, y);
-    }
-
-    ggml_tensor * attention(ggml_tensor * x, const std::string & name, int64_t n, int64_t batch) const {
-        const int64_t heads = c.heads;
-        const int64_t head_dim = c.hidden / heads;
-        // [hidden, n, B] → [head_dim, heads, n, B] → [head_dim, n, heads, B]
-        auto split = [&](ggml_tensor * t) {
-            return ggml_cont(ctx, ggml_permute(ctx, ggml_reshape_4d(ctx, t, head_dim, heads, n, batch), 0, 2, 1, 3));
-        };
-        ggml_tensor * q = split(linear(x, name + ".q_proj"));
-        ggml_tensor * k = split(linear(x, name + ".k_proj"));
-        ggml_tensor * v = linear(x, name + ".v_proj");
-        // v as [n, head_dim, heads, B], so that the product with the scores runs over keys.
-        v = ggml_cont(ctx, ggml_permute(ctx, ggml_reshape_4d(ctx, v, head_dim, heads, n, batch), 1, 2, 0, 3));
-
-        ggml_tensor * scores = ggml_mul_mat(ctx, k, q);             // [n_keys, n_queries, heads, B]
-        scores = ggml_diag_mask_inf(ctx, scores, 0);                // causal: key > query → -inf
-        scores = ggml_soft_max_ext(ctx, scores, nullptr, 1.0f / std::sqrt(static_cast<float>(head_dim)), 0.0f);
-        ggml_tensor * out = ggml_mul_mat(ctx, v, scores);           // [head_dim, n, heads, B]
-        out = ggml_cont(ctx, ggml_permute(ctx, out, 0, 2, 1, 3));   // [head_dim, heads, n, B]
-        out = ggml_reshape_3d(ctx, out, c.hidden, n, batch);
-        return linear(out, name + ".out_proj");
-    }
-
-    ggml_tensor * activation(ggml_tensor * x) const {
-        if (c.activation == TextActivation::gelu) return ggml_gelu_erf(ctx, x);  // torch nn.GELU(): exact erf
-        // quick_gelu: x · sigmoid(1.702 x). Not ggml_gelu_quick, whose CPU kernel rounds its input
-        // to f16 for a table lookup.
-        return ggml_mul(ctx, x, ggml_sigmoid(ctx, ggml_scale(ctx, x, 1.702f)));
-    }
-
-    ggml_tensor * mlp(ggml_tensor * x, const std::string & name) const {
-        return linear(activation(linear(x, name + ".fc1")), name + ".fc2");
-    }
-};
-
-} // namespace
 
 ClipTextEncoder::ClipTextEncoder(const Model & model)
     : model_(model), config_(model.config().text),
@@ -150,7 +88,8 @@ HostTensor ClipTextEncoder::encode(const std::vector<int32_t> & ids, int batch, 
     const NetworkWeights & w = model_.text_encoder();
     const TextEncoderConfig & c = config_;
     auto build = [&](ggml_context * ctx, GraphInputs & inputs) {
-        Builder b{w, c, ctx};
+        const nn::ClipTransformerShape shape{c.hidden, c.heads, static_cast<float>(c.layer_norm_eps),
+                                             c.activation == TextActivation::quick_gelu, /*causal*/ true};
         ggml_tensor * ids_t = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, n * batch);
         ggml_set_name(ids_t, "ids");
         inputs.add(ids_t, token_ids.data(), token_ids.size() * sizeof(int32_t));
@@ -173,12 +112,8 @@ HostTensor ClipTextEncoder::encode(const std::vector<int32_t> & ids, int batch, 
         }
         x = ggml_reshape_3d(ctx, x, c.hidden, n, batch);
         x = ggml_add(ctx, x, ggml_get_rows(ctx, w.get("embeddings.position_embedding.weight"), pos_t));
-        for (int l = 0; l < layers; ++l) {
-            const std::string layer = "encoder.layers." + std::to_string(l);
-            x = ggml_add(ctx, x, b.attention(b.layer_norm(x, layer + ".layer_norm1"), layer + ".self_attn", n, batch));
-            x = ggml_add(ctx, x, b.mlp(b.layer_norm(x, layer + ".layer_norm2"), layer + ".mlp"));
-        }
-        return b.layer_norm(x, "final_layer_norm");
+        for (int l = 0; l < layers; ++l) x = nn::clip_encoder_layer(ctx, w, "encoder.layers." + std::to_string(l), x, shape);
+        return nn::clip_layer_norm(ctx, w, "final_layer_norm", x, shape.layer_norm_eps);
     };
     std::lock_guard<std::mutex> lock(mutex_);
     std::shared_lock<std::shared_mutex> lora_lock = lora_state(model_).use(Network::text_encoder, loras);

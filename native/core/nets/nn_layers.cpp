@@ -30,12 +30,6 @@ std::optional<ConvPath> forced_conv_path() {
     return forced;
 }
 
-// Norm weights and biases as F32: a model loaded with its files' own types may hold them as F16
-// (or BF16), and ggml's CPU add/mul take only F32 for the second operand.
-ggml_tensor * as_f32(ggml_context * ctx, ggml_tensor * t) {
-    return t->type == GGML_TYPE_F32 ? t : ggml_cast(ctx, t, GGML_TYPE_F32);
-}
-
 // A per-channel vector (C) as ne = (1, 1, C, 1) F32, so that it broadcasts over (W, H, C, N).
 ggml_tensor * channel_vector(ggml_context * ctx, ggml_tensor * v) {
     return ggml_reshape_4d(ctx, as_f32(ctx, v), 1, 1, v->ne[0], 1);
@@ -49,6 +43,10 @@ int64_t score_group_bytes() {
 }
 
 } // namespace
+
+ggml_tensor * as_f32(ggml_context * ctx, ggml_tensor * t) {
+    return t->type == GGML_TYPE_F32 ? t : ggml_cast(ctx, t, GGML_TYPE_F32);
+}
 
 bool is_cpu_backend(ggml_backend_t backend) {
     // ggml_backend_is_cpu() lives in the CPU backend's library, which is loaded at run time.

@@ -57,6 +57,10 @@ bool is_cpu_backend(ggml_backend_t backend);
 // backends other than the CPU.
 ConvPath conv_path_for(ggml_backend_t backend, ConvPath gpu_path);
 
+// `t` as F32: a model loaded with its files' own types may hold norm weights, biases and
+// embeddings as F16 (or BF16), and ggml's CPU add/mul take only F32 for the second operand.
+ggml_tensor * as_f32(ggml_context * ctx, ggml_tensor * t);
+
 // y = x·Wᵀ + b over the innermost dimension: x ne = (in, ...) → (out, ...).
 // Reads "<prefix>.weight" (ne = (in, out)) and "<prefix>.bias" if the model has it.
 ggml_tensor * linear(ggml_context * ctx, const NetworkWeights & w, const std::string & prefix, ggml_tensor * x);
