@@ -41,6 +41,8 @@ export interface StepInfo {
   latents: Tensor;
   /** With `preview`: the current latents as RGB in [0, 1], [B, 3, h, w] (every `previewEvery` steps and at the last). */
   preview?: Tensor;
+  /** With `hires`: 'first' during the first pass, 'hires' during the second (whose `step` counts from 1 again). */
+  pass?: 'first' | 'hires';
 }
 
 /** Return `false` (or a promise of it) to stop the generation with an AbortError. */

@@ -2,8 +2,8 @@
 import type { LoadOptions } from '../stable-diffusion.js';
 import { checkQueueName } from '../queue/names.js';
 import { checkRedisUrl } from '../queue/redis-url.js';
-import { expectBoolean, expectInteger, expectKnownKeys, expectObject, expectPath, expectString, optionNames } from '../validate.js';
-import { ArgumentRangeError } from '../errors.js';
+import { describe, expectBoolean, expectInteger, expectKnownKeys, expectObject, expectPath, expectString, optionNames } from '../validate.js';
+import { ArgumentRangeError, ArgumentTypeError } from '../errors.js';
 
 /** Options of `createServer` and of the Fastify plugin `sdnodeServer`. */
 export interface ServerOptions {
@@ -22,6 +22,11 @@ export interface ServerOptions {
    * prompt, listed by GET /sdapi/v1/embeddings. Every model loaded gets it as its first `embeddingDirs` folder.
    */
   embeddingDir?: string;
+  /**
+   * Real-ESRGAN files (.pth or .safetensors) for the hires fix, loaded at start: `hr_upscaler`
+   * names them by file name without extension, GET /sdapi/v1/upscalers lists them.
+   */
+  upscalers?: string[];
   /**
    * A1111's `--api-auth`: `user:password`, several separated by commas. Every route, the web
    * page and its API calls included, then needs HTTP Basic authentication (401 without it).
@@ -67,6 +72,7 @@ export interface CheckedServerOptions {
   modelsDir: string | undefined;
   loraDir: string | undefined;
   embeddingDir: string | undefined;
+  upscalers: string[];
   credentials: Map<string, string> | undefined;
   queueSize: number;
   corsOrigin: string[] | undefined;
@@ -78,7 +84,7 @@ export interface CheckedServerOptions {
 }
 
 const SERVER_OPTIONS = optionNames<ServerOptions>({
-  model: true, modelsDir: true, loraDir: true, embeddingDir: true, apiAuth: true, queueSize: true, corsOrigin: true,
+  model: true, modelsDir: true, loraDir: true, embeddingDir: true, upscalers: true, apiAuth: true, queueSize: true, corsOrigin: true,
   bodyLimit: true, load: true, page: true, logger: true, redis: true,
 });
 const REDIS_OPTIONS = ['url', 'queue', 'prefix'] as const;
@@ -117,11 +123,17 @@ export function checkServerOptions(options: unknown): CheckedServerOptions {
     const list = Array.isArray(o.corsOrigin) ? o.corsOrigin : [o.corsOrigin];
     corsOrigin = list.map((origin, i) => expectString(origin, `options.corsOrigin[${i}]`));
   }
+  let upscalers: string[] = [];
+  if (o.upscalers !== undefined) {
+    if (!Array.isArray(o.upscalers)) throw new ArgumentTypeError(`Expected options.upscalers to be an array of paths but received ${describe(o.upscalers)}`);
+    upscalers = o.upscalers.map((file, i) => expectPath(file, `options.upscalers[${i}]`));
+  }
   return {
     model: expectPath(o.model, 'options.model'),
     modelsDir: optionalPath('modelsDir'),
     loraDir: optionalPath('loraDir'),
     embeddingDir: optionalPath('embeddingDir'),
+    upscalers,
     credentials: o.apiAuth === undefined ? undefined : parseCredentials(expectString(o.apiAuth, 'options.apiAuth')),
     queueSize: o.queueSize === undefined ? 32 : expectInteger(o.queueSize, 'options.queueSize', 0, 100_000),
     corsOrigin,

@@ -10,12 +10,14 @@ import { HttpError, invalidField } from './http/errors.js';
 import type { Img2ImgRequest, Txt2ImgRequest } from './schemas/generate.js';
 import { CheckpointCatalog, type Checkpoint } from './models/catalog.js';
 import { ModelManager } from './models/manager.js';
+import { UpscalerSet } from './models/upscalers.js';
 import { EmbeddingFacts } from './networks/embeddings.js';
 import { LoraCatalog } from './networks/loras.js';
 import type { CheckedServerOptions } from './options.js';
 import { LocalQueue } from './queue/local-queue.js';
 import { RedisQueue, type RedisJobCodec } from './queue/redis-queue.js';
 import type { JobQueue } from './queue/types.js';
+import type { UpscalerLoadOptions } from '../upscaler.js';
 
 /** The request a generation came from: what a shared queue carries to its workers. */
 interface GenerationRequest {
@@ -89,6 +91,11 @@ function networkFolders(options: CheckedServerOptions): CheckedServerOptions['lo
   return load;
 }
 
+/** The upscalers run where the models do. */
+function upscalerLoadOptions(load: CheckedServerOptions['load']): UpscalerLoadOptions {
+  return { ...(load.backend !== undefined && { backend: load.backend }), ...(load.threads !== undefined && { threads: load.threads }) };
+}
+
 export class ServerState {
   readonly catalog: CheckpointCatalog;
   readonly models: ModelManager;
@@ -98,9 +105,14 @@ export class ServerState {
   /** The LoRAs of --lora-dir (and load.loraDirs), for GET /sdapi/v1/loras and prompt tags. */
   readonly loras: LoraCatalog;
   readonly embeddingFacts = new EmbeddingFacts();
+  /** The hires fix's upscalers: latent modes, pixel resizes and the Real-ESRGAN files of `upscalers`. */
+  readonly upscalers: UpscalerSet;
 
-  private constructor(options: CheckedServerOptions, catalog: CheckpointCatalog, start: Checkpoint, shared?: JobQueue<ServerJob, Output>) {
+  private constructor(
+    options: CheckedServerOptions, catalog: CheckpointCatalog, start: Checkpoint, upscalers: UpscalerSet, shared?: JobQueue<ServerJob, Output>,
+  ) {
     this.options = options;
+    this.upscalers = upscalers;
     this.catalog = catalog;
     const load = networkFolders(options);
     this.loras = new LoraCatalog(load.loraDirs ?? []);
@@ -112,7 +124,7 @@ export class ServerState {
         await this.models.use(job.checkpoint);
         return undefined;
       }
-      return runGeneration(this.models, job, context);
+      return runGeneration(this.models, job, context, this.upscalers);
     }, options.queueSize);
   }
 
@@ -122,9 +134,10 @@ export class ServerState {
     await catalog.refresh();
     if (options.redis) {
       const queue = await RedisQueue.create(options.redis, redisCodec(), options.queueSize);
-      return new ServerState(options, catalog, catalog.forFile(options.model), queue);
+      return new ServerState(options, catalog, catalog.forFile(options.model), new UpscalerSet(), queue);
     }
-    const state = new ServerState(options, catalog, catalog.forFile(options.model));
+    const upscalers = await UpscalerSet.load(options.upscalers, upscalerLoadOptions(options.load));
+    const state = new ServerState(options, catalog, catalog.forFile(options.model), upscalers);
     await state.loras.refresh();
     await state.models.use(state.settings.checkpoint);
     state.settings.checkpoint = state.models.current!.checkpoint;
@@ -146,5 +159,6 @@ export class ServerState {
   async close(): Promise<void> {
     await this.queue.close();
     await this.models.dispose();
+    this.upscalers.dispose();
   }
 }

@@ -9,12 +9,14 @@ import { encodeImage, readImage, readMask, resizeImage } from '../../image.js';
 import { networkHashes, type NetworkHashes } from '../../model-hash.js';
 import { formatParameters, toInfotext } from '../../png-parameters.js';
 import type { GenerationResult, StepInfo } from '../../pipelines/index.js';
+import type { HiresParameters } from '../../types.js';
 import type { StableDiffusion } from '../../stable-diffusion.js';
 import type { Tensor } from '../../tensor.js';
 import { scale, toUnitRange } from '../../tensor-ops.js';
 import { invalidField } from '../http/errors.js';
 import type { Checkpoint } from '../models/catalog.js';
 import type { ModelManager } from '../models/manager.js';
+import { UpscalerSet } from '../models/upscalers.js';
 import { loraError } from '../networks/loras.js';
 import type { JobContext } from '../queue/types.js';
 import { pasteOriginal, prepareMask, type EncodedImage } from './images.js';
@@ -43,6 +45,8 @@ export interface GenerationOutput {
   timestamp: string;
   /** "Lora hashes" and "TI hashes" of the first image, for info's extra_generation_params. */
   networks: Record<string, string>;
+  /** The hires fix's infotext fields ("Hires upscale", …), for info's extra_generation_params. */
+  hires?: Record<string, string>;
 }
 
 /** A generation job as the queue carries it. */
@@ -90,9 +94,20 @@ async function decodeLatents(sd: StableDiffusion, latents: Tensor): Promise<Tens
   return toUnitRange(await sd.vae.decode(scale(latents, 1 / sd.vae.scalingFactor)));
 }
 
+/** The plan's hires fix as txt2img takes it; a 422 for an upscaler this process has not loaded. */
+function hiresOptions(plan: GenerationPlan, upscalers: UpscalerSet): Record<string, unknown> | undefined {
+  const h = plan.hires;
+  if (h === undefined) return undefined;
+  return {
+    ...(h.scale !== undefined && { scale: h.scale }), ...(h.width !== undefined && { width: h.width }), ...(h.height !== undefined && { height: h.height }),
+    upscaler: upscalers.require(h.upscaler), steps: h.steps, denoisingStrength: h.denoisingStrength,
+  };
+}
+
 /** Runs a generation job: the queue's runner for generation payloads. */
-export async function runGeneration(models: ModelManager, job: GenerationJob, context: JobContext): Promise<GenerationOutput> {
+export async function runGeneration(models: ModelManager, job: GenerationJob, context: JobContext, upscalers = new UpscalerSet()): Promise<GenerationOutput> {
   const { plan } = job;
+  const hires = hiresOptions(plan, upscalers);
   context.report({ job: plan.pipeline, jobCount: plan.batchSize * plan.nIter, jobNo: 0 });
   const { sd, checkpoint } = await models.use(job.checkpoint);
   checkVariant(sd, plan);
@@ -114,6 +129,8 @@ export async function runGeneration(models: ModelManager, job: GenerationJob, co
   // interrupt or skip has the same prompt, so the same networks.
   let hashes: NetworkHashes = {};
   let networks: Record<string, string> | undefined;
+  let hiresParameters: HiresParameters | undefined;
+  let hiresFields: Record<string, string> | undefined;
   for (let index = 0; index < count && !interrupted; index++) {
     context.report({ jobNo: index, samplingStep: 0, samplingSteps: 0 });
     let latest: StepInfo | undefined;
@@ -153,8 +170,10 @@ export async function runGeneration(models: ModelManager, job: GenerationJob, co
         signal: context.signal,
         ...(input && { image: input, strength: plan.strength }),
         ...(mask && { mask }),
+        ...(hires && { hires }),
       });
       image = result.images!;
+      hiresParameters = result.parameters.hires;
       hashes = await networkHashes(result.parameters);
     } catch (error) {
       if (!(error instanceof AbortError) || context.signal.aborted || !stoppedEarly) throw runError(error);
@@ -168,7 +187,8 @@ export async function runGeneration(models: ModelManager, job: GenerationJob, co
       ...toInfotext(
         { pipeline: plan.pipeline, prompt: plan.prompt, negativePrompt: plan.negativePrompt, width, height, steps: plan.steps, guidanceScale: plan.cfgScale,
           scheduler: plan.sampler.name, seed: allSeeds[index]!, batchSize: 1, clipSkip: job.clipSkip, promptWeighting: true,
-          ...(plan.strength !== undefined && { strength: plan.strength }) },
+          ...(plan.strength !== undefined && { strength: plan.strength }),
+          ...(plan.hires && hiresParameters && { strength: plan.hires.denoisingStrength, hires: hiresParameters }) },
         0,
         { model: checkpoint.modelName, ...(checkpoint.hash !== undefined && { modelHash: checkpoint.hash }), ...hashes },
       ),
@@ -176,6 +196,7 @@ export async function runGeneration(models: ModelManager, job: GenerationJob, co
     // The schedule type first, then the networks' hashes.
     parameters.extra = { ...(plan.sampler.scheduleType !== undefined && { 'Schedule type': plan.sampler.scheduleType }), ...parameters.extra };
     networks ??= Object.fromEntries(Object.entries(parameters.extra).filter(([key]) => key === 'Lora hashes' || key === 'TI hashes'));
+    hiresFields ??= hiresParameters && Object.fromEntries(Object.entries(parameters.extra).filter(([key]) => key.startsWith('Hires ')));
     const text = formatParameters(parameters);
     infotexts.push(text);
     if (plan.sendImages) images.push(await encodeImage(image, 0, { parameters: text }));
@@ -189,6 +210,7 @@ export async function runGeneration(models: ModelManager, job: GenerationJob, co
     job: { id: context.id, started: context.started },
     timestamp: jobTimestamp(started),
     networks: networks ?? {},
+    ...(hiresFields && { hires: hiresFields }),
   };
 }
 
