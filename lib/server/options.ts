@@ -2,8 +2,8 @@
 import type { LoadOptions } from '../stable-diffusion.js';
 import { checkQueueName } from '../queue/names.js';
 import { checkRedisUrl } from '../queue/redis-url.js';
-import { describe, expectBoolean, expectInteger, expectKnownKeys, expectObject, expectPath, expectString, optionNames } from '../validate.js';
-import { ArgumentRangeError, ArgumentTypeError } from '../errors.js';
+import { expectBoolean, expectInteger, expectKnownKeys, expectObject, expectPath, expectPaths, expectString, optionNames } from '../validate.js';
+import { ArgumentRangeError } from '../errors.js';
 
 /** Options of `createServer` and of the Fastify plugin `sdnodeServer`. */
 export interface ServerOptions {
@@ -123,17 +123,12 @@ export function checkServerOptions(options: unknown): CheckedServerOptions {
     const list = Array.isArray(o.corsOrigin) ? o.corsOrigin : [o.corsOrigin];
     corsOrigin = list.map((origin, i) => expectString(origin, `options.corsOrigin[${i}]`));
   }
-  let upscalers: string[] = [];
-  if (o.upscalers !== undefined) {
-    if (!Array.isArray(o.upscalers)) throw new ArgumentTypeError(`Expected options.upscalers to be an array of paths but received ${describe(o.upscalers)}`);
-    upscalers = o.upscalers.map((file, i) => expectPath(file, `options.upscalers[${i}]`));
-  }
   return {
     model: expectPath(o.model, 'options.model'),
     modelsDir: optionalPath('modelsDir'),
     loraDir: optionalPath('loraDir'),
     embeddingDir: optionalPath('embeddingDir'),
-    upscalers,
+    upscalers: o.upscalers === undefined ? [] : expectPaths(o.upscalers, 'options.upscalers'),
     credentials: o.apiAuth === undefined ? undefined : parseCredentials(expectString(o.apiAuth, 'options.apiAuth')),
     queueSize: o.queueSize === undefined ? 32 : expectInteger(o.queueSize, 'options.queueSize', 0, 100_000),
     corsOrigin,

@@ -17,7 +17,6 @@ import type { CheckedServerOptions } from './options.js';
 import { LocalQueue } from './queue/local-queue.js';
 import { RedisQueue, type RedisJobCodec } from './queue/redis-queue.js';
 import type { JobQueue } from './queue/types.js';
-import type { UpscalerLoadOptions } from '../upscaler.js';
 
 /** The request a generation came from: what a shared queue carries to its workers. */
 interface GenerationRequest {
@@ -91,11 +90,6 @@ function networkFolders(options: CheckedServerOptions): CheckedServerOptions['lo
   return load;
 }
 
-/** The upscalers run where the models do. */
-function upscalerLoadOptions(load: CheckedServerOptions['load']): UpscalerLoadOptions {
-  return { ...(load.backend !== undefined && { backend: load.backend }), ...(load.threads !== undefined && { threads: load.threads }) };
-}
-
 export class ServerState {
   readonly catalog: CheckpointCatalog;
   readonly models: ModelManager;
@@ -136,7 +130,7 @@ export class ServerState {
       const queue = await RedisQueue.create(options.redis, redisCodec(), options.queueSize);
       return new ServerState(options, catalog, catalog.forFile(options.model), new UpscalerSet(), queue);
     }
-    const upscalers = await UpscalerSet.load(options.upscalers, upscalerLoadOptions(options.load));
+    const upscalers = await UpscalerSet.load(options.upscalers, options.load);
     const state = new ServerState(options, catalog, catalog.forFile(options.model), upscalers);
     await state.loras.refresh();
     await state.models.use(state.settings.checkpoint);

@@ -17,6 +17,7 @@ import type { Tensor } from '../../tensor.js';
 import { LORA_EXTENSIONS } from '../../lora.js';
 import { BACKENDS, PREDICTION_TYPES, WEIGHT_TYPES, type LoraSpec, type PipelineName, type Seed } from '../../types.js';
 import { oneOf, parse, UsageError, warn } from '../usage.js';
+import { HIRES_UPSCALERS } from '../../pipelines/types.js';
 import { gridAxes } from './plan.js';
 import type { GenerateRequest, JobValues } from './types.js';
 
@@ -51,6 +52,12 @@ const OPTIONS = {
   mask: { type: 'string' },
   'depth-map': { type: 'string' },
   from: { type: 'string' },
+  'hires-scale': { type: 'string' },
+  'hires-width': { type: 'string' },
+  'hires-height': { type: 'string' },
+  'hires-upscaler': { type: 'string' },
+  'hires-steps': { type: 'string' },
+  'hires-denoise': { type: 'string' },
   lora: { type: 'string', multiple: true },
   'lora-dir': { type: 'string', multiple: true },
   'embedding-dir': { type: 'string', multiple: true },
@@ -165,6 +172,7 @@ export async function parseGenerate(args: string[], demoModel: string): Promise<
   if (!existsSync(dirname(output) || '.')) throw new StableDiffusionError('ERR_FILE_WRITE', `Cannot write ${output}: its folder does not exist`, { path: output });
   const loadOptions = loadOptionsOf(v, modelPath, threads);
   const loras = (v.lora ?? []).map(loraFlag);
+  const hires = hiresFlags(v, pipeline, strict);
 
   return {
     from,
@@ -184,6 +192,7 @@ export async function parseGenerate(args: string[], demoModel: string): Promise<
     quality,
     loadOptions,
     loras,
+    hires,
     ...(await readInputs(v, width, height, strict)),
     json: v.json ?? false,
     quiet: v.quiet ?? false,
@@ -244,6 +253,29 @@ function loadOptionsOf(v: Values, modelPath: string, threads: number | undefined
     ...(v.offload && { offload: true }),
     ...(v['lora-dir'] !== undefined && { loraDirs: v['lora-dir'] }),
     ...(v['embedding-dir'] !== undefined && { embeddingDirs: v['embedding-dir'] }),
+  };
+}
+
+/** The --hires-* flags (any of them turns the hires fix on); an upscaler that is not a mode name is a Real-ESRGAN file. */
+function hiresFlags(v: Values, pipeline: PipelineName, strict: boolean): GenerateRequest['hires'] {
+  const flags = ['hires-scale', 'hires-width', 'hires-height', 'hires-upscaler', 'hires-steps', 'hires-denoise'] as const;
+  const given = flags.filter((flag) => v[flag] !== undefined);
+  if (given.length === 0) return undefined;
+  if (pipeline !== 'txt2img') throw new UsageError(`--${given[0]} is for text to image; it cannot be combined with --init-image`);
+  const upscaler = v['hires-upscaler'];
+  if (upscaler !== undefined && !(HIRES_UPSCALERS as readonly string[]).includes(upscaler) && !existsSync(upscaler)) {
+    throw new UsageError(`--hires-upscaler must be one of ${HIRES_UPSCALERS.join(', ')} or a Real-ESRGAN file (got "${upscaler}")`);
+  }
+  if (v['hires-scale'] !== undefined && (v['hires-width'] !== undefined || v['hires-height'] !== undefined)) {
+    throw new UsageError('--hires-scale cannot be combined with --hires-width or --hires-height');
+  }
+  return {
+    ...(v['hires-scale'] !== undefined && { scale: decimal(v['hires-scale'], 'hires-scale', 1, 8) }),
+    ...(v['hires-width'] !== undefined && { width: side(v['hires-width'], 'hires-width', strict) }),
+    ...(v['hires-height'] !== undefined && { height: side(v['hires-height'], 'hires-height', strict) }),
+    ...(upscaler !== undefined && { upscaler }),
+    ...(v['hires-steps'] !== undefined && { steps: integer(v['hires-steps'], 'hires-steps', 1, 1000) }),
+    ...(v['hires-denoise'] !== undefined && { denoisingStrength: decimal(v['hires-denoise'], 'hires-denoise', 0, 1) }),
   };
 }
 

@@ -5,7 +5,8 @@ import { basename, extname, resolve } from 'node:path';
 
 import { A1111_HIRES_UPSCALER_NAMES } from '../../pipelines/hires.js';
 import type { HiresUpscalerName } from '../../pipelines/types.js';
-import { Upscaler, type UpscalerLoadOptions } from '../../upscaler.js';
+import type { LoadOptions } from '../../stable-diffusion.js';
+import { Upscaler, upscalerOptionsOf } from '../../upscaler.js';
 import { invalidField } from '../http/errors.js';
 
 /** GET /sdapi/v1/upscalers: one entry in A1111's shape. */
@@ -24,8 +25,9 @@ const LATENT_MODES = Object.entries(A1111_HIRES_UPSCALER_NAMES).filter(([key]) =
 export class UpscalerSet {
   readonly #models = new Map<string, Upscaler>();
 
-  /** Loads every file (an ERR_UPSCALER_FORMAT error names a bad one). */
-  static async load(files: readonly string[], options: UpscalerLoadOptions): Promise<UpscalerSet> {
+  /** Loads every file on the models' backend and threads (an ERR_UPSCALER_FORMAT error names a bad one). */
+  static async load(files: readonly string[], load: Omit<LoadOptions, 'model'>): Promise<UpscalerSet> {
+    const options = upscalerOptionsOf(load);
     const set = new UpscalerSet();
     try {
       for (const file of files) {
