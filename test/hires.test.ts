@@ -3,55 +3,25 @@
 // (tools/goldens/make_hires_goldens.py), with the latent modes and the tiny Real-ESRGAN; then
 // A1111's target sizes, the infotext, onStep's passes and the argument errors.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import {
-  formatParameters, interpolate, StableDiffusion, Tensor, toInfotext, Upscaler, type HiresOptions, type InterpolationMode, type StepInfo,
+  formatParameters, interpolate, StableDiffusion, toInfotext, Upscaler, type HiresOptions, type InterpolationMode, type StepInfo,
 } from '../lib/index.js';
 import { hiresTarget } from '../lib/pipelines/hires.js';
-import { fixturePath, goldensDir, maxAbsDiff, relativeError, tinyDir } from './helpers/goldens.js';
+import { fixturePath, hiresGoldens, maxAbsDiff, pipelineSettings, relativeError, tinyDir, type HiresCase } from './helpers/goldens.js';
 
-interface GoldenTensor {
-  shape: number[];
-  offset: number;
-}
-interface GoldenCase {
-  name: string;
-  fixture: string;
-  scheduler: string;
-  hires: { scale?: number; width?: number; height?: number; upscaler: string; steps?: number };
-  denoisingStrength: number;
-  latents: GoldenTensor;
-  image?: GoldenTensor;
-}
-interface GoldenIndex {
-  prompt: string;
-  negativePrompt: string;
-  width: number;
-  height: number;
-  steps: number;
-  guidanceScale: number;
-  seed: number;
-  interpolation: { input: GoldenTensor; outputs: { mode: InterpolationMode; size: [number, number]; output: GoldenTensor }[] }[];
-  cases: GoldenCase[];
-}
-
-const dir = join(goldensDir, 'hires');
-const index = JSON.parse(readFileSync(join(dir, 'goldens.json'), 'utf8')) as GoldenIndex;
-const bytes = readFileSync(join(dir, 'goldens.bin'));
-const all = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
-function golden(t: GoldenTensor): Tensor {
-  return new Tensor(t.shape, all.slice(t.offset, t.offset + t.shape.reduce((a, b) => a * b, 1)));
-}
+const goldens = hiresGoldens();
+const golden = goldens.tensor;
 
 describe('interpolate equals torch.nn.functional.interpolate', () => {
-  for (const { input, outputs } of index.interpolation) {
+  for (const { input, outputs } of goldens.interpolation) {
     for (const { mode, size, output } of outputs) {
       test(`${mode} [${input.shape.join(', ')}] → ${size.join('×')}`, () => {
-        const ours = interpolate(golden(input), size[0], size[1], mode);
+        const ours = interpolate(golden(input), size[0], size[1], mode as InterpolationMode);
         const error = relativeError(ours, golden(output));
         // torch computes the bicubic weights in float32: about 1e-6 when shrinking.
         assert.ok(error <= 1e-5, `relative error ${error}`);
@@ -60,15 +30,12 @@ describe('interpolate equals torch.nn.functional.interpolate', () => {
   }
 });
 
-const base = {
-  prompt: index.prompt, negativePrompt: index.negativePrompt, width: index.width, height: index.height, steps: index.steps,
-  guidanceScale: index.guidanceScale, seed: index.seed,
-};
+const base = { ...pipelineSettings(goldens), guidanceScale: goldens.guidanceScale };
 const scratch = mkdtempSync(join(tmpdir(), 'sdnode-hires-'));
 const models = new Map<string, StableDiffusion>();
 const upscalers = new Map<string, Upscaler>();
 before(async () => {
-  for (const fixture of new Set(index.cases.map((c) => c.fixture))) {
+  for (const fixture of new Set(goldens.cases.map((c) => c.fixture))) {
     models.set(fixture, await StableDiffusion.load({ model: fixturePath(fixture, scratch), backend: 'cpu', weightType: 'f32' }));
   }
   upscalers.set('tiny-x2', await Upscaler.load(join(tinyDir, 'esrgan', 'tiny-x2.safetensors'), { backend: 'cpu' }));
@@ -79,13 +46,13 @@ after(async () => {
   rmSync(scratch, { recursive: true, force: true });
 });
 
-function hiresOf(c: GoldenCase): HiresOptions {
+function hiresOf(c: HiresCase): HiresOptions {
   const { upscaler, ...rest } = c.hires;
   return { ...rest, upscaler: upscalers.get(upscaler) ?? (upscaler === 'bilinear' ? 'latent' : (`latent-${upscaler}` as HiresOptions['upscaler'])), denoisingStrength: c.denoisingStrength };
 }
 
 describe('txt2img with hires equals diffusers txt2img → upscale → img2img (f32 weights)', () => {
-  for (const c of index.cases) {
+  for (const c of goldens.cases) {
     test(c.name, async () => {
       const passes: string[] = [];
       const result = await models.get(c.fixture)!.txt2img({
@@ -101,12 +68,12 @@ describe('txt2img with hires equals diffusers txt2img → upscale → img2img (f
       const expected = golden(c.latents).shape;
       assert.equal(result.parameters.width, expected[3]! * 8);
       assert.equal(result.parameters.height, expected[2]! * 8);
-      assert.equal(result.parameters.steps, index.steps);
+      assert.equal(result.parameters.steps, goldens.steps);
       assert.equal(result.parameters.strength, c.denoisingStrength);
-      assert.equal(result.parameters.hires!.firstWidth, index.width);
+      assert.equal(result.parameters.hires!.firstWidth, goldens.width);
       // Both passes reported their steps: the first's, then ⌊steps · strength⌋ of the second's (PNDM aside).
-      const secondSteps = Math.floor((c.hires.steps ?? index.steps) * c.denoisingStrength);
-      assert.equal(passes.filter((p) => p === 'first').length, index.steps);
+      const secondSteps = Math.floor((c.hires.steps ?? goldens.steps) * c.denoisingStrength);
+      assert.equal(passes.filter((p) => p === 'first').length, goldens.steps);
       assert.equal(passes.filter((p) => p === 'hires').length, secondSteps);
       assert.equal(passes.lastIndexOf('first') < passes.indexOf('hires'), true);
     });

@@ -15,7 +15,7 @@ import { Upscaler } from '../upscaler.js';
 import { describe, expectInteger, expectKnownKeys, expectNumber, expectObject, expectOneOf } from '../validate.js';
 import { denoise, finish, throwIfAborted, type Run } from './denoise.js';
 import { encodeSample, timestepsForStrength } from './from-image.js';
-import type { CheckedOptions } from './options.js';
+import { checkSide, type CheckedOptions } from './options.js';
 import { HIRES_OPTIONS, HIRES_UPSCALERS, type GenerationResult, type HiresUpscalerName, type PipelineModel } from './types.js';
 
 const MAX_SCALE = 8;
@@ -52,19 +52,12 @@ export interface CheckedHires {
   denoisingStrength: number;
 }
 
-function checkTargetSide(value: unknown, name: string): number | undefined {
-  if (value === undefined) return undefined;
-  const side = expectInteger(value, name, 8, MAX_SIDE);
-  if (side % 8 !== 0) throw new ArgumentRangeError(`Expected ${name} to be a multiple of 8 but received ${side}`);
-  return side;
-}
-
 /** options.hires checked, with the target size and the second pass's steps, before any work. */
 export function checkHires(value: unknown, o: CheckedOptions, firstWidth: number, firstHeight: number): CheckedHires {
   const h = expectObject(value, 'options.hires');
   expectKnownKeys(h, 'options.hires', HIRES_OPTIONS);
-  const width = checkTargetSide(h.width, 'hires.width');
-  const height = checkTargetSide(h.height, 'hires.height');
+  const width = checkSide(h.width, 'hires.width');
+  const height = checkSide(h.height, 'hires.height');
   if (h.scale !== undefined && (width !== undefined || height !== undefined)) {
     throw new ArgumentTypeError('options.hires takes either scale or a target width/height, not both');
   }
