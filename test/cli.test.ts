@@ -216,6 +216,20 @@ test('sdnode generate --hires-*: a Real-ESRGAN file as the upscaler, the same pi
     upscaler.dispose();
     await sd.dispose();
   }
+  // --from takes the Hires fields back; a Real-ESRGAN model is named, so its file is given again.
+  const again = join(dir, 'hires-again.png');
+  const missing = sdnode('generate', '--model', 'demo', '--from', out, '-o', again);
+  assert.equal(missing.status, 2);
+  assert.match(missing.stderr, /made with the hires upscaler "tiny-x2"; pass its file with --hires-upscaler/);
+  assert.equal(sdnode('generate', '--model', 'demo', '--from', out, '--hires-upscaler', x2, '--threads', '2', '-o', again).status, 0);
+  assert.ok((await sharp(out).raw().toBuffer()).equals(await sharp(again).raw().toBuffer()), '--from makes the same pixels');
+  const latent = join(dir, 'hires-latent.png');
+  const made = sdnode('generate', '--model', 'demo', ...args, '--hires-scale', '1.5', '--hires-upscaler', 'latent-bicubic', '-o', latent);
+  assert.equal(made.status, 0, made.stderr);
+  assert.deepEqual(await sharp(latent).metadata().then((m) => [m.width, m.height]), [96, 96]);
+  const latentAgain = join(dir, 'hires-latent-again.png');
+  assert.equal(sdnode('generate', '--model', 'demo', '--from', latent, '--threads', '2', '-o', latentAgain).status, 0);
+  assert.ok((await sharp(latent).raw().toBuffer()).equals(await sharp(latentAgain).raw().toBuffer()), '--from makes the same pixels');
 });
 
 test('sdnode generate: --offload and --vae-tiling give the same pixels', async () => {
