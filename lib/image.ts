@@ -195,9 +195,10 @@ export async function readDepthMap(input: unknown, name: string): Promise<Tensor
 
 /**
  * Resizes [B, C, H, W] in [0, 1] (C = 1, 3 or 4) to width × height with sharp's Lanczos-3 (the
- * filter diffusers' PIL resize uses), through 16-bit pixels so that 8-bit rounding is not added.
+ * filter diffusers' PIL resize uses; or `kernel` 'nearest'), through 16-bit pixels so that 8-bit
+ * rounding is not added.
  */
-export async function resizeImage(image: Tensor, width: number, height: number): Promise<Tensor> {
+export async function resizeImage(image: Tensor, width: number, height: number, kernel: 'lanczos3' | 'nearest' = 'lanczos3'): Promise<Tensor> {
   expectInteger(width, 'width', 1, MAX_SIDE);
   expectInteger(height, 'height', 1, MAX_SIDE);
   if (image.rank !== 4 || image.size === 0) {
@@ -220,7 +221,7 @@ export async function resizeImage(image: Tensor, width: number, height: number):
     }
     const { data } = await sharp(pixels, { raw: { width: w, height: h, channels: channels as 1 | 2 | 3 | 4 } })
       // Alpha, if any, is data here, not to be premultiplied into the colours.
-      .resize(width, height, { kernel: 'lanczos3', fit: 'fill' })
+      .resize(width, height, { kernel, fit: 'fill' })
       // Without this sharp would convert to 8-bit sRGB on output.
       .toColourspace(channels >= 3 ? 'rgb16' : 'grey16')
       .raw({ depth: 'ushort' })

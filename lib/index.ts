@@ -7,7 +7,7 @@ export type {
   Backend, DeviceChoice, Network, WeightType, PredictionType, ModelInfo, LoadedModelInfo, ModelDevice, WeightInfo, ModelMemory,
   DeviceMemory, MemoryUsage, ConvertOptions, ConvertResult, ModelFileFormat, ModelFileInfo, ModelTensorInfo, GgufWriteType,
   GgufWriteResult, PromptMode, PromptChunk, TokenizedPrompt, ModelLayout, ModelDetails, ModelInspection, CanonicalTensorInfo,
-  UNetDetails, VaeDetails, TextEncoderDetails, Seed, TorchKernel, GenerationParameters, PipelineName, LoraSpec, AppliedLora,
+  UNetDetails, VaeDetails, TextEncoderDetails, Seed, TorchKernel, GenerationParameters, HiresParameters, PipelineName, LoraSpec, AppliedLora,
   LoraFileReport, LoraStatus, NativeLoraRequest, EmbeddingTrigger, UsedEmbedding,
 } from './types.js';
 export { readEmbeddingFile, EMBEDDING_EXTENSIONS } from './embeddings.js';
@@ -42,11 +42,13 @@ export type { LatentDistribution, VaeTilingOptions } from './vae.js';
 export { UNet } from './unet.js';
 export { ClipTextEncoder, MAX_CLIP_SKIP } from './text-encoder.js';
 export type { TextEncodeOptions, EncodePromptOptions, PromptEmbeddings } from './text-encoder.js';
-export { txt2img, img2img, inpaint, depth2img, OUTPUT_TYPES, PREVIEW_METHODS } from './pipelines/index.js';
+export { txt2img, img2img, inpaint, depth2img, OUTPUT_TYPES, PREVIEW_METHODS, HIRES_UPSCALERS } from './pipelines/index.js';
 export type {
   GenerationOptions, Txt2ImgOptions, Img2ImgOptions, InpaintOptions, Depth2ImgOptions, GenerationResult, Txt2ImgResult,
-  StepInfo, StepCallback, OutputType, PreviewMethod, PipelineModel, StageMemory,
+  StepInfo, StepCallback, OutputType, PreviewMethod, PipelineModel, StageMemory, HiresOptions, HiresUpscalerName,
 } from './pipelines/index.js';
+export { interpolate, INTERPOLATION_MODES } from './interpolate.js';
+export type { InterpolationMode } from './interpolate.js';
 export { latentPreview } from './latent-preview.js';
 export { readImage, readMask, readDepthMap, resizeImage, encodeImage, saveImage, toRgbBytes, formatForPath, IMAGE_FORMATS } from './image.js';
 export type { ImageInput, RawImage, ImageFormat, EncodeImageOptions } from './image.js';

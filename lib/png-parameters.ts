@@ -11,7 +11,7 @@ import { inflateSync, crc32 } from 'node:zlib';
 
 import { A1111_SCHEDULER_NAMES, canonicalSchedulerName, SCHEDULER_NAMES, type SchedulerName } from './scheduler.js';
 import { parseLoraTags } from './lora.js';
-import type { AppliedLora, GenerationParameters } from './types.js';
+import type { AppliedLora, GenerationParameters, HiresParameters } from './types.js';
 import { describe } from './validate.js';
 import { ArgumentRangeError, ArgumentTypeError } from './errors.js';
 
@@ -152,16 +152,30 @@ export function toInfotext(
     sampler: p.scheduler,
     guidanceScale: p.guidanceScale,
     seed: p.seed,
-    width: p.width,
-    height: p.height,
+    // A1111 writes the first pass's size; the hires fields say how it was enlarged.
+    width: p.hires?.firstWidth ?? p.width,
+    height: p.hires?.firstHeight ?? p.height,
     ...(model.modelHash !== undefined && { modelHash: model.modelHash }),
     ...(model.model !== undefined && { model: model.model }),
-    ...(p.strength !== undefined && p.pipeline !== 'txt2img' && { strength: p.strength }),
+    ...(p.strength !== undefined && (p.pipeline !== 'txt2img' || p.hires !== undefined) && { strength: p.strength }),
     ...(p.clipSkip !== undefined && { clipSkip: p.clipSkip }),
     ...(p.batchSize > 1 && { batchSize: p.batchSize, batchPosition: index }),
-    ...((loraHashes !== undefined || tiHashes !== undefined) && {
-      extra: { ...(loraHashes !== undefined && { 'Lora hashes': loraHashes }), ...(tiHashes !== undefined && { 'TI hashes': tiHashes }) },
+    ...((p.hires !== undefined || loraHashes !== undefined || tiHashes !== undefined) && {
+      extra: {
+        ...(p.hires !== undefined && hiresFields(p.hires)),
+        ...(loraHashes !== undefined && { 'Lora hashes': loraHashes }),
+        ...(tiHashes !== undefined && { 'TI hashes': tiHashes }),
+      },
     }),
+  };
+}
+
+/** A1111's infotext fields of the hires fix. */
+function hiresFields(h: HiresParameters): Record<string, string> {
+  return {
+    ...(h.scale !== undefined ? { 'Hires upscale': String(h.scale) } : { 'Hires resize': `${h.resizeWidth ?? 0}x${h.resizeHeight ?? 0}` }),
+    'Hires steps': String(h.steps),
+    'Hires upscaler': h.upscaler,
   };
 }
 

@@ -416,6 +416,24 @@ export interface LoraStatus {
 /** The pipelines, as `GenerationParameters.pipeline` names them. */
 export type PipelineName = 'txt2img' | 'img2img' | 'inpaint' | 'depth2img';
 
+/** What the hires fix of a txt2img call was made with (`parameters.hires`). */
+export interface HiresParameters {
+  /** The first pass's width. */
+  firstWidth: number;
+  /** The first pass's height. */
+  firstHeight: number;
+  /** The scale asked for (absent when a target size was). */
+  scale?: number;
+  /** The target width asked for (A1111's hr_resize_x; 0 when only the height was given). */
+  resizeWidth?: number;
+  /** The target height asked for (A1111's hr_resize_y). */
+  resizeHeight?: number;
+  /** The upscaler in A1111's words: 'Latent', 'Latent (bicubic)', …, 'Lanczos', 'Nearest', or an ESRGAN file's name without its extension. */
+  upscaler: string;
+  /** The second pass's steps. */
+  steps: number;
+}
+
 /** What a generation was made with (`result.parameters`; written to PNGs as A1111's infotext). */
 export interface GenerationParameters {
   /** The pipeline that ran. */
@@ -442,8 +460,10 @@ export interface GenerationParameters {
   clipSkip: number | undefined;
   /** Whether A1111's attention syntax was read. */
   promptWeighting: boolean;
-  /** img2img, inpaint and depth2img. */
+  /** img2img, inpaint and depth2img; with `hires`, the second pass's denoising strength. */
   strength?: number;
+  /** txt2img with the hires fix (`width` and `height` above are then the final size). */
+  hires?: HiresParameters;
   /** The LoRAs applied (from `options.loras`, `<lora:…>` tags in the prompt and `sd.loras`), when any. */
   loras?: AppliedLora[];
   /** The textual-inversion embeddings the prompts named (from `embeddingDirs`), when any. */

@@ -28,6 +28,11 @@ const MAX_SCALE = 8;
 // A1111 runs the network at most this many times to reach a scale above the network's own.
 const MAX_PASSES = 3;
 
+/** @internal An upscaler beside a model: on the model's backend, with its threads. */
+export function upscalerOptionsOf(load: { backend?: string; threads?: number }): UpscalerLoadOptions {
+  return { ...(load.backend !== undefined && { backend: load.backend }), ...(load.threads !== undefined && { threads: load.threads }) };
+}
+
 /** Options of `Upscaler.load`. */
 export interface UpscalerLoadOptions {
   /** 'auto' (default), 'cpu', 'vulkan', 'cuda', or a device name such as 'Vulkan0'. */

@@ -66,6 +66,12 @@ export function expectPath(value: unknown, name: string): string {
   return path;
 }
 
+/** An array of paths (each checked as expectPath). */
+export function expectPaths(value: unknown, name: string): string[] {
+  if (!Array.isArray(value)) throw new ArgumentTypeError(`Expected ${name} to be an array of paths but received ${describe(value)}`);
+  return value.map((item, i) => expectPath(item, `${name}[${i}]`));
+}
+
 export function expectSignal(value: unknown, name: string): AbortSignal {
   if (!(value instanceof AbortSignal)) throw new ArgumentTypeError(`Expected ${name} to be an AbortSignal but received ${describe(value)}`);
   return value;

@@ -196,6 +196,42 @@ test('sdnode generate --json, JPEG output and size rounding on the demo model', 
   assert.match(strict.stderr, /^sdnode: --width 36 is not a multiple of 8 \(--strict\)\n$/);
 });
 
+test('sdnode generate --hires-*: a Real-ESRGAN file as the upscaler, the same pixels as the API', async () => {
+  const x2 = join(packageRoot, 'test', 'fixtures', 'tiny', 'esrgan', 'tiny-x2.safetensors');
+  const out = join(dir, 'hires.png');
+  const args = ['--prompt', 'a cat', '--steps', '2', '--seed', '5', '--sampler', 'euler', '--threads', '2'];
+  const run = sdnode('generate', '--model', 'demo', ...args, '--hires-upscaler', x2, '--hires-steps', '3', '--hires-denoise', '0.7', '-o', out);
+  assert.equal(run.status, 0, run.stderr);
+  assert.deepEqual(await sharp(out).metadata().then((m) => [m.width, m.height]), [128, 128]);
+  const text = sdnode('info', out).stdout;
+  assert.match(text, /Size: 64x64, .*Denoising strength: 0\.7, Hires upscale: 2, Hires steps: 3, Hires upscaler: tiny-x2/);
+  const { StableDiffusion, Upscaler, encodeImage } = await import('../lib/index.js');
+  const sd = await StableDiffusion.load({ model: join(packageRoot, 'models', 'demo-sd1-tiny.gguf'), backend: 'cpu', threads: 2 });
+  const upscaler = await Upscaler.load(x2, { backend: 'cpu', threads: 2 });
+  try {
+    const result = await sd.txt2img({ prompt: 'a cat', steps: 2, seed: 5, scheduler: 'euler', hires: { upscaler, steps: 3, denoisingStrength: 0.7 } });
+    const expected = await sharp(await encodeImage(result.images!, 0)).raw().toBuffer();
+    assert.ok(expected.equals(await sharp(out).raw().toBuffer()), 'the CLI and the API give the same pixels');
+  } finally {
+    upscaler.dispose();
+    await sd.dispose();
+  }
+  // --from takes the Hires fields back; a Real-ESRGAN model is named, so its file is given again.
+  const again = join(dir, 'hires-again.png');
+  const missing = sdnode('generate', '--model', 'demo', '--from', out, '-o', again);
+  assert.equal(missing.status, 2);
+  assert.match(missing.stderr, /made with the hires upscaler "tiny-x2"; pass its file with --hires-upscaler/);
+  assert.equal(sdnode('generate', '--model', 'demo', '--from', out, '--hires-upscaler', x2, '--threads', '2', '-o', again).status, 0);
+  assert.ok((await sharp(out).raw().toBuffer()).equals(await sharp(again).raw().toBuffer()), '--from makes the same pixels');
+  const latent = join(dir, 'hires-latent.png');
+  const made = sdnode('generate', '--model', 'demo', ...args, '--hires-scale', '1.5', '--hires-upscaler', 'latent-bicubic', '-o', latent);
+  assert.equal(made.status, 0, made.stderr);
+  assert.deepEqual(await sharp(latent).metadata().then((m) => [m.width, m.height]), [96, 96]);
+  const latentAgain = join(dir, 'hires-latent-again.png');
+  assert.equal(sdnode('generate', '--model', 'demo', '--from', latent, '--threads', '2', '-o', latentAgain).status, 0);
+  assert.ok((await sharp(latent).raw().toBuffer()).equals(await sharp(latentAgain).raw().toBuffer()), '--from makes the same pixels');
+});
+
 test('sdnode generate: --offload and --vae-tiling give the same pixels', async () => {
   const plain = join(dir, 'plain.png');
   const lean = join(dir, 'lean.png');
@@ -326,6 +362,10 @@ test('sdnode generate: bad flags, missing files and unreadable images give one l
     [[...base, '-o', join(dir, 'x.gif')], 2, /-o must end in \.png, \.jpg, \.jpeg or \.webp/],
     [[...base, '--mask', junk], 2, /--mask needs --init-image/],
     [[...base, '--strength', '0.5'], 2, /--strength needs --init-image/],
+    [[...base, '--hires-upscaler', 'bogus'], 2, /--hires-upscaler must be one of latent, .* or a Real-ESRGAN file \(got "bogus"\)/],
+    [[...base, '--hires-scale', '2', '--init-image', plain], 2, /--hires-scale is for text to image/],
+    [[...base, '--hires-scale', '2', '--hires-width', '128'], 2, /--hires-scale cannot be combined/],
+    [[...base, '--hires-denoise', '1.5'], 2, /--hires-denoise must be a number from 0 to 1/],
     [['generate', '--model', join(dir, 'nope.safetensors'), '--prompt', 'x'], 1, /--model .*nope\.safetensors does not exist/],
     [[...base, '--init-image', join(dir, 'nope.png')], 1, /--init-image .*nope\.png does not exist/],
     [[...base, '--init-image', junk], 1, /Cannot read --init-image .*junk\.png/],

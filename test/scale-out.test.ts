@@ -13,16 +13,17 @@ import { Queue, QueueEvents } from 'bullmq';
 import { createServer, createWorker, checkJobData } from '../lib/index.js';
 import { parseWorker } from '../lib/cli/worker.js';
 import { readPngText } from '../lib/png-parameters.js';
-import { call, CLI, scratch, startServer, waitFor } from './helpers/server.js';
+import { call, CLI, pixels, scratch, startServer, waitFor } from './helpers/server.js';
 import { findRedisServer, startRedis } from './helpers/redis.js';
 
 const MODEL = join(import.meta.dirname, 'fixtures', 'tiny', 'sd1-diffusers');
+const X2 = join(import.meta.dirname, 'fixtures', 'tiny', 'esrgan', 'tiny-x2.safetensors');
 const redisServer = findRedisServer();
 if (redisServer.missing && process.env.CI === 'true') throw new Error(`The scale-out suite needs Redis: ${redisServer.missing}`);
 
 /** `sdnode worker` in a child process; resolves once it serves. Lines it prints are kept. */
 async function spawnWorker(redis: string, queue: string): Promise<{ child: ChildProcess; pid: number; lines: string[]; completed(): string[]; stop(): Promise<void> }> {
-  const child = spawn(process.execPath, [CLI, 'worker', '--model', MODEL, '--redis', redis, '--queue', queue, '--threads', '1', '--lock-duration', '2000'], {
+  const child = spawn(process.execPath, [CLI, 'worker', '--model', MODEL, '--redis', redis, '--queue', queue, '--threads', '1', '--lock-duration', '2000', '--upscaler', X2], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const lines: string[] = [];
@@ -85,9 +86,10 @@ describe('options at the edge', () => {
   test('sdnode worker passes its model flags to the load', () => {
     const options = parseWorker([
       '--model', 'demo', '--redis', 'redis://127.0.0.1:1', '--threads', '1', '--lora-dir', '/loras', '--embedding-dir', '/embeddings',
-      '--tiny-vae', '/taesd',
+      '--tiny-vae', '/taesd', '--upscaler', X2,
     ]);
     assert.deepEqual(options.load, { threads: 1, loraDirs: ['/loras'], embeddingDirs: ['/embeddings'], tinyVae: '/taesd' });
+    assert.deepEqual(options.upscalers, [X2]);
   });
 
   test('job data is checked with the server\'s schemas', () => {
@@ -225,6 +227,18 @@ describe('two workers and a front end on one Redis queue', { skip: redisServer.m
     // An unknown model is still A1111's 404 (a known one: 422, workers serve the model they started with).
     const options = await call(front.url, '/sdapi/v1/options', { sd_model_checkpoint: 'something-else' });
     assert.equal(options.status, 404);
+  });
+
+  test("the hires fix runs on the workers with their --upscaler file; a name they lack is the client's 422", async () => {
+    const body = { prompt: 'hires', steps: 2, width: 32, height: 32, seed: 3, enable_hr: true, hr_upscaler: 'tiny-x2', denoising_strength: 0.5 };
+    const ok = await call(front.url, '/sdapi/v1/txt2img', body);
+    assert.equal(ok.status, 200, JSON.stringify(ok.body));
+    const image = await pixels(ok.body.images[0]);
+    assert.deepEqual([image.width, image.height], [64, 64]);
+    assert.match(readPngText(Buffer.from(ok.body.images[0], 'base64')).parameters!, /Size: 32x32, .*Hires upscale: 2, Hires steps: 2, Hires upscaler: tiny-x2/);
+    const missing = await call(front.url, '/sdapi/v1/txt2img', { ...body, hr_upscaler: 'R-ESRGAN 4x+' });
+    assert.equal(missing.status, 422, JSON.stringify(missing.body));
+    assert.match(JSON.stringify(missing.body), /hr_upscaler \\"R-ESRGAN 4x\+\\" is not one of/);
   });
 
   test('a worker killed mid-job (SIGKILL): its job completes on the other', async () => {

@@ -281,14 +281,16 @@ describe('the other endpoints', () => {
     assert.deepEqual((await call(url, '/sdapi/v1/png-info', { image: await pngBase64(8, 8, [0, 0, 0]) })).body, { info: '', items: {}, parameters: {} });
   });
 
-  test('lists: samplers and schedule types we run, empty lists for what we do not have yet (LoRAs and embeddings without --lora-dir / --embedding-dir)', async () => {
+  test('lists: samplers and schedule types we run, the pixel upscalers, empty lists for what we do not have yet (LoRAs and embeddings without --lora-dir / --embedding-dir)', async () => {
     const samplers = (await call(url, '/sdapi/v1/samplers')).body.map((s: { name: string }) => s.name);
     for (const name of ['Euler a', 'Euler', 'DPM++ 2M Karras', 'DDIM', 'PLMS', 'LCM']) assert.ok(samplers.includes(name), name);
     const schedulers = (await call(url, '/sdapi/v1/schedulers')).body.map((s: { label: string }) => s.label);
     assert.deepEqual(schedulers, ['Automatic', 'Uniform', 'Karras', 'SGM Uniform', 'Simple', 'Normal', 'DDIM']);
-    for (const list of ['upscalers', 'loras', 'sd-vae', 'latent-upscale-modes', 'face-restorers', 'prompt-styles']) {
+    for (const list of ['loras', 'sd-vae', 'face-restorers', 'prompt-styles', 'realesrgan-models']) {
       assert.deepEqual((await call(url, `/sdapi/v1/${list}`)).body, [], list);
     }
+    // Without --upscaler: A1111's pixel resizes only (test/server-hires.test.ts has a model).
+    assert.deepEqual((await call(url, '/sdapi/v1/upscalers')).body.map((u: { name: string }) => u.name), ['None', 'Lanczos', 'Nearest']);
     assert.deepEqual((await call(url, '/sdapi/v1/embeddings')).body, { loaded: {}, skipped: {} });
   });
 

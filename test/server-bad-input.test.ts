@@ -111,7 +111,7 @@ test('images: broken base64, not an image, URLs, a mask of another size, none at
 
 test('features this server does not have are refused, not ignored', async () => {
   const cases: [Record<string, unknown>, (string | number)[]][] = [
-    [{ enable_hr: true }, ['body', 'enable_hr']],
+    [{ enable_hr: true, hr_sampler_name: 'Euler a' }, ['body', 'hr_sampler_name']],
     [{ restore_faces: true }, ['body', 'restore_faces']],
     [{ alwayson_scripts: { controlnet: { args: [] } } }, ['body', 'alwayson_scripts']],
     [{ script_name: 'x/y/z plot' }, ['body', 'script_name']],

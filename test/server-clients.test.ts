@@ -72,7 +72,7 @@ async function replaySillyTavern(url: string, auth: string): Promise<void> {
   };
   await get('ping');
   const upscalers = [...(await get('upscalers')), ...(await get('latent upscalers'))].map((x: { name: string }) => x.name);
-  assert.deepEqual(upscalers, []);
+  assert.deepEqual(upscalers, ['None', 'Lanczos', 'Nearest', 'Latent', 'Latent (antialiased)', 'Latent (bicubic)', 'Latent (bicubic antialiased)', 'Latent (nearest)', 'Latent (nearest-exact)']);
   assert.deepEqual((await get('vaes')).map((x: { model_name: string }) => x.model_name), []);
   const samplers = (await get('samplers')).map((x: { name: string }) => x.name);
   assert.ok(samplers.includes(step(sillyTavern, 'generate').body.sampler_name));

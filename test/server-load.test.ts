@@ -10,9 +10,12 @@ import { after, before, test } from 'node:test';
 
 import { parseServe } from '../lib/cli/serve.js';
 import { UsageError } from '../lib/cli/usage.js';
+import { tinyDir } from './helpers/goldens.js';
 import { call, CLI, DEMO, pngBase64, scratch, spawnServe, waitFor, waitForIdle, waitForStep } from './helpers/server.js';
 
 const tmp = scratch('server-load');
+const X2 = join(tinyDir, 'esrgan', 'tiny-x2.safetensors');
+const X4 = join(tinyDir, 'esrgan', 'tiny-x4.pth');
 let serve: Awaited<ReturnType<typeof spawnServe>>;
 let url = '';
 before(async () => {
@@ -151,17 +154,17 @@ test('sdnode serve: every flag reaches createServer\'s options', () => {
   const parsed = parseServe([
     '-m', DEMO, '--host', '::1', '--port', '0', '--models-dir', dir, '--lora-dir', dir, '--embedding-dir', dir, '--api-auth', 'a:b,c:d:e',
     '--queue-size', '4', '--cors-origin', 'http://x.example', '--cors-origin', 'http://y.example', '--body-limit', '2', '--no-page', '--log',
-    '--backend', 'cpu', '--threads', '3', '--weight-type', 'q8_0',
+    '--backend', 'cpu', '--threads', '3', '--weight-type', 'q8_0', '--upscaler', X2, '--upscaler', X4,
   ]);
   assert.deepEqual(parsed, {
     host: '::1',
     port: 0,
     options: {
       model: DEMO, modelsDir: dir, loraDir: dir, embeddingDir: dir, apiAuth: 'a:b,c:d:e', queueSize: 4, corsOrigin: ['http://x.example', 'http://y.example'],
-      bodyLimit: 2 * 1024 * 1024, page: false, logger: true, load: { backend: 'cpu', threads: 3, weightType: 'q8_0' },
+      bodyLimit: 2 * 1024 * 1024, page: false, logger: true, load: { backend: 'cpu', threads: 3, weightType: 'q8_0' }, upscalers: [X2, X4],
     },
   });
-  for (const args of [['--queue-size', '-1'], ['--port', '70000'], ['--threads', '0'], ['--backend', 'tpu'], ['--models-dir', join(dir, 'none')], ['extra']]) {
+  for (const args of [['--queue-size', '-1'], ['--port', '70000'], ['--threads', '0'], ['--backend', 'tpu'], ['--models-dir', join(dir, 'none')], ['--upscaler', join(dir, 'none.pth')], ['extra']]) {
     assert.throws(() => parseServe(['--model', 'demo', ...args]), UsageError, args.join(' '));
   }
 });

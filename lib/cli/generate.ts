@@ -44,6 +44,14 @@ depth to image (on a depth model). Defaults follow diffusers: 50 steps, CFG scal
       --depth-map FILE     depth2img: the depth map (16-bit PNGs keep their precision)
       --from IMAGE.png     take prompt, seed, sampler, steps, size, … from an image's
                            parameters; options given here override them
+      --hires-scale X      A1111's hires fix: enlarge the result X times (1–8, default 2) and
+                           denoise it again; any --hires-* flag turns it on
+      --hires-width N, --hires-height N  its final size instead (both: covered, then cropped)
+      --hires-upscaler M   latent (default), latent-antialiased, latent-bicubic,
+                           latent-bicubic-antialiased, latent-nearest, latent-nearest-exact,
+                           lanczos, nearest, or a Real-ESRGAN file (.pth/.safetensors)
+      --hires-steps N      steps of the second pass (default --steps)
+      --hires-denoise X    its denoising strength, 0–1 (default 0.7)
       --strict             refuse sizes that are not multiples of 8 instead of rounding
       --lora NAME[:W[:UNET_W]]  a LoRA (LoHa, LoKr) by name in --lora-dir, or a file path, at
                            strength W (default 1; a second number is the UNet's); repeatable.

@@ -19,6 +19,8 @@ An AUTOMATIC1111-compatible HTTP API (/sdapi/v1/txt2img, img2img, progress, inte
       --models-dir DIR     checkpoints to switch between (sd_model_checkpoint)
       --lora-dir DIR       LoRA files for <lora:NAME:W> in prompts (/sdapi/v1/loras lists them)
       --embedding-dir DIR  textual-inversion embeddings, triggered by file name (/sdapi/v1/embeddings)
+      --upscaler FILE      a Real-ESRGAN file for the hires fix's hr_upscaler, named by its file
+                           name without extension (repeatable; /sdapi/v1/upscalers lists them)
       --api-auth USER:PASS HTTP Basic auth on every route and the page (several: a:b,c:d)
       --queue-size N       jobs that may wait behind the running one (default 32; then 503)
       --cors-origin ORIGIN allow browser calls from ORIGIN (repeatable; "*" for any)
@@ -43,6 +45,7 @@ export function parseServe(args: string[]): { options: ServerOptions; host: stri
     'models-dir': { type: 'string' },
     'lora-dir': { type: 'string' },
     'embedding-dir': { type: 'string' },
+    upscaler: { type: 'string', multiple: true },
     'api-auth': { type: 'string' },
     'queue-size': { type: 'string' },
     'cors-origin': { type: 'string', multiple: true },
@@ -64,6 +67,7 @@ export function parseServe(args: string[]): { options: ServerOptions; host: stri
   for (const flag of ['models-dir', 'lora-dir', 'embedding-dir', 'tiny-vae'] as const) {
     if (v[flag] !== undefined && !existsSync(v[flag])) throw new UsageError(`--${flag} ${v[flag]} does not exist`);
   }
+  for (const file of v.upscaler ?? []) if (!existsSync(file)) throw new UsageError(`--upscaler ${file} does not exist`);
   if (v['api-auth'] !== undefined && !/^[^:,]+:[^,]+(,[^:,]+:[^,]+)*$/.test(v['api-auth'])) {
     throw new UsageError('--api-auth must be USER:PASSWORD (several separated by commas)');
   }
@@ -78,6 +82,7 @@ export function parseServe(args: string[]): { options: ServerOptions; host: stri
     ...(v['models-dir'] !== undefined && { modelsDir: v['models-dir'] }),
     ...(v['lora-dir'] !== undefined && { loraDir: v['lora-dir'] }),
     ...(v['embedding-dir'] !== undefined && { embeddingDir: v['embedding-dir'] }),
+    ...(v.upscaler !== undefined && { upscalers: v.upscaler }),
     ...(v['api-auth'] !== undefined && { apiAuth: v['api-auth'] }),
     ...(queueSize !== undefined && { queueSize }),
     ...(v['cors-origin'] !== undefined && { corsOrigin: v['cors-origin'] }),

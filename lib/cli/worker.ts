@@ -23,7 +23,8 @@ Run one per GPU or machine; a job whose worker dies goes to another.
                            to the queue this long after it stopped renewing it
   Model: --backend ${BACKENDS.join('|')}, --threads N, --weight-type ${WEIGHT_TYPES.join('|')},
          --lora-dir DIR and --embedding-dir DIR (as for serve: <lora:NAME:W> tags in jobs' prompts),
-         --tiny-vae PATH (TAESD, for jobs that ask for it),
+         --tiny-vae PATH (TAESD, for jobs that ask for it), --upscaler FILE (Real-ESRGAN for
+         hr_upscaler, repeatable, as for serve),
          --safety-checker on|off|PATH (diffusers' NSFW checker; default on for a diffusers folder with one)`;
 
 /** The command line → createWorker's options. */
@@ -41,12 +42,14 @@ export function parseWorker(args: string[]): WorkerOptions {
     'embedding-dir': { type: 'string' },
     'tiny-vae': { type: 'string' },
     'safety-checker': { type: 'string' },
+    upscaler: { type: 'string', multiple: true },
   });
   if (positionals.length > 0) throw new UsageError(`worker takes no positional arguments (got "${positionals[0]}")`);
   if (v.model === undefined) throw new UsageError('worker needs --model <file|folder|demo>');
   if (v.redis === undefined) throw new UsageError('worker needs --redis redis://HOST:PORT');
   const model = v.model === 'demo' ? DEMO_MODEL : v.model;
   if (!existsSync(model)) throw new UsageError(`--model ${model} does not exist`);
+  for (const file of v.upscaler ?? []) if (!existsSync(file)) throw new UsageError(`--upscaler ${file} does not exist`);
   const concurrency = optionalInteger(v.concurrency, 'concurrency', 1, 64);
   const lockDuration = optionalInteger(v['lock-duration'], 'lock-duration', 1000, 24 * 3600 * 1000);
   const threads = optionalInteger(v.threads, 'threads', 1, 1024);
@@ -57,6 +60,7 @@ export function parseWorker(args: string[]): WorkerOptions {
     redis: v.redis,
     ...(v.queue !== undefined && { queue: v.queue }),
     ...(concurrency !== undefined && { concurrency }),
+    ...(v.upscaler !== undefined && { upscalers: v.upscaler }),
     // BullMQ checks for stalled jobs every half lock, as its default (30 s lock, 30 s check) does not.
     ...(lockDuration !== undefined && { lockDuration, stalledInterval: Math.max(500, Math.round(lockDuration / 2)) }),
     load: {

@@ -50,6 +50,8 @@ export interface Run {
   generator: TorchGenerator;
   started: number;
   memory: Partial<StageMemory>;
+  /** With the hires fix: which pass this is (told to onStep). */
+  pass?: 'first' | 'hires';
 }
 
 export async function startRun(model: PipelineModel, o: CheckedOptions, width: number, height: number): Promise<Run> {
@@ -104,7 +106,9 @@ export async function denoise(model: PipelineModel, run: Run, latents: Tensor, t
       latents = blendMasked(kept, latents, mask);
     }
     if (o.onStep) {
-      const info: StepInfo = { step: i + 1, steps: timesteps.length, timestep: t, elapsedMs: performance.now() - run.started, latents };
+      const info: StepInfo = {
+        step: i + 1, steps: timesteps.length, timestep: t, elapsedMs: performance.now() - run.started, latents, ...(run.pass && { pass: run.pass }),
+      };
       if (o.preview && ((i + 1) % o.previewEvery === 0 || i === timesteps.length - 1)) {
         info.preview = o.preview === 'latent' ? latentPreview(latents) : await decodeImages(model, latents, o.preview === 'taesd');
       }

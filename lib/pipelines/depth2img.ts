@@ -1,6 +1,7 @@
 // Depth-guided image to image: diffusers' StableDiffusionDepth2ImgPipeline with a given depth map.
+import { interpolate } from '../interpolate.js';
 import { readDepthMap } from '../image.js';
-import { concatBatch, normalizePerItem, resizeBicubic, toBatch } from '../tensor-ops.js';
+import { concatBatch, normalizePerItem, toBatch } from '../tensor-ops.js';
 import { expectKnownKeys, expectObject } from '../validate.js';
 import { denoise, finish, startRun } from './denoise.js';
 import { noisedImageLatents, prepareImage, timestepsForStrength } from './from-image.js';
@@ -25,7 +26,7 @@ export async function depth2img(model: PipelineModel, options: Depth2ImgOptions)
   const timesteps = timestepsForStrength(o, strength);
   const { image, width, height } = await prepareImage(raw.image, o);
   const depth = await readDepthMap(raw.depthMap, 'options.depthMap');
-  const depthLatent = toBatch(normalizePerItem(resizeBicubic(depth, height / 8, width / 8)), o.batchSize, 'options.depthMap');
+  const depthLatent = toBatch(normalizePerItem(interpolate(depth, height / 8, width / 8, 'bicubic')), o.batchSize, 'options.depthMap');
   const run = await startRun(model, o, width, height);
   const latents = await noisedImageLatents(model, run, image, timesteps[0]!);
   const conditioning = run.guided ? concatBatch(depthLatent, depthLatent) : depthLatent;

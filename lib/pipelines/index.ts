@@ -2,7 +2,7 @@
 // schedulers, torch generator). Each follows its diffusers pipeline on CPU step for step: the
 // same random draws from one generator in the same order, the same classifier-free guidance,
 // the same scheduler calls, so a seed gives diffusers' latents.
-//   txt2img   StableDiffusionPipeline
+//   txt2img   StableDiffusionPipeline (and A1111's hires fix: hires.ts)
 //   img2img   StableDiffusionImg2ImgPipeline
 //   inpaint   StableDiffusionInpaintPipeline (9-channel inpainting UNets, or latent blending
 //             on ordinary 4-channel ones)
@@ -14,8 +14,8 @@ export { depth2img } from './depth2img.js';
 export { img2img } from './img2img.js';
 export { inpaint } from './inpaint.js';
 export { txt2img } from './txt2img.js';
-export { OUTPUT_TYPES, PREVIEW_METHODS } from './types.js';
+export { HIRES_UPSCALERS, OUTPUT_TYPES, PREVIEW_METHODS } from './types.js';
 export type {
-  Depth2ImgOptions, GenerationOptions, GenerationResult, Img2ImgOptions, InpaintOptions, OutputType, PipelineModel, PreviewMethod,
+  Depth2ImgOptions, GenerationOptions, GenerationResult, HiresOptions, HiresUpscalerName, Img2ImgOptions, InpaintOptions, OutputType, PipelineModel, PreviewMethod,
   StageMemory, StepCallback, StepInfo, Txt2ImgOptions, Txt2ImgResult,
 } from './types.js';

@@ -1,8 +1,9 @@
 // Inpainting: diffusers' StableDiffusionInpaintPipeline, on 9-channel inpainting UNets or by
 // latent blending on ordinary 4-channel ones.
+import { interpolate } from '../interpolate.js';
 import { readImage, readMask, resizeImage } from '../image.js';
 import type { Tensor } from '../tensor.js';
-import { binarize, concatBatch, concatChannels, maskOut, resizeNearest, scale, toBatch, toSignedRange } from '../tensor-ops.js';
+import { binarize, concatBatch, concatChannels, maskOut, scale, toBatch, toSignedRange } from '../tensor-ops.js';
 import { expectKnownKeys, expectObject } from '../validate.js';
 import { denoise, finish, startRun, type LoopExtras } from './denoise.js';
 import { encodeSample, prepareImage, timestepsForStrength } from './from-image.js';
@@ -55,7 +56,7 @@ export async function inpaint(model: PipelineModel, options: InpaintOptions): Pr
   const latents = fromNoise || given
     ? scale(noise, scheduler.initNoiseSigma)
     : scheduler.addNoise(imageLatents!, noise, Array.from({ length: batch }, () => timesteps[0]!));
-  const latentMask = toBatch(resizeNearest(mask, height / 8, width / 8), batch, 'options.mask');
+  const latentMask = toBatch(interpolate(mask, height / 8, width / 8, 'nearest'), batch, 'options.mask');
   const masked = maskOut(signedImage, mask);
   let extras: LoopExtras;
   if (blending) {

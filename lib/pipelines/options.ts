@@ -29,7 +29,8 @@ export interface CheckedOptions extends Omit<GenerationParameters, 'scheduler' |
   memoryReport: boolean;
 }
 
-function checkSide(value: unknown, name: string): number | undefined {
+/** A width or height: undefined, or an integer multiple of 8 from 8 to 8192. */
+export function checkSide(value: unknown, name: string): number | undefined {
   if (value === undefined) return undefined;
   const side = expectInteger(value, name, 8, MAX_SIZE);
   if (side % 8 !== 0) throw new ArgumentRangeError(`Expected ${name} to be a multiple of 8 but received ${side}`);

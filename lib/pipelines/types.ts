@@ -8,6 +8,7 @@ import { optionNames } from '../validate.js';
 import type { SafetyChecker } from '../safety-checker.js';
 import type { TinyVae } from '../tiny-vae.js';
 import type { UNet } from '../unet.js';
+import type { Upscaler } from '../upscaler.js';
 import type { Vae } from '../vae.js';
 
 /** What a pipeline returns: decoded images (`tensor`) or only the latents (`latent`). */
@@ -41,6 +42,8 @@ export interface StepInfo {
   latents: Tensor;
   /** With `preview`: the current latents as RGB in [0, 1], [B, 3, h, w] (every `previewEvery` steps and at the last). */
   preview?: Tensor;
+  /** With `hires`: 'first' during the first pass, 'hires' during the second (whose `step` counts from 1 again). */
+  pass?: 'first' | 'hires';
 }
 
 /** Return `false` (or a promise of it) to stop the generation with an AbortError. */
@@ -109,10 +112,52 @@ export interface GenerationOptions {
   memoryReport?: boolean;
 }
 
+/**
+ * How the hires fix enlarges the first pass: A1111's latent upscale modes, which resize the
+ * latents as torch.nn.functional.interpolate does ('latent' is bilinear, A1111's "Latent"), or in
+ * pixels ('lanczos', 'nearest': the first pass is decoded, resized and encoded again).
+ */
+export const HIRES_UPSCALERS = [
+  'latent', 'latent-antialiased', 'latent-bicubic', 'latent-bicubic-antialiased', 'latent-nearest', 'latent-nearest-exact', 'lanczos', 'nearest',
+] as const;
+/** One of HIRES_UPSCALERS. */
+export type HiresUpscalerName = (typeof HIRES_UPSCALERS)[number];
+
+/**
+ * A1111's hires fix (docs/guide/upscale.md): txt2img at `width` × `height`, the result enlarged,
+ * then an img2img pass at the larger size with the same prompt and seed.
+ */
+export interface HiresOptions {
+  /** The final size as a multiple of the first pass's, 1 to 8 (default 2; A1111's hr_scale). Not used when `width` or `height` is given. */
+  scale?: number;
+  /**
+   * The final width, a multiple of 8 (A1111's hr_resize_x). With `width` alone the height keeps
+   * the first pass's aspect ratio; with both, the image is enlarged to cover them and the latents
+   * are cropped to the centre, as A1111 does.
+   */
+  width?: number;
+  /** The final height, a multiple of 8 (A1111's hr_resize_y); see `width`. */
+  height?: number;
+  /**
+   * A latent mode or pixel resize (default 'latent'), or a loaded Real-ESRGAN `Upscaler` (the first
+   * pass is decoded, upscaled by the network, resized to the exact size with Lanczos and encoded).
+   */
+  upscaler?: HiresUpscalerName | Upscaler;
+  /** Steps of the second pass before `denoisingStrength` takes its share (default: `steps`; A1111's hr_second_pass_steps). */
+  steps?: number;
+  /**
+   * How much the second pass changes the enlarged image, 0–1 (default 0.7, A1111's): it runs
+   * ⌊steps · denoisingStrength⌋ steps from that noise level, as img2img's `strength` (diffusers' rule).
+   */
+  denoisingStrength?: number;
+}
+
 /** Options of `sd.txt2img`. */
 export interface Txt2ImgOptions extends GenerationOptions {
   /** Initial latents [batchSize, 4, height/8, width/8] instead of random ones (multiplied by initNoiseSigma, as diffusers does). */
   latents?: TensorLike;
+  /** A1111's hires fix: a second, img2img-style pass at a larger size (`width` and `height` are then the first pass's). */
+  hires?: HiresOptions;
 }
 
 /** Options of `sd.img2img`. */
@@ -217,7 +262,9 @@ const GENERATION_KEYS: { [K in keyof Required<GenerationOptions>]: true } = {
   preview: true, previewEvery: true, tinyVae: true, signal: true, outputType: true, memoryReport: true,
 };
 /** @internal */
-export const TXT2IMG_OPTIONS = optionNames<Txt2ImgOptions>({ ...GENERATION_KEYS, latents: true });
+export const TXT2IMG_OPTIONS = optionNames<Txt2ImgOptions>({ ...GENERATION_KEYS, latents: true, hires: true });
+/** @internal */
+export const HIRES_OPTIONS = optionNames<HiresOptions>({ scale: true, width: true, height: true, upscaler: true, steps: true, denoisingStrength: true });
 /** @internal */
 export const IMG2IMG_OPTIONS = optionNames<Img2ImgOptions>({ ...GENERATION_KEYS, image: true, strength: true });
 /** @internal */

@@ -9,12 +9,13 @@ import { Redis } from 'ioredis';
 
 import { AbortError, ArgumentRangeError, StableDiffusionError } from '../errors.js';
 import type { LoadOptions } from '../stable-diffusion.js';
-import { expectInteger, expectObject, expectPath } from '../validate.js';
+import { expectInteger, expectObject, expectPath, expectPaths } from '../validate.js';
 import { planImg2Img, planTxt2Img } from '../server/generation/plan.js';
 import { runGeneration, type GenerationOutput } from '../server/generation/run.js';
 import { CheckpointCatalog } from '../server/models/catalog.js';
 import type { Img2ImgRequest as Img2ImgBodyType, Txt2ImgRequest as Txt2ImgBodyType } from '../server/schemas/generate.js';
 import { ModelManager } from '../server/models/manager.js';
+import { UpscalerSet } from '../server/models/upscalers.js';
 import type { JobContext, JobProgress } from '../server/queue/types.js';
 import { controlKey, readControl, type ControlFlags } from './control.js';
 import {
@@ -50,6 +51,8 @@ export interface WorkerOptions {
   maxStalledCount?: number;
   /** How often a running job looks for interrupt, skip and cancel, in ms (default 250). */
   controlInterval?: number;
+  /** Real-ESRGAN files for the hires fix's `hr_upscaler`, named by file name without extension (as the server's `upscalers`). */
+  upscalers?: string[];
 }
 
 /** What `createWorker` returns. */
@@ -73,7 +76,7 @@ export interface SdWorker {
   close(force?: boolean): Promise<void>;
 }
 
-const KNOWN = ['model', 'redis', 'queue', 'prefix', 'concurrency', 'load', 'lockDuration', 'stalledInterval', 'maxStalledCount', 'controlInterval'];
+const KNOWN = ['model', 'redis', 'queue', 'prefix', 'concurrency', 'load', 'lockDuration', 'stalledInterval', 'maxStalledCount', 'controlInterval', 'upscalers'];
 
 interface CheckedWorkerOptions {
   model: string;
@@ -86,6 +89,7 @@ interface CheckedWorkerOptions {
   stalledInterval: number;
   maxStalledCount: number;
   controlInterval: number;
+  upscalers: string[];
 }
 
 function checkWorkerOptions(options: unknown): CheckedWorkerOptions {
@@ -105,6 +109,7 @@ function checkWorkerOptions(options: unknown): CheckedWorkerOptions {
     stalledInterval: ms('stalledInterval', 30_000, 500),
     maxStalledCount: o.maxStalledCount === undefined ? 1 : expectInteger(o.maxStalledCount, 'options.maxStalledCount', 0, 1000),
     controlInterval: ms('controlInterval', 250, 20),
+    upscalers: o.upscalers === undefined ? [] : expectPaths(o.upscalers, 'options.upscalers'),
   };
 }
 
@@ -156,6 +161,13 @@ export async function createWorker(options: WorkerOptions): Promise<SdWorker> {
   const models = new ModelManager(catalog, o.load);
   const start = catalog.forFile(o.model);
   await models.use(start);
+  let upscalers: UpscalerSet;
+  try {
+    upscalers = await UpscalerSet.load(o.upscalers, o.load);
+  } catch (error) {
+    await models.dispose();
+    throw error;
+  }
   const id = `${hostname()}:${process.pid}`;
   const control = new Redis(o.redis, { maxRetriesPerRequest: null });
   // Connection trouble: ioredis reconnects by itself; a poll that fails is tried again.
@@ -226,7 +238,7 @@ export async function createWorker(options: WorkerOptions): Promise<SdWorker> {
       // checkJobData has checked the request against the server's schema.
       const plan = data.endpoint === 'txt2img' ? planTxt2Img(data.request as Txt2ImgBodyType) : await planImg2Img(data.request as Img2ImgBodyType);
       const checkpoint = models.current!.checkpoint;
-      const output = await runGeneration(models, { plan, checkpoint, clipSkip: plan.clipSkip ?? data.clipSkip ?? 1 }, context);
+      const output = await runGeneration(models, { plan, checkpoint, clipSkip: plan.clipSkip ?? data.clipSkip ?? 1 }, context, upscalers);
       return resultOf(output, id);
     } catch (error) {
       throw jobError(error);
@@ -258,6 +270,7 @@ export async function createWorker(options: WorkerOptions): Promise<SdWorker> {
     await worker.close(true).catch(() => undefined);
     control.disconnect();
     await models.dispose();
+    upscalers.dispose();
     throw error;
   }
   const loaded = models.current!.checkpoint;
@@ -269,6 +282,7 @@ export async function createWorker(options: WorkerOptions): Promise<SdWorker> {
       await worker.close(force);
       control.disconnect();
       await models.dispose();
+      upscalers.dispose();
     },
   };
 }

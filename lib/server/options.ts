@@ -2,7 +2,7 @@
 import type { LoadOptions } from '../stable-diffusion.js';
 import { checkQueueName } from '../queue/names.js';
 import { checkRedisUrl } from '../queue/redis-url.js';
-import { expectBoolean, expectInteger, expectKnownKeys, expectObject, expectPath, expectString, optionNames } from '../validate.js';
+import { expectBoolean, expectInteger, expectKnownKeys, expectObject, expectPath, expectPaths, expectString, optionNames } from '../validate.js';
 import { ArgumentRangeError } from '../errors.js';
 
 /** Options of `createServer` and of the Fastify plugin `sdnodeServer`. */
@@ -22,6 +22,11 @@ export interface ServerOptions {
    * prompt, listed by GET /sdapi/v1/embeddings. Every model loaded gets it as its first `embeddingDirs` folder.
    */
   embeddingDir?: string;
+  /**
+   * Real-ESRGAN files (.pth or .safetensors) for the hires fix, loaded at start: `hr_upscaler`
+   * names them by file name without extension, GET /sdapi/v1/upscalers lists them.
+   */
+  upscalers?: string[];
   /**
    * A1111's `--api-auth`: `user:password`, several separated by commas. Every route, the web
    * page and its API calls included, then needs HTTP Basic authentication (401 without it).
@@ -67,6 +72,7 @@ export interface CheckedServerOptions {
   modelsDir: string | undefined;
   loraDir: string | undefined;
   embeddingDir: string | undefined;
+  upscalers: string[];
   credentials: Map<string, string> | undefined;
   queueSize: number;
   corsOrigin: string[] | undefined;
@@ -78,7 +84,7 @@ export interface CheckedServerOptions {
 }
 
 const SERVER_OPTIONS = optionNames<ServerOptions>({
-  model: true, modelsDir: true, loraDir: true, embeddingDir: true, apiAuth: true, queueSize: true, corsOrigin: true,
+  model: true, modelsDir: true, loraDir: true, embeddingDir: true, upscalers: true, apiAuth: true, queueSize: true, corsOrigin: true,
   bodyLimit: true, load: true, page: true, logger: true, redis: true,
 });
 const REDIS_OPTIONS = ['url', 'queue', 'prefix'] as const;
@@ -122,6 +128,7 @@ export function checkServerOptions(options: unknown): CheckedServerOptions {
     modelsDir: optionalPath('modelsDir'),
     loraDir: optionalPath('loraDir'),
     embeddingDir: optionalPath('embeddingDir'),
+    upscalers: o.upscalers === undefined ? [] : expectPaths(o.upscalers, 'options.upscalers'),
     credentials: o.apiAuth === undefined ? undefined : parseCredentials(expectString(o.apiAuth, 'options.apiAuth')),
     queueSize: o.queueSize === undefined ? 32 : expectInteger(o.queueSize, 'options.queueSize', 0, 100_000),
     corsOrigin,

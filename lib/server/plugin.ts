@@ -71,7 +71,7 @@ async function setUp(app: FastifyInstance, o: CheckedServerOptions): Promise<voi
   generateRoutes(app, state);
   progressRoutes(app, state);
   optionsRoutes(app, state);
-  listRoutes(app);
+  listRoutes(app, state);
   networkRoutes(app, state);
   infoRoutes(app, state);
   if (o.page) pageRoutes(app);

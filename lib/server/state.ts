@@ -10,6 +10,7 @@ import { HttpError, invalidField } from './http/errors.js';
 import type { Img2ImgRequest, Txt2ImgRequest } from './schemas/generate.js';
 import { CheckpointCatalog, type Checkpoint } from './models/catalog.js';
 import { ModelManager } from './models/manager.js';
+import { UpscalerSet } from './models/upscalers.js';
 import { EmbeddingFacts } from './networks/embeddings.js';
 import { LoraCatalog } from './networks/loras.js';
 import type { CheckedServerOptions } from './options.js';
@@ -99,9 +100,14 @@ export class ServerState {
   /** The LoRAs of --lora-dir (and load.loraDirs), for GET /sdapi/v1/loras and prompt tags. */
   readonly loras: LoraCatalog;
   readonly embeddingFacts = new EmbeddingFacts();
+  /** The hires fix's upscalers: latent modes, pixel resizes and the Real-ESRGAN files of `upscalers`. */
+  readonly upscalers: UpscalerSet;
 
-  private constructor(options: CheckedServerOptions, catalog: CheckpointCatalog, start: Checkpoint, shared?: JobQueue<ServerJob, Output>) {
+  private constructor(
+    options: CheckedServerOptions, catalog: CheckpointCatalog, start: Checkpoint, upscalers: UpscalerSet, shared?: JobQueue<ServerJob, Output>,
+  ) {
     this.options = options;
+    this.upscalers = upscalers;
     this.catalog = catalog;
     const load = networkFolders(options);
     this.loras = new LoraCatalog(load.loraDirs ?? []);
@@ -113,7 +119,7 @@ export class ServerState {
         await this.models.use(job.checkpoint);
         return undefined;
       }
-      return runGeneration(this.models, job, context);
+      return runGeneration(this.models, job, context, this.upscalers);
     }, options.queueSize);
   }
 
@@ -123,9 +129,10 @@ export class ServerState {
     await catalog.refresh();
     if (options.redis) {
       const queue = await RedisQueue.create(options.redis, redisCodec(), options.queueSize);
-      return new ServerState(options, catalog, catalog.forFile(options.model), queue);
+      return new ServerState(options, catalog, catalog.forFile(options.model), new UpscalerSet(), queue);
     }
-    const state = new ServerState(options, catalog, catalog.forFile(options.model));
+    const upscalers = await UpscalerSet.load(options.upscalers, options.load);
+    const state = new ServerState(options, catalog, catalog.forFile(options.model), upscalers);
     await state.loras.refresh();
     await state.models.use(state.settings.checkpoint);
     state.settings.checkpoint = state.models.current!.checkpoint;
@@ -147,5 +154,6 @@ export class ServerState {
   async close(): Promise<void> {
     await this.queue.close();
     await this.models.dispose();
+    this.upscalers.dispose();
   }
 }

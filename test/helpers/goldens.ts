@@ -167,15 +167,18 @@ export interface PipelineGoldens {
   cases: PipelineCase[];
 }
 
-export function pipelineGoldens(): PipelineGoldens & { tensor(t: PipelineTensor): Tensor } {
-  const dir = join(goldensDir, 'pipeline');
-  const index = JSON.parse(readFileSync(join(dir, 'goldens.json'), 'utf8')) as PipelineGoldens;
+/** A goldens folder of goldens.json and one float32 blob that its tensors index by offset. */
+function blobGoldens<T>(folder: string): T & { tensor(t: PipelineTensor): Tensor } {
+  const dir = join(goldensDir, folder);
+  const index = JSON.parse(readFileSync(join(dir, 'goldens.json'), 'utf8')) as T;
   const all = readFloat32(join(dir, 'goldens.bin'));
-  return { ...index, tensor: (t) => new Tensor(t.shape, all.slice(t.offset, t.offset + sizeOf(t.shape))) };
+  return { ...index, tensor: (t: PipelineTensor) => new Tensor(t.shape, all.slice(t.offset, t.offset + sizeOf(t.shape))) };
 }
 
+export const pipelineGoldens = () => blobGoldens<PipelineGoldens>('pipeline');
+
 /** What every txt2img golden case shares: prompts, size, steps and seed. */
-export function pipelineSettings(goldens: PipelineGoldens) {
+export function pipelineSettings(goldens: Omit<PipelineGoldens, 'cases'>) {
   const { prompt, negativePrompt, width, height, steps, seed } = goldens;
   return { prompt, negativePrompt, width, height, steps, seed };
 }
@@ -191,6 +194,27 @@ export function pipelineCaseOptions(goldens: ReturnType<typeof pipelineGoldens>,
     ...(c.injected && { latents: goldens.tensor(c.injected) }),
   };
 }
+
+// --- hires fix: goldens/hires/goldens.json + one float32 blob -----------------------------
+
+export interface HiresCase {
+  name: string;
+  fixture: string;
+  scheduler: string;
+  /** txt2img's `hires` with the upscaler as a torch mode name or a tiny ESRGAN fixture's. */
+  hires: { scale?: number; width?: number; height?: number; upscaler: string; steps?: number };
+  denoisingStrength: number;
+  latents: PipelineTensor;
+  image?: PipelineTensor;
+}
+export interface HiresGoldens extends Omit<PipelineGoldens, 'cases'> {
+  guidanceScale: number;
+  /** F.interpolate of each input in every mode, to each size (h, w). */
+  interpolation: { input: PipelineTensor; outputs: { mode: string; size: [number, number]; output: PipelineTensor }[] }[];
+  cases: HiresCase[];
+}
+
+export const hiresGoldens = () => blobGoldens<HiresGoldens>('hires');
 
 // --- LoRA, LyCORIS, textual inversion: goldens/lora/goldens.json + one float32 blob ----------
 

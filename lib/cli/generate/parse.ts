@@ -17,6 +17,8 @@ import type { Tensor } from '../../tensor.js';
 import { LORA_EXTENSIONS } from '../../lora.js';
 import { BACKENDS, PREDICTION_TYPES, WEIGHT_TYPES, type LoraSpec, type PipelineName, type Seed } from '../../types.js';
 import { oneOf, parse, safetyCheckerFlag, UsageError, warn } from '../usage.js';
+import { A1111_HIRES_UPSCALER_NAMES } from '../../pipelines/hires.js';
+import { HIRES_UPSCALERS, type HiresUpscalerName } from '../../pipelines/types.js';
 import { gridAxes } from './plan.js';
 import type { GenerateRequest, JobValues } from './types.js';
 
@@ -52,6 +54,12 @@ const OPTIONS = {
   mask: { type: 'string' },
   'depth-map': { type: 'string' },
   from: { type: 'string' },
+  'hires-scale': { type: 'string' },
+  'hires-width': { type: 'string' },
+  'hires-height': { type: 'string' },
+  'hires-upscaler': { type: 'string' },
+  'hires-steps': { type: 'string' },
+  'hires-denoise': { type: 'string' },
   lora: { type: 'string', multiple: true },
   'lora-dir': { type: 'string', multiple: true },
   'embedding-dir': { type: 'string', multiple: true },
@@ -166,6 +174,7 @@ export async function parseGenerate(args: string[], demoModel: string): Promise<
   if (!existsSync(dirname(output) || '.')) throw new StableDiffusionError('ERR_FILE_WRITE', `Cannot write ${output}: its folder does not exist`, { path: output });
   const loadOptions = loadOptionsOf(v, modelPath, threads);
   const loras = (v.lora ?? []).map(loraFlag);
+  const hires = hiresFlags(v, pipeline, strict, f);
 
   return {
     from,
@@ -185,6 +194,7 @@ export async function parseGenerate(args: string[], demoModel: string): Promise<
     quality,
     loadOptions,
     loras,
+    hires,
     ...(await readInputs(v, width, height, strict)),
     json: v.json ?? false,
     quiet: v.quiet ?? false,
@@ -207,7 +217,9 @@ function jobValues(v: Values, from: ParsedParameters | undefined): JobValues {
   }
   const seeds = v.seed !== undefined ? list(v.seed, 'seed').map(seed) : [from?.seed ?? randomSeed()];
   const clipSkips = v['clip-skip'] !== undefined ? list(v['clip-skip'], 'clip-skip').map((s) => integer(s, 'clip-skip', 1, 1000)) : [from?.clipSkip];
-  const strengths = v.strength !== undefined ? list(v.strength, 'strength').map((s) => decimal(s, 'strength', 0, 1)) : [from?.strength];
+  // A hires image's denoising strength is its second pass's (hiresFlags), not img2img's.
+  const fromStrength = from !== undefined && madeWithHires(from) ? undefined : from?.strength;
+  const strengths = v.strength !== undefined ? list(v.strength, 'strength').map((s) => decimal(s, 'strength', 0, 1)) : [fromStrength];
   return { steps, guidanceScale: cfg, sampler: samplers, seed: seeds, clipSkip: clipSkips, strength: strengths };
 }
 
@@ -220,7 +232,7 @@ function pipelineOf(v: Values, from: ParsedParameters | undefined): PipelineName
   if (v.mask !== undefined && v['depth-map'] !== undefined) throw new UsageError('--mask and --depth-map cannot be combined (inpaint or depth2img, not both)');
   if (pipeline !== 'txt2img' && v['init-image'] === undefined) throw new UsageError(`--${pipeline === 'inpaint' ? 'mask' : 'depth-map'} needs --init-image`);
   if (pipeline === 'txt2img' && v.strength !== undefined) throw new UsageError('--strength needs --init-image');
-  if (pipeline === 'txt2img' && from?.strength !== undefined) {
+  if (pipeline === 'txt2img' && from?.strength !== undefined && !madeWithHires(from)) {
     throw new UsageError(`${v.from} was made from an input image (Denoising strength ${from.strength}): pass --init-image (and --mask or --depth-map as it was made)`);
   }
   return pipeline;
@@ -246,6 +258,63 @@ function loadOptionsOf(v: Values, modelPath: string, threads: number | undefined
     ...(v.offload && { offload: true }),
     ...(v['lora-dir'] !== undefined && { loraDirs: v['lora-dir'] }),
     ...(v['embedding-dir'] !== undefined && { embeddingDirs: v['embedding-dir'] }),
+  };
+}
+
+function madeWithHires(from: ParsedParameters): boolean {
+  return from.fields['Hires upscale'] !== undefined || from.fields['Hires resize'] !== undefined;
+}
+
+// A1111's hires upscaler names → ours; other names are Real-ESRGAN models, given again as files.
+const FROM_UPSCALERS: Record<string, HiresUpscalerName> = {
+  ...Object.fromEntries(Object.entries(A1111_HIRES_UPSCALER_NAMES).map(([ours, theirs]) => [theirs, ours as HiresUpscalerName])),
+  None: 'lanczos',
+};
+
+/** --from a hires image: its Hires fields, as the --hires-* flags would give them. */
+function hiresFrom(from: ParsedParameters): NonNullable<GenerateRequest['hires']> {
+  const f = from.fields;
+  const resize = f['Hires resize'] === undefined ? undefined : /^(\d+)x(\d+)$/.exec(f['Hires resize']);
+  if (f['Hires resize'] !== undefined && resize === null) throw new UsageError(`"Hires resize: ${f['Hires resize']}" in the image's parameters is not WIDTHxHEIGHT`);
+  const upscaler = f['Hires upscaler'];
+  return {
+    ...(resize ? { ...(resize[1] !== '0' && { width: Number(resize[1]) }), ...(resize[2] !== '0' && { height: Number(resize[2]) }) } : { scale: decimal(f['Hires upscale']!, 'Hires upscale', 1, 8) }),
+    ...(f['Hires steps'] !== undefined && { steps: integer(f['Hires steps'], 'Hires steps', 1, 1000) }),
+    ...(from.strength !== undefined && { denoisingStrength: from.strength }),
+    ...(upscaler !== undefined && { upscaler: FROM_UPSCALERS[upscaler] ?? upscaler }),
+  };
+}
+
+/**
+ * The --hires-* flags (any of them turns the hires fix on), over --from's Hires fields; an
+ * upscaler that is not a mode name is a Real-ESRGAN file.
+ */
+function hiresFlags(v: Values, pipeline: PipelineName, strict: boolean, from: ParsedParameters | undefined): GenerateRequest['hires'] {
+  const flags = ['hires-scale', 'hires-width', 'hires-height', 'hires-upscaler', 'hires-steps', 'hires-denoise'] as const;
+  const given = flags.filter((flag) => v[flag] !== undefined);
+  const base = from !== undefined && madeWithHires(from) && pipeline === 'txt2img' ? hiresFrom(from) : undefined;
+  if (given.length === 0 && base === undefined) return undefined;
+  if (given.length > 0 && pipeline !== 'txt2img') throw new UsageError(`--${given[0]} is for text to image; it cannot be combined with --init-image`);
+  const upscaler = v['hires-upscaler'] ?? base?.upscaler;
+  if (upscaler !== undefined && !(HIRES_UPSCALERS as readonly string[]).includes(upscaler) && !existsSync(upscaler)) {
+    const flag = v['hires-upscaler'] === undefined ? `${v.from} was made with the hires upscaler "${upscaler}"; pass its file with --hires-upscaler` : undefined;
+    throw new UsageError(flag ?? `--hires-upscaler must be one of ${HIRES_UPSCALERS.join(', ')} or a Real-ESRGAN file (got "${upscaler}")`);
+  }
+  if (v['hires-scale'] !== undefined && (v['hires-width'] !== undefined || v['hires-height'] !== undefined)) {
+    throw new UsageError('--hires-scale cannot be combined with --hires-width or --hires-height');
+  }
+  // A size flag replaces --from's scale, and the scale flag its size.
+  const sized = v['hires-width'] !== undefined || v['hires-height'] !== undefined;
+  const { scale, width, height, ...rest } = base ?? {};
+  return {
+    ...rest,
+    ...(!sized && v['hires-scale'] === undefined && { ...(scale !== undefined && { scale }), ...(width !== undefined && { width }), ...(height !== undefined && { height }) }),
+    ...(v['hires-scale'] !== undefined && { scale: decimal(v['hires-scale'], 'hires-scale', 1, 8) }),
+    ...(v['hires-width'] !== undefined && { width: side(v['hires-width'], 'hires-width', strict) }),
+    ...(v['hires-height'] !== undefined && { height: side(v['hires-height'], 'hires-height', strict) }),
+    ...(upscaler !== undefined && { upscaler }),
+    ...(v['hires-steps'] !== undefined && { steps: integer(v['hires-steps'], 'hires-steps', 1, 1000) }),
+    ...(v['hires-denoise'] !== undefined && { denoisingStrength: decimal(v['hires-denoise'], 'hires-denoise', 0, 1) }),
   };
 }
 

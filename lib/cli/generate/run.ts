@@ -4,10 +4,11 @@ import { basename } from 'node:path';
 
 import { StableDiffusionError } from '../../errors.js';
 import { modelHash, networkHashes } from '../../model-hash.js';
-import type { GenerationResult } from '../../pipelines/index.js';
+import { HIRES_UPSCALERS, type GenerationResult, type HiresOptions } from '../../pipelines/index.js';
 import { toInfotext } from '../../png-parameters.js';
 import { StableDiffusion } from '../../stable-diffusion.js';
 import type { PipelineName } from '../../types.js';
+import { Upscaler, upscalerOptionsOf } from '../../upscaler.js';
 import type { Progress } from '../progress.js';
 import { UsageError, warn } from '../usage.js';
 import type { GenerateRequest, JobPlan, JobResult } from './types.js';
@@ -35,7 +36,27 @@ export async function runJobs(
   const call = pipelineCall(sd, pipeline);
   const modelName = request.model === 'demo' ? 'demo-sd1-tiny' : basename(modelPath).replace(/\.(safetensors|ckpt|pt|gguf|bin)$/i, '');
 
+  const hires = request.hires && (await hiresOption(request.hires, request.loadOptions));
+  try {
+    return await runEach(sd, hash, request, plan, progress, signal, call, modelName, hires);
+  } finally {
+    if (hires?.upscaler instanceof Upscaler) hires.upscaler.dispose();
+  }
+}
+
+/** --hires-*: a Real-ESRGAN file given as the upscaler is loaded where the model runs. */
+async function hiresOption(flags: NonNullable<GenerateRequest['hires']>, load: GenerateRequest['loadOptions']): Promise<HiresOptions> {
+  const { upscaler, ...rest } = flags;
+  if (upscaler === undefined || (HIRES_UPSCALERS as readonly string[]).includes(upscaler)) return flags as HiresOptions;
+  return { ...rest, upscaler: await Upscaler.load(upscaler, upscalerOptionsOf(load)) };
+}
+
+async function runEach(
+  sd: StableDiffusion, hash: string | undefined, request: GenerateRequest, plan: JobPlan, progress: Progress, signal: AbortSignal,
+  call: PipelineCall, modelName: string, hires: HiresOptions | undefined,
+): Promise<JobResult[]> {
   const { jobs } = plan;
+  const { pipeline } = request;
   const results: JobResult[] = [];
   for (let j = 0; j < jobs.length; j++) {
     const job = jobs[j]!;
@@ -60,6 +81,7 @@ export async function runJobs(
       ...(request.mask !== undefined && { mask: request.mask }),
       ...(request.depthMap !== undefined && { depthMap: request.depthMap }),
       ...(request.loras.length > 0 && { loras: request.loras }),
+      ...(hires && { hires }),
     };
     const result = await call(options);
     if (result.images === null) throw new StableDiffusionError('ERR_INTERNAL', `${pipeline} returned no images`);

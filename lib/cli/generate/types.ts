@@ -1,6 +1,7 @@
 // What the steps of `sdnode generate` hand each other: the checked request (parse.ts), the jobs
 // (plan.ts) and their results (run.ts); write.ts takes all three.
 import type { ImageFormat } from '../../image.js';
+import type { HiresOptions } from '../../pipelines/index.js';
 import type { InfotextParameters, ParsedParameters } from '../../png-parameters.js';
 import type { LoadOptions } from '../../stable-diffusion.js';
 import type { Tensor } from '../../tensor.js';
@@ -30,6 +31,8 @@ export interface GenerateRequest {
   loadOptions: LoadOptions;
   /** `--lora`: the LoRAs of every job. */
   loras: LoraSpec[];
+  /** The --hires-* flags: txt2img's `hires`, with the upscaler as a mode name or a Real-ESRGAN file. */
+  hires: (Omit<HiresOptions, 'upscaler'> & { upscaler?: string }) | undefined;
   image: Tensor | undefined;
   mask: Tensor | undefined;
   depthMap: Tensor | undefined;

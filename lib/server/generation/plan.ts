@@ -41,6 +41,22 @@ export interface GenerationPlan {
   /** 0: stretch to the size, 1: crop to fill it. */
   resizeMode: 0 | 1;
   sendImages: boolean;
+  /** txt2img with enable_hr: A1111's hires fix. */
+  hires: HiresPlan | undefined;
+}
+
+/** The hires fix asked for (enable_hr and the hr_* fields). */
+export interface HiresPlan {
+  /** hr_scale, when no hr_resize_x / hr_resize_y is given. */
+  scale: number | undefined;
+  /** hr_resize_x / hr_resize_y rounded down to a multiple of 8; undefined when 0. */
+  width: number | undefined;
+  height: number | undefined;
+  /** hr_upscaler as A1111 names it ('Latent', 'Latent (bicubic)', 'Lanczos', an ESRGAN model, …). */
+  upscaler: string;
+  /** hr_second_pass_steps, 0 replaced by steps. */
+  steps: number;
+  denoisingStrength: number;
 }
 
 type Common = Txt2ImgRequest & Partial<Img2ImgRequest>;
@@ -60,7 +76,6 @@ function randomSeed(): number {
 
 /** The fields that ask for features this server does not have: a 422 naming the first. */
 function refuseUnsupported(r: Common): void {
-  if (truthy(r.enable_hr)) unsupported(['enable_hr'], 'hires fix');
   if (truthy(r.restore_faces)) unsupported(['restore_faces'], 'face restoration');
   if (truthy(r.tiling)) unsupported(['tiling'], 'tiling');
   if ((r.subseed_strength ?? 0) > 0) unsupported(['subseed_strength'], 'a variation seed');
@@ -95,9 +110,46 @@ function overrides(settings: Record<string, unknown> | null | undefined): { chec
   return { checkpoint: checkpoint || undefined, clipSkip: (clipSkip as number | null | undefined) ?? undefined };
 }
 
+/** The largest side the hires fix may make. */
+const HIRES_MAX_SIDE = 4096;
+
+/** Whether an hr_* text field leaves the first pass's value (A1111's "Use same …"). */
+function same(value: string | null | undefined, first: string | null | undefined): boolean {
+  return value === null || value === undefined || value === '' || value === first || /^Use same /.test(value);
+}
+
+/** enable_hr's fields, checked as far as a request alone allows (the upscaler's name is checked against the server's). */
+function planHires(r: Txt2ImgRequest, steps: number, samplerName: string): HiresPlan | undefined {
+  if (!truthy(r.enable_hr)) return undefined;
+  if ((r.firstphase_width ?? 0) > 0 || (r.firstphase_height ?? 0) > 0) unsupported(['firstphase_width'], 'the old hires fix (firstphase_width/height)');
+  if (!same(r.hr_checkpoint_name, undefined)) unsupported(['hr_checkpoint_name'], 'another checkpoint for the hires pass');
+  if (!same(r.hr_sampler_name, samplerName)) unsupported(['hr_sampler_name'], 'another sampler for the hires pass');
+  if (!same(r.hr_scheduler, r.scheduler)) unsupported(['hr_scheduler'], 'another schedule type for the hires pass');
+  if (!same(r.hr_prompt, r.prompt)) unsupported(['hr_prompt'], 'another prompt for the hires pass');
+  if (!same(r.hr_negative_prompt, r.negative_prompt)) unsupported(['hr_negative_prompt'], 'another negative prompt for the hires pass');
+  const resizeX = r.hr_resize_x ?? 0;
+  const resizeY = r.hr_resize_y ?? 0;
+  const width = resizeX > 0 ? side(resizeX) : undefined;
+  const height = resizeY > 0 ? side(resizeY) : undefined;
+  if (width === 0 || height === 0) throw invalidField([width === 0 ? 'hr_resize_x' : 'hr_resize_y'], 'hr_resize_x and hr_resize_y must be 0 or at least 8', 'range');
+  if ((width ?? 0) > HIRES_MAX_SIDE || (height ?? 0) > HIRES_MAX_SIDE) {
+    throw invalidField([(width ?? 0) > HIRES_MAX_SIDE ? 'hr_resize_x' : 'hr_resize_y'], `hr_resize_x and hr_resize_y must be at most ${HIRES_MAX_SIDE}`, 'range');
+  }
+  const scale = width === undefined && height === undefined ? r.hr_scale ?? 2 : undefined;
+  if (scale !== undefined && (scale < 1 || scale > 8)) throw invalidField(['hr_scale'], `hr_scale must be between 1 and 8 but is ${scale}`, 'range');
+  const hiresSteps = r.hr_second_pass_steps || steps;
+  const denoisingStrength = r.denoising_strength ?? 0.75;
+  if (Math.floor(hiresSteps * denoisingStrength) < 1) {
+    throw invalidField(['denoising_strength'], `denoising_strength ${denoisingStrength} with ${hiresSteps} hires steps leaves no step to run`, 'range');
+  }
+  return { scale, width, height, upscaler: r.hr_upscaler || 'Latent', steps: hiresSteps, denoisingStrength };
+}
+
 /** POST /sdapi/v1/txt2img. */
 export function planTxt2Img(r: Txt2ImgRequest): GenerationPlan {
-  return plan(r, [], undefined, 'txt2img');
+  const p = plan(r, [], undefined, 'txt2img');
+  p.hires = planHires(r, p.steps, p.samplerName);
+  return p;
 }
 
 /** POST /sdapi/v1/img2img: the init images and mask decoded and checked. */
@@ -159,5 +211,6 @@ function plan(r: Common, initImages: EncodedImage[], mask: EncodedImage | undefi
     invertMask: truthy(r.inpainting_mask_invert),
     resizeMode: r.resize_mode === 1 ? 1 : 0,
     sendImages: truthy(r.send_images, true),
+    hires: undefined,
   };
 }

@@ -65,8 +65,10 @@ function info(plan: GenerationPlan, output: GenerationOutput): string {
     sd_vae_hash: null,
     seed_resize_from_w: -1,
     seed_resize_from_h: -1,
-    denoising_strength: plan.strength ?? null,
-    extra_generation_params: { ...(plan.sampler.scheduleType !== undefined && { 'Schedule type': plan.sampler.scheduleType }), ...output.networks },
+    denoising_strength: plan.strength ?? plan.hires?.denoisingStrength ?? null,
+    extra_generation_params: {
+      ...(plan.sampler.scheduleType !== undefined && { 'Schedule type': plan.sampler.scheduleType }), ...output.hires, ...output.networks,
+    },
     index_of_first_image: 0,
     infotexts: output.infotexts,
     styles: [],

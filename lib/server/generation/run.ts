@@ -10,12 +10,14 @@ import { networkHashes, type NetworkHashes } from '../../model-hash.js';
 import { formatParameters, toInfotext } from '../../png-parameters.js';
 import type { GenerationResult, StepInfo } from '../../pipelines/index.js';
 import { blankFlagged } from '../../safety-checker.js';
+import type { HiresParameters } from '../../types.js';
 import type { StableDiffusion } from '../../stable-diffusion.js';
 import type { Tensor } from '../../tensor.js';
 import { scale, toUnitRange } from '../../tensor-ops.js';
 import { invalidField } from '../http/errors.js';
 import type { Checkpoint } from '../models/catalog.js';
 import type { ModelManager } from '../models/manager.js';
+import { UpscalerSet } from '../models/upscalers.js';
 import { loraError } from '../networks/loras.js';
 import type { JobContext } from '../queue/types.js';
 import { pasteOriginal, prepareMask, type EncodedImage } from './images.js';
@@ -46,6 +48,8 @@ export interface GenerationOutput {
   networks: Record<string, string>;
   /** With the safety checker on: per image made, whether it was flagged (and sent black). */
   nsfwContentDetected?: boolean[];
+  /** The hires fix's infotext fields ("Hires upscale", …), for info's extra_generation_params. */
+  hires?: Record<string, string>;
 }
 
 /** A generation job as the queue carries it. */
@@ -93,9 +97,20 @@ async function decodeLatents(sd: StableDiffusion, latents: Tensor): Promise<Tens
   return toUnitRange(await sd.vae.decode(scale(latents, 1 / sd.vae.scalingFactor)));
 }
 
+/** The plan's hires fix as txt2img takes it; a 422 for an upscaler this process has not loaded. */
+function hiresOptions(plan: GenerationPlan, upscalers: UpscalerSet): Record<string, unknown> | undefined {
+  const h = plan.hires;
+  if (h === undefined) return undefined;
+  return {
+    ...(h.scale !== undefined && { scale: h.scale }), ...(h.width !== undefined && { width: h.width }), ...(h.height !== undefined && { height: h.height }),
+    upscaler: upscalers.require(h.upscaler), steps: h.steps, denoisingStrength: h.denoisingStrength,
+  };
+}
+
 /** Runs a generation job: the queue's runner for generation payloads. */
-export async function runGeneration(models: ModelManager, job: GenerationJob, context: JobContext): Promise<GenerationOutput> {
+export async function runGeneration(models: ModelManager, job: GenerationJob, context: JobContext, upscalers = new UpscalerSet()): Promise<GenerationOutput> {
   const { plan } = job;
+  const hires = hiresOptions(plan, upscalers);
   context.report({ job: plan.pipeline, jobCount: plan.batchSize * plan.nIter, jobNo: 0 });
   const { sd, checkpoint } = await models.use(job.checkpoint);
   checkVariant(sd, plan);
@@ -118,6 +133,8 @@ export async function runGeneration(models: ModelManager, job: GenerationJob, co
   let hashes: NetworkHashes = {};
   let networks: Record<string, string> | undefined;
   const nsfw: boolean[] = [];
+  let hiresParameters: HiresParameters | undefined;
+  let hiresFields: Record<string, string> | undefined;
   for (let index = 0; index < count && !interrupted; index++) {
     context.report({ jobNo: index, samplingStep: 0, samplingSteps: 0 });
     let latest: StepInfo | undefined;
@@ -157,9 +174,11 @@ export async function runGeneration(models: ModelManager, job: GenerationJob, co
         signal: context.signal,
         ...(input && { image: input, strength: plan.strength }),
         ...(mask && { mask }),
+        ...(hires && { hires }),
       });
       image = result.images!;
       if (result.nsfwContentDetected) nsfw.push(result.nsfwContentDetected[0]!);
+      hiresParameters = result.parameters.hires;
       hashes = await networkHashes(result.parameters);
     } catch (error) {
       if (!(error instanceof AbortError) || context.signal.aborted || !stoppedEarly) throw runError(error);
@@ -179,7 +198,8 @@ export async function runGeneration(models: ModelManager, job: GenerationJob, co
       ...toInfotext(
         { pipeline: plan.pipeline, prompt: plan.prompt, negativePrompt: plan.negativePrompt, width, height, steps: plan.steps, guidanceScale: plan.cfgScale,
           scheduler: plan.sampler.name, seed: allSeeds[index]!, batchSize: 1, clipSkip: job.clipSkip, promptWeighting: true,
-          ...(plan.strength !== undefined && { strength: plan.strength }) },
+          ...(plan.strength !== undefined && { strength: plan.strength }),
+          ...(plan.hires && hiresParameters && { strength: plan.hires.denoisingStrength, hires: hiresParameters }) },
         0,
         { model: checkpoint.modelName, ...(checkpoint.hash !== undefined && { modelHash: checkpoint.hash }), ...hashes },
       ),
@@ -187,6 +207,7 @@ export async function runGeneration(models: ModelManager, job: GenerationJob, co
     // The schedule type first, then the networks' hashes.
     parameters.extra = { ...(plan.sampler.scheduleType !== undefined && { 'Schedule type': plan.sampler.scheduleType }), ...parameters.extra };
     networks ??= Object.fromEntries(Object.entries(parameters.extra).filter(([key]) => key === 'Lora hashes' || key === 'TI hashes'));
+    hiresFields ??= hiresParameters && Object.fromEntries(Object.entries(parameters.extra).filter(([key]) => key.startsWith('Hires ')));
     const text = formatParameters(parameters);
     infotexts.push(text);
     if (plan.sendImages) images.push(await encodeImage(image, 0, { parameters: text }));
@@ -201,6 +222,7 @@ export async function runGeneration(models: ModelManager, job: GenerationJob, co
     timestamp: jobTimestamp(started),
     networks: networks ?? {},
     ...(sd.safetyChecker && { nsfwContentDetected: nsfw }),
+    ...(hiresFields && { hires: hiresFields }),
   };
 }
 

@@ -42,6 +42,8 @@ async function generate(
   reply: FastifyReply,
 ): Promise<GenerationOutput> {
   state.loras.checkPrompt(plan.prompt);
+  // With a shared queue the workers hold the upscaler files and check the name.
+  if (plan.hires && !state.options.redis) state.upscalers.require(plan.hires.upscaler);
   const checkpoint = plan.checkpoint === undefined ? state.currentCheckpoint() : state.checkpoint(plan.checkpoint);
   const clipSkip = plan.clipSkip ?? state.settings.clipSkip;
   if (!restoreAfterwards) {
