@@ -36,13 +36,14 @@ type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
 /** Runs `call`, sync throw or rejection alike, and fails if it takes longer than `deadlineMs`. */
 async function settle(call: () => unknown, deadlineMs = 60_000): Promise<Outcome> {
   let timer: NodeJS.Timeout | undefined;
+  const hangs = new Error(`no answer within ${deadlineMs} ms: the call hangs`);
   const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${deadlineMs} ms: the call hangs`)), deadlineMs);
+    timer = setTimeout(() => reject(hangs), deadlineMs);
   });
   try {
     return { ok: true, value: await Promise.race([(async () => call())(), deadline]) };
   } catch (error) {
-    if (error instanceof Error && error.message.startsWith('no answer within')) throw error;
+    if (error === hangs) throw error;
     return { ok: false, error };
   } finally {
     clearTimeout(timer);
