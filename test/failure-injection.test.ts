@@ -17,20 +17,13 @@ import { pathToFileURL } from 'node:url';
 import { after, test } from 'node:test';
 
 import { packageRoot } from '../lib/native.js';
+import { runChildScript } from './helpers/child-script.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'sdnode-failure-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 const lib = (file: string): string => JSON.stringify(pathToFileURL(join(packageRoot, file)).href);
 const hasPrlimit = spawnSync('prlimit', ['--version']).status === 0;
-
-/** Runs an ES module script in a child Node and returns the JSON it printed last. */
-function runChild(script: string, timeout = 300_000): Record<string, unknown> {
-  const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8', timeout });
-  assert.equal(child.signal, null, `the child was killed by ${child.signal}: ${child.stderr}`);
-  assert.equal(child.status, 0, child.stderr);
-  return JSON.parse(child.stdout.trim().split('\n').pop()!) as Record<string, unknown>;
-}
 
 // Sets the soft limit of one of the child's own resources through prlimit(1) (the hard limit stays,
 // so the child may raise it again without privileges).
@@ -67,7 +60,7 @@ test('disk full while convertModel writes a GGUF: ERR_FILE_WRITE, no partial fil
     const done = await convertModel(model, out + '/model.gguf', { weightType: 'f32' });
     report.after = { bytes: done.bytes, size: statSync(out + '/model.gguf').size, left: readdirSync(out) };
     console.log(JSON.stringify(report));`;
-  const report = runChild(script);
+  const report = runChildScript<Record<string, unknown>>(script, 300_000);
   for (const limit of ['1000000', '100']) {
     const r = report[limit] as Record<string, unknown>;
     assert.equal(r.code, 'ERR_FILE_WRITE', `limit ${limit}: ${JSON.stringify(r)}`);
@@ -109,7 +102,7 @@ test('out of memory for a compute buffer: ERR_OUT_OF_MEMORY, and the model still
     report.again = await golden();
     await sd.dispose();
     console.log(JSON.stringify(report));`;
-  const report = runChild(script);
+  const report = runChildScript<Record<string, unknown>>(script, 300_000);
   const failures = report.failures as { name: string; code: string; message: string }[];
   t.diagnostic(`${report.case}: ${failures.map((f) => (typeof f === 'string' ? f : f.message)).join('; ')}; relative error before ${report.before}, after ${report.after}`);
   assert.equal(failures.length, 3);
