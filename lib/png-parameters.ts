@@ -6,7 +6,8 @@
 //   Negative prompt: <negative prompt>
 //   Steps: 20, Sampler: Euler a, CFG scale: 7, Seed: 42, Size: 512x512, Model hash: …, Model: …
 //
-// where a value containing a comma, colon, quote or newline is written as a JSON string.
+// where a value containing a comma, colon, quote or line break, or with white space at either end,
+// is written as a JSON string.
 import { inflateSync, crc32 } from 'node:zlib';
 
 import { A1111_SCHEDULER_NAMES, canonicalSchedulerName, SCHEDULER_NAMES, type SchedulerName } from './scheduler.js';
@@ -60,8 +61,10 @@ export interface InfotextParameters {
   extra?: Record<string, string>;
 }
 
+// Quoted where the reader would otherwise cut or change the value: a comma, colon, quote or line
+// break, or white space at either end (unquoted values are trimmed when read).
 function quote(value: string): string {
-  return /[,:"\n]/.test(value) ? JSON.stringify(value) : value;
+  return /[,:"\n\r]/.test(value) || value !== value.trim() ? JSON.stringify(value) : value;
 }
 
 function formatNumber(value: number): string {

@@ -32,6 +32,8 @@ test('formatParameters writes A1111 infotext, quoting values with commas, colons
   );
   // Clip skip 1 (A1111's default) and an empty negative prompt are left out, as A1111 does.
   assert.equal(formatParameters({ prompt: 'x', negativePrompt: '', steps: 1, clipSkip: 1 }), 'x\nSteps: 1');
+  // White space at either end of a value would be trimmed by the reader: quoted (found by test/properties.test.ts).
+  assert.equal(formatParameters({ prompt: 'x', steps: 1, model: '# ' }), 'x\nSteps: 1, Model: "# "');
   assert.equal(samplerLabel('dpmpp_2m_karras'), 'DPM++ 2M Karras');
   assert.equal(samplerLabel('pndm'), 'PLMS');
 });

@@ -14,23 +14,12 @@ import {
   AbortError, convertModel, inspectModelFile, readModelTensor, StableDiffusion, Tensor, writeGgufFile,
 } from '../lib/index.js';
 import { packageRoot } from '../lib/native.js';
+import { runChildScript } from './helpers/child-script.js';
 
 const tiny = join(packageRoot, 'test', 'fixtures', 'tiny');
 const model = join(tiny, 'sd1-diffusers');
 const dir = mkdtempSync(join(tmpdir(), 'sdnode-reliability-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
-
-/**
- * Runs an ES module script in a child Node (what would hang or kill a process stays out of the
- * test runner's) and returns the JSON list it printed last. The child must end by itself: a
- * signal means it hung (killed at `timeout`) or crashed.
- */
-function runScript(script: string, timeout: number): string[] {
-  const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8', timeout });
-  assert.equal(child.signal, null, `the child hung or crashed (ended by ${child.signal}): ${child.stderr}`);
-  assert.equal(child.status, 0, child.stderr);
-  return JSON.parse(child.stdout.trim().split('\n').pop()!) as string[];
-}
 
 describe('a FIFO given as a model', () => {
   test('load and inspectModel refuse it at once, and the process can still exit', () => {
@@ -46,7 +35,7 @@ describe('a FIFO given as a model', () => {
         try { await call(); codes.push('loaded'); } catch (e) { codes.push(e.code + ': ' + e.message); }
       }
       console.log(JSON.stringify(codes));`;
-    const codes = runScript(script, 60_000);
+    const codes = runChildScript<string[]>(script, 60_000);
     assert.equal(codes.length, 2);
     for (const line of codes) assert.match(line, /^ERR_FILE_READ: Cannot read .*model\.safetensors: not a regular file$/);
   });
@@ -116,7 +105,7 @@ describe('a model file changed while in use', () => {
         }
       }
       console.log(JSON.stringify(outcomes));`;
-    const outcomes = runScript(script, 240_000);
+    const outcomes = runChildScript<string[]>(script, 240_000);
     for (const outcome of outcomes) {
       if (outcome === 'read' || outcome.startsWith('ERR_MODEL_FORMAT: ')) continue;
       assert.match(outcome, /^ERR_FILE_READ: Cannot read .*big\.gguf: the file was truncated while it was in use$/);

@@ -11,6 +11,7 @@
 #include <dlfcn.h>
 #endif
 
+#include "runtime/heap_policy.h"
 #include "runtime/log.h"
 #include "sdcore/error.h"
 
@@ -57,6 +58,7 @@ static ModuleLoadResult load_module(const std::string & path) {
 std::vector<ModuleLoadResult> load_backends(const BackendLoadRequest & request) {
     std::call_once(g_load_once, [&request] {
         log_init_from_env();
+        keep_large_blocks_mapped();
         g_backend_dir = request.dir;
         g_unavailable = request.unavailable;
         for (auto & entry : g_unavailable) entry.first = lowercase(entry.first);

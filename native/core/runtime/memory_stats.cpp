@@ -1,6 +1,8 @@
 #include "sdcore/system.h"
+#include "runtime/heap_policy.h"
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #if defined(__GLIBC__)
@@ -12,6 +14,12 @@ namespace sd {
 void return_free_memory() {
 #if defined(__GLIBC__)
     malloc_trim(0);
+#endif
+}
+
+void keep_large_blocks_mapped() {
+#if defined(__GLIBC__)
+    if (std::getenv("MALLOC_MMAP_THRESHOLD_") == nullptr) mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 #endif
 }
 
