@@ -75,18 +75,18 @@ function scratchFile(bytes: Buffer, extension: string): string {
 /** A ZIP archive holding one stored entry, as torch.save stores archive/data.pkl. */
 function storedZip(name: string, data: Buffer): Buffer {
   const nameBytes = Buffer.from(name);
-  const local = Buffer.alloc(30);
-  local.writeUInt32LE(0x04034b50, 0);
-  local.writeUInt32LE(crc32(data), 14);
-  local.writeUInt32LE(data.length, 18);
-  local.writeUInt32LE(data.length, 22);
-  local.writeUInt16LE(nameBytes.length, 26);
-  const central = Buffer.alloc(46);
-  central.writeUInt32LE(0x02014b50, 0);
-  central.writeUInt32LE(crc32(data), 16);
-  central.writeUInt32LE(data.length, 20);
-  central.writeUInt32LE(data.length, 24);
-  central.writeUInt16LE(nameBytes.length, 28);
+  // Both headers: signature, then CRC, compressed and uncompressed size and name length from `at`.
+  const header = (size: number, signature: number, at: number): Buffer => {
+    const b = Buffer.alloc(size);
+    b.writeUInt32LE(signature, 0);
+    b.writeUInt32LE(crc32(data), at);
+    b.writeUInt32LE(data.length, at + 4);
+    b.writeUInt32LE(data.length, at + 8);
+    b.writeUInt16LE(nameBytes.length, at + 12);
+    return b;
+  };
+  const local = header(30, 0x04034b50, 14);
+  const central = header(46, 0x02014b50, 16);
   const directoryAt = local.length + nameBytes.length + data.length;
   const end = Buffer.alloc(22);
   end.writeUInt32LE(0x06054b50, 0);
