@@ -22,6 +22,15 @@ namespace sd {
 // An empty file cannot be mapped; readers still get a valid (never dereferenced) pointer.
 static const uint8_t empty_file_byte = 0;
 
+std::shared_ptr<const MappedFile> MappedFile::view(const std::string & name, const uint8_t * data, uint64_t size) {
+    std::shared_ptr<MappedFile> file(new MappedFile());
+    file->path_ = name;
+    file->data_ = size == 0 ? &empty_file_byte : data;
+    file->size_ = size;
+    file->borrowed_ = true;
+    return file;
+}
+
 #ifdef _WIN32
 
 static std::wstring widen(const std::string & utf8) {
@@ -82,7 +91,7 @@ void MappedFile::check_unchanged() const {}
 void MappedFile::prefetch_pages(uint64_t, uint64_t) const {}
 
 MappedFile::~MappedFile() {
-    if (data_ != nullptr && data_ != &empty_file_byte) UnmapViewOfFile(data_);
+    if (data_ != nullptr && data_ != &empty_file_byte && !borrowed_) UnmapViewOfFile(data_);
     if (mapping_handle_ != nullptr) CloseHandle(mapping_handle_);
     if (file_handle_ != nullptr) CloseHandle(file_handle_);
 }
@@ -150,7 +159,7 @@ void MappedFile::check_unchanged() const {
 }
 
 void MappedFile::release_pages(uint64_t offset, uint64_t bytes) const {
-    if (data_ == nullptr || data_ == &empty_file_byte || bytes == 0 || offset >= size_) return;
+    if (borrowed_ || data_ == nullptr || data_ == &empty_file_byte || bytes == 0 || offset >= size_) return;
     const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
     const uint64_t begin = offset / page * page;
     const uint64_t end = std::min<uint64_t>(size_, offset + bytes);
@@ -161,7 +170,7 @@ void MappedFile::release_pages(uint64_t offset, uint64_t bytes) const {
 void MappedFile::prefetch_pages(uint64_t offset, uint64_t bytes) const {
 #if defined(__linux__)
     constexpr int kPopulateRead = 22;  // MADV_POPULATE_READ, Linux 5.14; older kernels say EINVAL
-    if (data_ == nullptr || data_ == &empty_file_byte || bytes == 0 || offset >= size_) return;
+    if (borrowed_ || data_ == nullptr || data_ == &empty_file_byte || bytes == 0 || offset >= size_) return;
     const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
     const uint64_t begin = offset / page * page;
     const uint64_t end = std::min<uint64_t>(size_, offset + bytes);
@@ -173,7 +182,7 @@ void MappedFile::prefetch_pages(uint64_t offset, uint64_t bytes) const {
 }
 
 MappedFile::~MappedFile() {
-    if (data_ != nullptr && data_ != &empty_file_byte) munmap(const_cast<uint8_t *>(data_), static_cast<size_t>(size_));
+    if (data_ != nullptr && data_ != &empty_file_byte && !borrowed_) munmap(const_cast<uint8_t *>(data_), static_cast<size_t>(size_));
     if (fd_ >= 0) ::close(fd_);
 }
 

@@ -11,6 +11,11 @@ class MappedFile {
 public:
     // Throws sd::Error ERR_FILE_NOT_FOUND or ERR_FILE_READ (with the path).
     static std::shared_ptr<const MappedFile> open(const std::string & path);
+    // Bytes already in memory, read through the same readers as a mapped file: nothing is copied
+    // or owned (the caller keeps `data` alive as long as the readers' results), `name` stands for
+    // the path in messages, and the page hints and check_unchanged do nothing. The fuzz targets
+    // (test/fuzz/) feed the readers this way, so that the sanitizer sees every byte past the end.
+    static std::shared_ptr<const MappedFile> view(const std::string & name, const uint8_t * data, uint64_t size);
     ~MappedFile();
 
     MappedFile(const MappedFile &) = delete;
@@ -41,6 +46,7 @@ private:
     std::string path_;
     const uint8_t * data_ = nullptr;
     uint64_t size_ = 0;
+    bool borrowed_ = false;  // view(): not a mapping of ours
 #ifdef _WIN32
     void * file_handle_ = nullptr;
     void * mapping_handle_ = nullptr;

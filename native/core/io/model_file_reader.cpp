@@ -8,8 +8,10 @@
 
 namespace sd {
 
-TensorIndex read_model_file(const std::string & path) {
-    std::shared_ptr<const MappedFile> file = MappedFile::open(path);
+TensorIndex read_model_file(const std::string & path) { return read_model_file(MappedFile::open(path)); }
+
+TensorIndex read_model_file(const std::shared_ptr<const MappedFile> & file) {
+    const std::string & path = file->path();
     const uint8_t * bytes = file->data();
     const uint64_t size = file->size();
     if (size == 0) throw Error("ERR_MODEL_FORMAT", "Invalid model file " + path + ": the file is empty", path);

@@ -1,6 +1,8 @@
 #include "io/tensor_index.h"
 
+#include <cstdint>
 #include <cstring>
+#include <memory>
 
 #include "io/guarded_read.h"
 #include "sdcore/error.h"
@@ -93,6 +95,16 @@ void read_tensor_f32(const TensorRecord & record, float * out) {
     if (record.type != GGML_TYPE_F32 && !integer && traits->to_float == nullptr) {
         fail(std::string("type ") + ggml_type_name(record.type) + " cannot be converted to float");
     }
+    // ggml's converters read F16, BF16 and quantized blocks in place, as values that need their
+    // natural alignment (2 or 4 bytes); a file may put a tensor at any offset (a safetensors
+    // header of odd length, a ZIP entry after an odd-length name). Such bytes are copied first.
+    const uint8_t * data = record.data();
+    std::unique_ptr<uint64_t[]> aligned;
+    if (record.type != GGML_TYPE_F32 && !integer && reinterpret_cast<uintptr_t>(data) % alignof(uint64_t) != 0) {
+        aligned.reset(new uint64_t[(record.nbytes + sizeof(uint64_t) - 1) / sizeof(uint64_t)]);
+        guarded_copy(aligned.get(), data, static_cast<size_t>(record.nbytes), path);
+        data = reinterpret_cast<const uint8_t *>(aligned.get());
+    }
     // The conversion reads the map: plain loops, so that a truncated file can stop it (guarded_read.h).
     struct Conversion {
         ggml_type type;
@@ -100,7 +112,7 @@ void read_tensor_f32(const TensorRecord & record, float * out) {
         int64_t count;
         float * out;
         ggml_to_float_t to_float;
-    } conversion{record.type, record.data(), count, out, traits->to_float};
+    } conversion{record.type, data, count, out, traits->to_float};
     guarded_call([](void * context) {
         const auto & c = *static_cast<const Conversion *>(context);
         switch (c.type) {

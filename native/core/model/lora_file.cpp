@@ -12,7 +12,6 @@
 #include "io/json.h"
 #include "io/model_file_reader.h"
 #include "io/string_util.h"
-#include "model/loaded_model.h"
 #include "model/name_mapping.h"
 #include "sdcore/error.h"
 
@@ -47,10 +46,8 @@ struct Target {
 // The model's LoRA targets under every name a file may give their module.
 class TargetTable {
 public:
-    explicit TargetTable(const Model & model) {
-        const ModelConfig & config = model.config();
-        add_network(model.text_encoder(), "text_encoder.", Network::text_encoder, config);
-        add_network(model.unet(), "unet.", Network::unet, config);
+    TargetTable(const ModelConfig & config, const std::vector<LoraWeight> & weights) {
+        for (const LoraWeight & weight : weights) add(weight, config);
         for (const std::string & name : ambiguous_) by_kohya_.erase(name);
     }
 
@@ -70,30 +67,32 @@ private:
         if (!inserted && it->second.canonical != target.canonical) ambiguous_.insert(alias);
     }
 
-    void add_network(const NetworkWeights & weights, const std::string & prefix, Network network, const ModelConfig & config) {
-        for (const std::string & name : weights.names()) {
-            if (!ends_with(name, ".weight") || starts_with(name, "embeddings.")) continue;
-            const ggml_tensor * t = weights.find(name);
-            const int dims = ggml_n_dims(t);
-            if (dims != 2 && dims != 4) continue;
-            Target target;
-            target.canonical = prefix + name;
-            target.network = network;
-            target.shape = tensor_shape(t);
-            const std::string module = name.substr(0, name.size() - 7);
-            by_module_[prefix + module] = target;
-            if (network == Network::text_encoder) {
-                add_alias("lora_te_text_model_" + underscored(module), target);
-                add_alias("lora_te_" + underscored(module), target);
-            } else {
-                add_alias("lora_unet_" + underscored(module), target);
-                // LDM module names, as some trainers and converters write them ("input_blocks_1_1_proj_in").
-                const std::string ldm = ldm_original_name(target.canonical, config.unet.layers_per_block,
-                                                          config.unet.cross_attention, 0, false);
-                const std::string head = "model.diffusion_model.";
-                if (starts_with(ldm, head) && ends_with(ldm, ".weight")) {
-                    add_alias("lora_unet_" + underscored(ldm.substr(head.size(), ldm.size() - head.size() - 7)), target);
-                }
+    // Linear and convolution weights of the text encoder and the UNet (not the token and position
+    // embeddings); anything else is no target.
+    void add(const LoraWeight & weight, const ModelConfig & config) {
+        const bool text = starts_with(weight.name, "text_encoder.");
+        if (!text && !starts_with(weight.name, "unet.")) return;
+        const std::string prefix = text ? "text_encoder." : "unet.";
+        const std::string name = weight.name.substr(prefix.size());
+        if (!ends_with(name, ".weight") || starts_with(name, "embeddings.")) return;
+        if (weight.shape.size() != 2 && weight.shape.size() != 4) return;
+        Target target;
+        target.canonical = weight.name;
+        target.network = text ? Network::text_encoder : Network::unet;
+        target.shape = weight.shape;
+        const std::string module = name.substr(0, name.size() - 7);
+        by_module_[prefix + module] = target;
+        if (text) {
+            add_alias("lora_te_text_model_" + underscored(module), target);
+            add_alias("lora_te_" + underscored(module), target);
+        } else {
+            add_alias("lora_unet_" + underscored(module), target);
+            // LDM module names, as some trainers and converters write them ("input_blocks_1_1_proj_in").
+            const std::string ldm = ldm_original_name(target.canonical, config.unet.layers_per_block,
+                                                      config.unet.cross_attention, 0, false);
+            const std::string head = "model.diffusion_model.";
+            if (starts_with(ldm, head) && ends_with(ldm, ".weight")) {
+                add_alias("lora_unet_" + underscored(ldm.substr(head.size(), ldm.size() - head.size() - 7)), target);
             }
         }
     }
@@ -263,18 +262,18 @@ int64_t kernel_size(const std::vector<int64_t> & shape) { return shape.size() ==
 
 // Which SD family a LoRA was made for, from a shape that only fits one: the cross-attention
 // context width (attn2.to_k's input) or the text encoder's width.
-std::string family_hint(const std::string & target, const std::vector<int64_t> & lora_in_shape, const Model & model) {
+std::string family_hint(const std::string & target, const std::vector<int64_t> & lora_in_shape, const ModelConfig & config) {
     if (lora_in_shape.size() < 2) return "";
     const int64_t width = lora_in_shape[1];
     const bool context = ends_with(target, "attn2.to_k.weight") || ends_with(target, "attn2.to_v.weight");
     const bool text = starts_with(target, "text_encoder.");
     if (!context && !text) return "";
-    const int64_t ours = model.config().unet.context_dim;
+    const int64_t ours = config.unet.context_dim;
     if (width == ours) return "";
     const char * family = width == 768 ? "SD 1.x" : width == 1024 ? "SD 2.x" : width == 2048 || width == 1280 ? "SDXL" : nullptr;
     if (family == nullptr) return "";
     return std::string(" It was made for ") + family + " models (" + (context ? "context" : "text") + " width " +
-           std::to_string(width) + "); this model is " + family_name(model.config().family) + " (" + std::to_string(ours) + ").";
+           std::to_string(width) + "); this model is " + family_name(config.family) + " (" + std::to_string(ours) + ").";
 }
 
 float alpha_value(const TensorRecord & record, const std::string & path) {
@@ -299,10 +298,10 @@ void lora_file_identity(const std::string & path, uint64_t & size, int64_t & mod
     modified = static_cast<int64_t>(fs::last_write_time(p, ec).time_since_epoch().count());
 }
 
-LoraFile read_lora_file(const std::string & path, const Model & model) {
-    LoraFile file;
-    file.path = path;
-    lora_file_identity(path, file.size, file.modified);
+LoraFile read_lora_file(const std::string & path, const ModelConfig & config, const std::vector<LoraWeight> & weights) {
+    uint64_t size = 0;
+    int64_t modified = 0;
+    lora_file_identity(path, size, modified);
     TensorIndex index;
     try {
         index = read_model_file(path);
@@ -310,9 +309,19 @@ LoraFile read_lora_file(const std::string & path, const Model & model) {
         if (e.code() != "ERR_MODEL_FORMAT") throw;
         format_error(path, file_name(path) + " is not a LoRA file that can be read: " + e.what());
     }
+    LoraFile file = map_lora_tensors(index, config, weights);
+    file.size = size;
+    file.modified = modified;
+    return file;
+}
+
+LoraFile map_lora_tensors(const TensorIndex & index, const ModelConfig & config, const std::vector<LoraWeight> & weights) {
+    const std::string & path = index.path;
+    LoraFile file;
+    file.path = path;
     if (index.format == FileFormat::gguf) format_error(path, file_name(path) + " is a GGUF file; LoRAs are read from .safetensors and PyTorch files");
 
-    const TargetTable targets(model);
+    const TargetTable targets(config, weights);
     std::map<std::string, ModuleParts> modules;  // by module name as in the file, sorted
     std::vector<std::string> unknown;
     bool sdxl = false, any_lora_key = false;
@@ -340,7 +349,10 @@ LoraFile read_lora_file(const std::string & path, const Model & model) {
     bool kohya = false, peft_seen = false, diffusers = false, loha = false, lokr = false;
     std::vector<std::string> mismatches;
     std::string hint;
-    for (auto & [name, m] : modules) {
+    for (auto & module_entry : modules) {
+        // Named references, not a structured binding: the lambdas below capture them (C++17).
+        const std::string & name = module_entry.first;
+        ModuleParts & m = module_entry.second;
         auto skip = [&] { unknown.insert(unknown.end(), m.keys.begin(), m.keys.end()); };
         const Target * target = nullptr;
         std::string dotted;
@@ -411,7 +423,7 @@ LoraFile read_lora_file(const std::string & path, const Model & model) {
                 problem = name + " changes " + shape_text({up_shape[0], down_shape.size() == 4 ? down_shape[1] : lora_in}) +
                           (down_shape.size() == 4 ? " with a " + std::to_string(down_shape[2]) + "×" + std::to_string(down_shape[3]) + " kernel" : "") +
                           " but " + target->canonical + " is " + shape_text(target->shape);
-                if (hint.empty()) hint = family_hint(target->canonical, down_shape, model);
+                if (hint.empty()) hint = family_hint(target->canonical, down_shape, config);
             } else {
                 module.in_channels = lora_in;
                 module.factors.push_back(as_matrix(read_f32(*down_r, path)));
@@ -494,7 +506,7 @@ LoraFile read_lora_file(const std::string & path, const Model & model) {
 
     if (sdxl) {
         incompatible(path, file_name(path) + " is a LoRA for SDXL (it changes a second text encoder); this model is " +
-                               family_name(model.config().family) + ".");
+                               family_name(config.family) + ".");
     }
     if (!mismatches.empty()) {
         std::string list;

@@ -8,13 +8,12 @@
 #include <string>
 #include <vector>
 
+#include "io/tensor_index.h"
 #include "sdcore/lora.h"
 #include "sdcore/model_config.h"
 #include "sdcore/tensor.h"
 
 namespace sd {
-
-class Model;
 
 enum class LoraKind { lora, loha, lokr };
 
@@ -47,8 +46,20 @@ struct LoraFile {
     int text_encoder_layers = 0, unet_layers = 0;
 };
 
-// Throws as sdcore/lora.h's prepare_loras says.
-LoraFile read_lora_file(const std::string & path, const Model & model);
+// A weight of a model by its canonical name ("unet.conv_in.weight") and shape (outermost first).
+struct LoraWeight {
+    std::string name;
+    std::vector<int64_t> shape;
+};
+
+// Reads a LoRA file for a model of `config` whose text encoder and UNet have `weights` (the linear
+// and convolution weights among them are what a LoRA may change). Throws as sdcore/lora.h's
+// prepare_loras says.
+LoraFile read_lora_file(const std::string & path, const ModelConfig & config, const std::vector<LoraWeight> & weights);
+
+// read_lora_file once the file is read (any container read_model_file takes; size and modified
+// are left 0). Throws ERR_LORA_FORMAT, ERR_LORA_INCOMPATIBLE, RangeError as read_lora_file.
+LoraFile map_lora_tensors(const TensorIndex & index, const ModelConfig & config, const std::vector<LoraWeight> & weights);
 
 // A file's size and modification time (ns), or throws ERR_FILE_NOT_FOUND.
 void lora_file_identity(const std::string & path, uint64_t & size, int64_t & modified);

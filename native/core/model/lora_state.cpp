@@ -17,6 +17,16 @@ namespace {
 
 constexpr size_t kCachedFiles = 8;
 
+// The text encoder's and UNet's weights by canonical name and shape, as read_lora_file takes them.
+std::vector<LoraWeight> lora_weights(const Model & model) {
+    std::vector<LoraWeight> weights;
+    for (const auto & [prefix, network] : {std::pair<const char *, const NetworkWeights *>{"text_encoder.", &model.text_encoder()},
+                                           {"unet.", &model.unet()}}) {
+        for (const std::string & name : network->names()) weights.push_back({prefix + name, tensor_shape(network->find(name))});
+    }
+    return weights;
+}
+
 int slot(Network network) { return network == Network::text_encoder ? 0 : 1; }
 
 const char * prefix_of(Network network) { return network == Network::text_encoder ? "text_encoder." : "unet."; }
@@ -62,7 +72,7 @@ std::vector<std::shared_ptr<const LoraFile>> LoraState::files(const LoraSet & se
             }
         }
         if (!found) {
-            found = std::make_shared<const LoraFile>(read_lora_file(request.path, model_));
+            found = std::make_shared<const LoraFile>(read_lora_file(request.path, model_.config(), lora_weights(model_)));
             std::lock_guard<std::mutex> guard(cache_mutex_);
             cache_.emplace_front(request.path, found);
             while (cache_.size() > kCachedFiles) cache_.pop_back();

@@ -295,14 +295,7 @@ std::shared_ptr<const json::Value> read_json_file(const fs::path & file) {
     if (!fs::is_regular_file(file, ec)) return nullptr;
     const std::string path = file.string();
     std::shared_ptr<const MappedFile> mapped = MappedFile::open(path);
-    std::string_view text(reinterpret_cast<const char *>(mapped->data()), mapped->size());
-    try {
-        auto value = std::make_shared<json::Value>(json::parse(text));
-        if (!value->is_object()) format_error(path, "Invalid config " + path + ": expected a JSON object");
-        return value;
-    } catch (const json::ParseError & e) {
-        format_error(path, "Invalid config " + path + ": " + e.what());
-    }
+    return parse_json_config(std::string_view(reinterpret_cast<const char *>(mapped->data()), mapped->size()), path);
 }
 
 // The weight files of one diffusers component, in order of preference: safetensors (full
@@ -509,6 +502,16 @@ std::string open_clip_original(const std::string & name) {
 }
 
 } // namespace
+
+std::shared_ptr<const json::Value> parse_json_config(std::string_view text, const std::string & path) {
+    try {
+        auto value = std::make_shared<json::Value>(json::parse(text));
+        if (!value->is_object()) format_error(path, "Invalid config " + path + ": expected a JSON object");
+        return value;
+    } catch (const json::ParseError & e) {
+        format_error(path, "Invalid config " + path + ": " + e.what());
+    }
+}
 
 std::optional<std::string> ldm_unet_name(const std::string & name, int layers_per_block) {
     if (auto fixed = rename_prefix(name, {{"time_embed.0.", "time_embedding.linear_1."},

@@ -20,6 +20,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -83,5 +84,9 @@ std::optional<std::string> open_clip_name(const std::string & name);
 // OpenCLIP text encoder → its fused attn.in_proj_*).
 std::string ldm_original_name(const std::string & canonical, int unet_layers_per_block,
                               const std::vector<bool> & unet_cross_attention, int vae_levels, bool open_clip);
+
+// A diffusers config file's text (model_index.json, unet/config.json, …) as ModelHints holds it.
+// Throws ERR_MODEL_FORMAT naming `path` for malformed JSON or anything but an object.
+std::shared_ptr<const json::Value> parse_json_config(std::string_view text, const std::string & path);
 
 } // namespace sd
