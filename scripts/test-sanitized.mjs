@@ -7,11 +7,12 @@
 //   node scripts/test-sanitized.mjs [--addon PATH] [test files…]
 //
 // --addon PATH: the sanitized addon (default build-asan/Release/sd_node.node). Test files: run
-// only those (default: the test runner's command of package.json's `test` script, as it is; its
-// type checks before it are left out: they run no native code, and tsc under ASan is slow).
+// only those (default: the test runner's command of package.json's `test` script, as it is). The
+// script's steps before the runner (tsc: the type checks, and dist/ that the CLI tests run) run
+// first without the sanitizer: they run no native code, and tsc under ASan is several times slower.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -61,12 +62,18 @@ const probe = spawnSync(process.execPath, ['-e', `
   if (!/libasan/.test(maps) || !maps.includes(${JSON.stringify(addon)})) process.exit(3);`], { env, encoding: 'utf8' });
 if (probe.status !== 0) fail(`the sanitized addon did not load under ASan: ${probe.stderr || `exit ${probe.status}`}`);
 
-const started = Date.now();
-const testScript = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).scripts.test;
-const runner = testScript.split('&&').at(-1).trim();
+const steps = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).scripts.test.split('&&').map((step) => step.trim());
+const runner = steps.pop();
 if (!runner.startsWith('node ')) fail(`the last step of the test script is not the node test runner: ${runner}`);
+// As under `npm test`, the package's own tools come first on the PATH.
+const path = `${join(root, 'node_modules', '.bin')}${delimiter}${process.env.PATH}`;
+for (const step of steps) {
+  const before = spawnSync(step, { stdio: 'inherit', cwd: root, shell: true, env: { ...process.env, PATH: path } });
+  if (before.status !== 0) fail(`\`${step}\` failed`);
+}
+const started = Date.now();
 const run = files.length > 0
   ? spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', ...files], { stdio: 'inherit', cwd: root, env })
-  : spawnSync(runner, { stdio: 'inherit', cwd: root, env, shell: true });
+  : spawnSync(runner, { stdio: 'inherit', cwd: root, env: { ...env, PATH: path }, shell: true });
 console.log(`[sdnode] sanitized tests took ${((Date.now() - started) / 1000).toFixed(0)} s`);
 process.exit(run.status ?? 1);
