@@ -7,9 +7,9 @@
 //   node scripts/test-sanitized.mjs [--addon PATH] [test files…]
 //
 // --addon PATH: the sanitized addon (default build-asan/Release/sd_node.node). Test files: run
-// only those (default: the test runner's command of package.json's `test` script, as it is). The
-// script's steps before the runner (tsc: the type checks, and dist/ that the CLI tests run) run
-// first without the sanitizer: they run no native code, and tsc under ASan is several times slower.
+// only those, as they are (dist/ must be built for the CLI's suites: `npm run build:ts`). Default:
+// package.json's `test` script, its steps before the test runner (tsc: the type checks, and dist/)
+// without the sanitizer, as they run no native code and tsc under ASan is several times slower.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { delimiter, dirname, join, resolve } from 'node:path';
@@ -67,7 +67,7 @@ const runner = steps.pop();
 if (!runner.startsWith('node ')) fail(`the last step of the test script is not the node test runner: ${runner}`);
 // As under `npm test`, the package's own tools come first on the PATH.
 const path = `${join(root, 'node_modules', '.bin')}${delimiter}${process.env.PATH}`;
-for (const step of steps) {
+for (const step of files.length > 0 ? [] : steps) {
   const before = spawnSync(step, { stdio: 'inherit', cwd: root, shell: true, env: { ...process.env, PATH: path } });
   if (before.status !== 0) fail(`\`${step}\` failed`);
 }
