@@ -3,12 +3,14 @@
 // CMakeLists.txt through cmake-js into build/Release.
 //
 //   node scripts/build-native.mjs [--vulkan] [--cuda] [--debug] [--jobs N] [--if-missing]
-//                                 [--out DIR] [--native-cpu] [--cuda-architectures LIST]
+//                                 [--out DIR] [--native-cpu] [--cuda-architectures LIST] [--sanitize]
 //
 // --if-missing (used by `npm install`) keeps an existing build/Release/sd_node.node.
 // --out DIR builds into DIR instead of build/ (load it with SDNODE_ADDON=DIR/Release/sd_node.node).
 // --native-cpu builds one CPU backend for this machine's CPU only (quick developer builds; the
 // result does not run on older CPUs).
+// --sanitize builds with ASan + UBSan (development only; run the tests on it with
+// `npm run test:sanitize`, which preloads the sanitizer runtime into node).
 // --cuda-architectures LIST compiles CUDA code for those GPU generations only (CMake's
 // CMAKE_CUDA_ARCHITECTURES, e.g. 89 or "86-real;89-real"); each one adds most of an hour on 2 cores.
 import { execFileSync } from 'node:child_process';
@@ -46,6 +48,7 @@ const defines = [
   `--CDSDNODE_VULKAN=${vulkan ? 'ON' : 'OFF'}`,
   `--CDSDNODE_CUDA=${cuda ? 'ON' : 'OFF'}`,
   `--CDSDNODE_ALL_CPU_VARIANTS=${flag('--native-cpu') ? 'OFF' : 'ON'}`,
+  `--CDSDNODE_SANITIZE=${flag('--sanitize') ? 'ON' : 'OFF'}`,
 ];
 const cudaArchitectures = option('--cuda-architectures', env.SDNODE_CUDA_ARCHITECTURES);
 if (cudaArchitectures) defines.push(`--CDCMAKE_CUDA_ARCHITECTURES=${cudaArchitectures}`);

@@ -1,0 +1,79 @@
+#!/usr/bin/env node
+// Runs `npm test`'s suites on the ASan + UBSan build of the addon (`npm run build:native -- --sanitize
+// --native-cpu --out build-asan`). node itself is not instrumented, so the sanitizer runtimes are
+// preloaded into it (LD_PRELOAD); every child process the tests start inherits them. Leaks are
+// checked by LSan at each process's exit, with test/sanitizers/lsan.supp hiding Node's own.
+//
+//   node scripts/test-sanitized.mjs [--addon PATH] [test files…]
+//
+// --addon PATH: the sanitized addon (default build-asan/Release/sd_node.node). Test files: run
+// only those, as they are (dist/ must be built for the CLI's suites: `npm run build:ts`). Default:
+// package.json's `test` script, its steps before the test runner (tsc: the type checks, and dist/)
+// without the sanitizer, as they run no native code and tsc under ASan is several times slower.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { delimiter, dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const args = process.argv.slice(2);
+const addonAt = args.indexOf('--addon');
+const addon = resolve(root, addonAt >= 0 ? args[addonAt + 1] : 'build-asan/Release/sd_node.node');
+const files = args.filter((_, i) => addonAt < 0 || (i !== addonAt && i !== addonAt + 1));
+
+const fail = (message) => {
+  console.error(`[sdnode] ${message}`);
+  process.exit(1);
+};
+if (!existsSync(addon)) fail(`no sanitized addon at ${addon}: build it with \`npm run build:native -- --sanitize --native-cpu --out build-asan\``);
+
+// The runtimes must be the ones of the compiler that built the addon: read it from that build's
+// CMake cache and ask it where its libasan and libubsan are.
+const cache = readFileSync(join(dirname(dirname(addon)), 'CMakeCache.txt'), 'utf8');
+if (!/^SDNODE_SANITIZE:BOOL=ON$/m.test(cache)) fail(`${addon} was not built with --sanitize`);
+const compiler = /^CMAKE_CXX_COMPILER:\w+=(.+)$/m.exec(cache)?.[1];
+if (!compiler) fail('the build has no CMAKE_CXX_COMPILER in its CMakeCache.txt');
+const runtime = (name) => {
+  const path = execFileSync(compiler, [`-print-file-name=${name}`], { encoding: 'utf8' }).trim();
+  if (!existsSync(path)) fail(`${compiler} has no ${name} (GCC's runtimes are needed; Clang's are not supported here)`);
+  return path;
+};
+
+const env = {
+  ...process.env,
+  SDNODE_ADDON: addon,
+  // ASan's runtime must come first; UBSan's is loaded beside it so that the addon's reports stop
+  // the process instead of finding no runtime.
+  LD_PRELOAD: [runtime('libasan.so'), runtime('libubsan.so'), process.env.LD_PRELOAD].filter(Boolean).join(' '),
+  // allocator_may_return_null: a huge allocation fails as malloc's would (our out-of-memory paths
+  // are tested) instead of ASan aborting. allow_user_segv_handler: Node's SIGSEGV handler
+  // (WebAssembly bounds checks) and our guarded reads' SIGBUS handler (io/guarded_read.cpp) take
+  // over from ASan's and pass on what is not theirs.
+  ASAN_OPTIONS: 'detect_leaks=1:allocator_may_return_null=1:allow_user_segv_handler=1',
+  LSAN_OPTIONS: `suppressions=${join(root, 'test', 'sanitizers', 'lsan.supp')}:print_suppressions=0`,
+  UBSAN_OPTIONS: 'print_stacktrace=1:halt_on_error=1:report_error_type=1',
+};
+
+// The runtime is in node and the addon loads under it (without the preload it refuses: "ASan
+// runtime does not come first"), so a clean run below means something.
+const probe = spawnSync(process.execPath, ['-e', `
+  require(${JSON.stringify(addon)});
+  const maps = require('node:fs').readFileSync('/proc/self/maps', 'utf8');
+  if (!/libasan/.test(maps) || !maps.includes(${JSON.stringify(addon)})) process.exit(3);`], { env, encoding: 'utf8' });
+if (probe.status !== 0) fail(`the sanitized addon did not load under ASan: ${probe.stderr || `exit ${probe.status}`}`);
+
+const steps = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).scripts.test.split('&&').map((step) => step.trim());
+const runner = steps.pop();
+if (!runner.startsWith('node ')) fail(`the last step of the test script is not the node test runner: ${runner}`);
+// As under `npm test`, the package's own tools come first on the PATH.
+const path = `${join(root, 'node_modules', '.bin')}${delimiter}${process.env.PATH}`;
+for (const step of files.length > 0 ? [] : steps) {
+  const before = spawnSync(step, { stdio: 'inherit', cwd: root, shell: true, env: { ...process.env, PATH: path } });
+  if (before.status !== 0) fail(`\`${step}\` failed`);
+}
+const started = Date.now();
+const run = files.length > 0
+  ? spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', ...files], { stdio: 'inherit', cwd: root, env })
+  : spawnSync(runner, { stdio: 'inherit', cwd: root, env: { ...env, PATH: path }, shell: true });
+console.log(`[sdnode] sanitized tests took ${((Date.now() - started) / 1000).toFixed(0)} s`);
+process.exit(run.status ?? 1);
