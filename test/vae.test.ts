@@ -53,22 +53,26 @@ for (const weightType of ['f32', 'f16', 'q8_0'] as const) {
   }
 }
 
+/** Loads `model` in f32 and checks each case's decode (or encode moments) against its golden. */
+async function expectVaeGoldens(model: string, set: typeof goldens, cases: typeof goldens.cases): Promise<void> {
+  const sd = await StableDiffusion.load({ model, weightType: 'f32' });
+  try {
+    for (const c of cases) {
+      const input = set.input(c);
+      const ours = c.op === 'decode' ? await sd.vae.decode(input) : (await sd.vae.encodeDistribution(input)).moments;
+      const error = relativeError(ours, set.output(c));
+      assert.ok(error <= 1e-4, `${c.op}: error ${error}`);
+    }
+  } finally {
+    await sd.dispose();
+  }
+}
+
 // The same SD1 weights in the original single-file layouts (the VAE's 1×1-conv attention
 // projections read as linear weights) give diffusers' results too.
 for (const file of ['sd1-ldm.safetensors', 'sd1-ldm.gguf']) {
-  test(`VAE from ${file} equals the diffusers-folder goldens`, async () => {
-    const sd = await StableDiffusion.load({ model: join(tinyDir, file), weightType: 'f32' });
-    try {
-      for (const c of goldens.cases.filter((c) => c.model === 'sd1-diffusers').slice(0, 3)) {
-        const input = goldens.input(c);
-        const ours = c.op === 'decode' ? await sd.vae.decode(input) : (await sd.vae.encodeDistribution(input)).moments;
-        const error = relativeError(ours, goldens.output(c));
-        assert.ok(error <= 1e-4, `${c.op}: error ${error}`);
-      }
-    } finally {
-      await sd.dispose();
-    }
-  });
+  test(`VAE from ${file} equals the diffusers-folder goldens`, () =>
+    expectVaeGoldens(join(tinyDir, file), goldens, goldens.cases.filter((c) => c.model === 'sd1-diffusers').slice(0, 3)));
 }
 
 // GroupNorm's group count comes from the VAE's config (diffusers' norm_num_groups), not SD's 32
@@ -86,19 +90,9 @@ describe('VAE with norm_num_groups other than 32', () => {
   });
 
   async function expectGoldens(model: string): Promise<void> {
-    const sd = await StableDiffusion.load({ model, weightType: 'f32' });
-    try {
-      const groups = vaeGroupsGoldens();
-      assert.equal(groups.cases.length, 2);
-      for (const c of groups.cases) {
-        const input = groups.input(c);
-        const ours = c.op === 'decode' ? await sd.vae.decode(input) : (await sd.vae.encodeDistribution(input)).moments;
-        const error = relativeError(ours, groups.output(c));
-        assert.ok(error <= 1e-4, `${c.op}: error ${error}`);
-      }
-    } finally {
-      await sd.dispose();
-    }
+    const groups = vaeGroupsGoldens();
+    assert.equal(groups.cases.length, 2);
+    await expectVaeGoldens(model, groups, groups.cases);
   }
 
   test('a diffusers folder with 4 groups equals diffusers', () => expectGoldens(folder));
