@@ -34,17 +34,21 @@ const setLimit = `
     if (r.status !== 0) throw new Error('prlimit failed: ' + r.stderr);
   }`;
 
-test('disk full while convertModel writes a GGUF: ERR_FILE_WRITE, no partial file left, the next write works', { skip: !hasPrlimit && 'no prlimit(1)' }, () => {
+test('disk full while convertModel writes a GGUF: ERR_FILE_WRITE, the file already there untouched, no partial file left, the next write works', { skip: !hasPrlimit && 'no prlimit(1)' }, () => {
   const out = join(dir, 'converted');
   const script = `
     ${setLimit}
-    import { mkdirSync, readdirSync, statSync } from 'node:fs';
+    import { createHash } from 'node:crypto';
+    import { mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
     import { convertModel } from ${lib('lib/index.ts')};
     process.on('SIGXFSZ', () => {}); // write() then fails with EFBIG instead of the process dying
     const model = ${JSON.stringify(join(packageRoot, 'test', 'fixtures', 'tiny', 'sd1-diffusers'))};
     const out = ${JSON.stringify(out)};
     mkdirSync(out);
-    const report = {};
+    const digest = () => createHash('sha256').update(readFileSync(out + '/model.gguf')).digest('hex');
+    // A model already at the path (q8_0, so that it differs from the f32 conversions below).
+    await convertModel(model, out + '/model.gguf', { weightType: 'q8_0' });
+    const report = { existing: digest() };
     // The whole model in f32 is over 5 MB; 1 MB runs out in the middle of the tensor data, 100 bytes
     // in the header.
     for (const limit of [1_000_000, 100]) {
@@ -53,12 +57,12 @@ test('disk full while convertModel writes a GGUF: ERR_FILE_WRITE, no partial fil
         await convertModel(model, out + '/model.gguf', { weightType: 'f32' });
         report[limit] = { converted: true };
       } catch (e) {
-        report[limit] = { name: e.name, code: e.code, path: e.path, message: e.message, left: readdirSync(out) };
+        report[limit] = { name: e.name, code: e.code, path: e.path, message: e.message, left: readdirSync(out), digest: digest() };
       }
     }
     setLimit('fsize', 'unlimited');
     const done = await convertModel(model, out + '/model.gguf', { weightType: 'f32' });
-    report.after = { bytes: done.bytes, size: statSync(out + '/model.gguf').size, left: readdirSync(out) };
+    report.after = { bytes: done.bytes, size: statSync(out + '/model.gguf').size, left: readdirSync(out), digest: digest() };
     console.log(JSON.stringify(report));`;
   const report = runChildScript<Record<string, unknown>>(script, 300_000);
   for (const limit of ['1000000', '100']) {
@@ -67,10 +71,12 @@ test('disk full while convertModel writes a GGUF: ERR_FILE_WRITE, no partial fil
     assert.equal(r.name, 'StableDiffusionError');
     assert.equal(r.path, join(out, 'model.gguf'));
     assert.match(r.message as string, /^Cannot write .*model\.gguf: File too large$/);
-    assert.deepEqual(r.left, [], `limit ${limit}: files left behind`);
+    assert.deepEqual(r.left, ['model.gguf'], `limit ${limit}: files left behind`);
+    assert.equal(r.digest, report.existing, `limit ${limit}: the model already at the path was changed`);
   }
-  const done = report.after as { bytes: number; size: number; left: string[] };
+  const done = report.after as { bytes: number; size: number; left: string[]; digest: string };
   assert.deepEqual(done.left, ['model.gguf']);
+  assert.notEqual(done.digest, report.existing);
   assert.ok(done.size > 5_000_000, `the full file has ${done.size} bytes`);
 });
 

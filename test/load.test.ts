@@ -1,6 +1,6 @@
 // StableDiffusion.load, sd.info, weightType at load time and convertModel, on the tiny fixtures.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -201,6 +201,24 @@ test('convertModel to q8_0 stores what a q8_0 load gives, bit for bit', async ()
   }
   await fromFile.dispose();
   await atLoad.dispose();
+});
+
+test('convertModel over its own input, and over a file another model reads with offload, harms neither', async () => {
+  // The output is written beside the path and renamed into place: the input is read whole, and a
+  // model that maps the old file keeps the old file's data.
+  const source = join(dir, 'self.gguf');
+  copyFileSync(join(tiny, 'sd1-ldm.gguf'), source);
+  const held = await StableDiffusion.load({ model: source, offload: true });
+  const options = { prompt: 'a red cube', steps: 2, seed: 7, width: 64, height: 64 };
+  const before = await held.txt2img(options);
+  const fresh = join(dir, 'self.fresh.q8_0.gguf');
+  await convertModel(source, fresh, { weightType: 'q8_0' });
+  await convertModel(source, source, { weightType: 'q8_0' });
+  assert.ok(readFileSync(source).equals(readFileSync(fresh)), 'converting onto the input gave other bytes than to a new file');
+  assert.deepEqual(readdirSync(dir).filter((name) => name.includes('.sdnode-partial-')), []);
+  const again = await held.txt2img(options);
+  assert.deepEqual(again.latents.data, before.latents.data);
+  await held.dispose();
 });
 
 test('a separate VAE file replaces the model\'s own', async () => {

@@ -1,10 +1,17 @@
 #include "sdcore/model_files.h"
 
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <set>
+
+#ifdef _WIN32
+#include <process.h>
+#else
+#include <unistd.h>
+#endif
 
 #include "gguf.h"
 #include "io/tensor_index.h"
@@ -19,20 +26,34 @@ namespace {
 struct GgufDeleter { void operator()(gguf_context * ctx) const { gguf_free(ctx); } };
 using GgufPtr = std::unique_ptr<gguf_context, GgufDeleter>;
 
+long current_process_id() {
+#ifdef _WIN32
+    return static_cast<long>(_getpid());
+#else
+    return static_cast<long>(getpid());
+#endif
+}
+
 constexpr int64_t max_write_elements = int64_t(1) << 40;
 
-// The file being written: closed on every path, and removed unless the write completed.
+// The file being written. It goes to a temporary name beside the destination and takes the
+// destination's name only once complete (rename is atomic within a directory), so that:
+// - a failed write (disk full, a bad source) leaves an existing file at the path untouched and
+//   nothing new behind;
+// - writing over a file that is being read (the conversion's own input, a model another
+//   StableDiffusion maps with `offload`) never truncates it under the reader: the reader keeps
+//   the old file's data until it closes it.
 class OutputFile {
 public:
-    explicit OutputFile(const std::string & path) : path_(path) {
-        file_ = ggml_fopen(path.c_str(), "wb");
-        if (file_ == nullptr) throw Error("ERR_FILE_WRITE", "Cannot write " + path + ": " + std::strerror(errno), path);
+    explicit OutputFile(const std::string & path) : path_(path), temporary_(temporary_name(path)) {
+        file_ = ggml_fopen(temporary_.c_str(), "wb");
+        if (file_ == nullptr) fail();
     }
     ~OutputFile() {
         if (file_ != nullptr) std::fclose(file_);
         if (!done_) {
             std::error_code ignored;
-            std::filesystem::remove(std::filesystem::u8path(path_), ignored);
+            std::filesystem::remove(std::filesystem::u8path(temporary_), ignored);
         }
     }
     FILE * get() const { return file_; }
@@ -43,6 +64,9 @@ public:
         int result = std::fclose(file_);
         file_ = nullptr;
         if (result != 0) fail();
+        std::error_code error;
+        std::filesystem::rename(std::filesystem::u8path(temporary_), std::filesystem::u8path(path_), error);
+        if (error) throw Error("ERR_FILE_WRITE", "Cannot write " + path_ + ": " + error.message(), path_);
         done_ = true;
     }
     [[noreturn]] void fail() const {
@@ -50,7 +74,14 @@ public:
     }
 
 private:
+    // Unique per process and per write; a leftover from a killed process is recognisable by it.
+    static std::string temporary_name(const std::string & path) {
+        static std::atomic<unsigned> counter{0};
+        return path + ".sdnode-partial-" + std::to_string(current_process_id()) + "-" + std::to_string(counter++);
+    }
+
     std::string path_;
+    std::string temporary_;
     FILE * file_ = nullptr;
     bool done_ = false;
 };
