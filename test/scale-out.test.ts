@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import { Queue, QueueEvents } from 'bullmq';
+import { Redis } from 'ioredis';
 
 import { createServer, createWorker, checkJobData } from '../lib/index.js';
 import { parseWorker } from '../lib/cli/worker.js';
@@ -180,6 +181,13 @@ describe('two workers and a front end on one Redis queue', { skip: redisServer.m
       const { body } = await call(front.url, '/sdapi/v1/progress?skip_current_image=true');
       return body.state.sampling_step >= 2 && body.state.sampling_steps === 150 ? body : undefined;
     }, 60_000);
+    // The worker's preview (the 1/8-size latent map), written to Redis about once a second.
+    const withImage = await waitFor(async () => {
+      const { body } = await call(front.url, '/sdapi/v1/progress');
+      return body.current_image ? body : undefined;
+    }, 30_000);
+    const preview = await pixels(withImage.current_image);
+    assert.deepEqual([preview.width, preview.height], [8, 8]);
     const interrupt = await call(front.url, '/sdapi/v1/interrupt', {});
     assert.equal(interrupt.status, 200);
     const answer = await pending;
@@ -187,6 +195,13 @@ describe('two workers and a front end on one Redis queue', { skip: redisServer.m
     const info = JSON.parse(answer.body.info);
     assert.equal(info.interrupted, true);
     assert.equal(answer.body.images.length, 1, 'the image made so far comes back, as A1111 does');
+    // The worker removes the preview's key when the job ends.
+    const client = new Redis(redis.url);
+    try {
+      await waitFor(async () => ((await client.keys('*:sdnode:preview:*')).length === 0 ? true : undefined), 10_000);
+    } finally {
+      client.disconnect();
+    }
   });
 
   test('a client that disconnects cancels its job on the worker (ABORT_ERR, not retried)', async () => {

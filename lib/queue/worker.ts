@@ -23,6 +23,7 @@ import {
   type GenerationJobData, type GenerationJobProgress, type GenerationJobResult,
 } from './payload.js';
 import { checkQueueName } from './names.js';
+import { previewKey, removePreview, writePreview } from './preview.js';
 import { checkRedisUrl } from './redis-url.js';
 
 /** Options of `createWorker`. */
@@ -75,6 +76,9 @@ export interface SdWorker {
    */
   close(force?: boolean): Promise<void>;
 }
+
+/** How often a running job's latest preview is written to Redis for the front ends' /progress. */
+const PREVIEW_INTERVAL_MS = 1000;
 
 const KNOWN = ['model', 'redis', 'queue', 'prefix', 'concurrency', 'load', 'lockDuration', 'stalledInterval', 'maxStalledCount', 'controlInterval', 'upscalers'];
 
@@ -202,6 +206,24 @@ export async function createWorker(options: WorkerOptions): Promise<SdWorker> {
       const snapshot = { ...progress };
       sent = sent.then(() => job.updateProgress(snapshot)).catch(() => undefined);
     };
+    // The latest preview goes to its Redis key at most once per PREVIEW_INTERVAL_MS, encoded
+    // only then (a step can be much quicker than a PNG of its preview).
+    const preview = previewKey(o.prefix, o.queue, job.id!);
+    let latestPreview: JobProgress['preview'] | undefined;
+    let previewTimer: NodeJS.Timeout | undefined;
+    let previewSent = Promise.resolve();
+    const sendPreview = () => {
+      const make = latestPreview!;
+      previewSent = previewSent
+        .then(async () => {
+          const png = await make();
+          if (png !== null) await writePreview(control, preview, png);
+        })
+        .catch(() => undefined)
+        .finally(() => {
+          previewTimer = undefined;
+        });
+    };
     const poll = setInterval(() => {
       readControl(control, key).then((f) => {
         flags = f;
@@ -226,6 +248,10 @@ export async function createWorker(options: WorkerOptions): Promise<SdWorker> {
         return true;
       },
       report: (update: Partial<Omit<JobProgress, 'id' | 'startedAt' | 'interrupted' | 'skipped'>>) => {
+        if (update.preview !== undefined) {
+          latestPreview = update.preview;
+          previewTimer ??= setTimeout(sendPreview, PREVIEW_INTERVAL_MS);
+        }
         if (update.job !== undefined) progress.job = update.job;
         if (update.samplingStep !== undefined) progress.step = update.samplingStep;
         if (update.samplingSteps !== undefined) progress.steps = update.samplingSteps;
@@ -249,6 +275,9 @@ export async function createWorker(options: WorkerOptions): Promise<SdWorker> {
         send();
       }
       await sent;
+      if (previewTimer !== undefined) clearTimeout(previewTimer);
+      await previewSent;
+      await removePreview(control, preview).catch(() => undefined);
       bullSignal?.removeEventListener('abort', onBullAbort);
     }
   };

@@ -1,6 +1,6 @@
 // The queue of `sdnode serve --redis`: jobs go to a BullMQ queue on Redis and run on whichever
 // `sdnode worker` takes them; this front end waits for each result (BullMQ's QueueEvents), reads
-// progress from the running jobs, and reaches their workers for interrupt, skip and cancel through
+// progress from the running jobs (and their previews, lib/queue/preview.ts), and reaches their workers for interrupt, skip and cancel through
 // small control keys (lib/queue/control.ts). Several front ends may share one queue.
 import { setMaxListeners } from 'node:events';
 
@@ -9,6 +9,7 @@ import { Redis } from 'ioredis';
 
 import { AbortError, StableDiffusionError, type ErrorCode } from '../../errors.js';
 import { controlKey, writeControl } from '../../queue/control.js';
+import { previewKey, readPreview } from '../../queue/preview.js';
 import type { GenerationJobData, GenerationJobProgress, GenerationJobResult } from '../../queue/payload.js';
 import { HttpError, invalidField } from '../http/errors.js';
 import { QueueFullError, type JobProgress, type JobQueue, type QueueState } from './types.js';
@@ -157,7 +158,8 @@ export class RedisQueue<P, R> implements JobQueue<P, R> {
         startedAt: first.processedOn!,
         interrupted: p.interrupted ?? false,
         skipped: false,
-        preview: async () => null,
+        // The worker's latest preview (lib/queue/preview.ts); none until its first write.
+        preview: () => readPreview(this.#control, previewKey(this.#target.prefix, this.#target.queue, first.id!)),
       };
     }
     return { running, waiting, capacity: this.#capacity, active: active.length, finished: { ...this.#finished } };
