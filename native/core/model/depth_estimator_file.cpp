@@ -364,6 +364,7 @@ void check_network(const Shapes & s, const DptConfig & c, const std::string & pa
     if (pos.shape.size() != 3 || pos.shape[0] != 1 || pos.shape[2] != hidden || pos.shape[1] < 2) {
         not_estimator(path, "embeddings.position_embeddings is not [1, 1 + grid², hidden]");
     }
+    if (pos.shape[1] > kMaxGrid * kMaxGrid + 1) not_estimator(path, "more than " + std::to_string(kMaxGrid) + "×" + std::to_string(kMaxGrid) + " patches");
     int64_t grid = 1;
     while ((grid + 1) * (grid + 1) <= pos.shape[1] - 1) ++grid;
     if (grid * grid != pos.shape[1] - 1) not_estimator(path, "embeddings.position_embeddings does not hold a class position and a square grid");
@@ -375,8 +376,9 @@ void check_network(const Shapes & s, const DptConfig & c, const std::string & pa
     int64_t layers = 0;
     while (s.has("encoder.layers." + std::to_string(layers) + ".layer_norm1.weight")) ++layers;
     if (layers < 1 || layers > kMaxLayers) not_estimator(path, "no ViT layers");
-    const int64_t intermediate = s.get("encoder.layers.0.mlp.fc1.weight").shape[0];
-    if (intermediate < 1 || intermediate > 4 * kMaxWidth) not_estimator(path, "encoder.layers.0.mlp.fc1.weight has an unexpected shape");
+    const std::vector<int64_t> & fc1 = s.get("encoder.layers.0.mlp.fc1.weight").shape;
+    if (fc1.size() != 2 || fc1[0] < 1 || fc1[0] > 4 * kMaxWidth) not_estimator(path, "encoder.layers.0.mlp.fc1.weight has an unexpected shape");
+    const int64_t intermediate = fc1[0];
     for (int64_t l = 0; l < layers; ++l) {
         const std::string layer = "encoder.layers." + std::to_string(l);
         for (const char * proj : {"q_proj", "k_proj", "v_proj", "out_proj"}) s.linear(layer + ".self_attn." + proj, hidden, hidden);
