@@ -210,7 +210,8 @@ describe('sd.estimateDepth and depth2img without a depth map', () => {
   });
 });
 
-test('sdnode depth writes a 16-bit PNG of the estimated depth at the image\'s size', async () => {
+test('sdnode depth writes a 16-bit PNG of the estimated depth at the image\'s size; generate --depth-map estimate', async () => {
+  const d = goldens.depth2img;
   // The compiled bin, as test/cli.test.ts runs it.
   const bin = process.env.SDNODE_TEST_CLI ?? join(packageRoot, 'dist', 'cli', 'sdnode.js');
   const out = join(scratch, 'depth.png');
@@ -233,6 +234,12 @@ test('sdnode depth writes a 16-bit PNG of the estimated depth at the image\'s si
     worst = Math.max(worst, Math.abs(written.data[i]! * 65535 - ((expected.data[i]! - min) / (max - min)) * 65535));
   }
   assert.ok(worst <= 2, `${worst} levels off`);
+  // generate --depth-map estimate: depth2img with the model's own estimator.
+  const statue = join(scratch, 'statue.png');
+  const generate = spawnSync(process.execPath, [bin, 'generate', '-m', LDM, '-p', d.prompt, '--init-image', join(dir, d.image), '--depth-map', 'estimate',
+    '--steps', '2', '--backend', 'cpu', '--threads', '1', '-q', '-o', statue], { encoding: 'utf8' });
+  assert.equal(generate.status, 0, generate.stderr);
+  assert.deepEqual([(await sharp(statue).metadata()).width, (await sharp(statue).metadata()).height], [128, 128]);
   // Bad usage: one line, exit 2.
   const bad = spawnSync(process.execPath, [bin, 'depth', join(dir, goldens.network.source)], { encoding: 'utf8' });
   assert.equal(bad.status, 2);
