@@ -33,6 +33,9 @@ export { Vae, DEFAULT_VAE_TILE_SIZE } from './vae.js';
 export { TinyVae } from './tiny-vae.js';
 export type { TinyVaeInfo } from './tiny-vae.js';
 export { SafetyChecker } from './safety-checker.js';
+export { DepthEstimator } from './depth-estimator.js';
+export type { DepthEstimatorInfo, DepthEstimatorLoadOptions } from './depth-estimator.js';
+export type { DptProcessorConfig } from './dpt-image-processor.js';
 export type { SafetyCheckerInfo, SafetyCheckResult, SafetyPixelCheck } from './safety-checker.js';
 export {
   Upscaler, UpscaledImage, upscale, DEFAULT_UPSCALE_TILE_SIZE, DEFAULT_UPSCALE_TILE_OVERLAP, MAX_UPSCALE_OUTPUT_PIXELS, UPSCALER_WEIGHT_TYPES,

@@ -125,6 +125,17 @@ export interface NativeSafetyChecker {
   dispose(): void;
 }
 
+/** native/addon/depth_estimator_binding.h's NativeDepthEstimator: DPT-Hybrid beside a depth model. */
+export interface NativeDepthEstimator {
+  info(): {
+    path: string; layout: string; files: string[]; imageSize: number; hidden: number; layers: number; heads: number; fusion: number;
+    device: string;
+  };
+  /** Pixel values [B, 3, S, S] (as DPTImageProcessor gives them) → predicted depth [B, S, S]. */
+  estimate(pixels: TensorLike): Promise<TensorLike>;
+  dispose(): void;
+}
+
 /** `loadModel`'s options: `LoadOptions` checked, less what lib/ applies itself. */
 export interface NativeLoadOptions {
   backend: Backend;
@@ -220,6 +231,8 @@ export interface NativeAddon extends BinaryAddon {
   // tiny_vae_binding.cpp
   loadTinyVae(path: string, options: { backend: string; weightType?: WeightType; threads?: number }): Promise<NativeTinyVae>;
 
+  // depth_estimator_binding.cpp
+  loadDepthEstimator(path: string, options: { backend: string; weightType?: WeightType; threads?: number }): Promise<NativeDepthEstimator>;
   // safety_checker_binding.cpp
   loadSafetyChecker(path: string, options: { backend: string; weightType?: WeightType; threads?: number }): Promise<NativeSafetyChecker>;
 

@@ -9,6 +9,7 @@ import {
   depth2img, img2img, inpaint, txt2img, type Depth2ImgOptions, type GenerationResult, type Img2ImgOptions,
   type InpaintOptions, type PipelineModel, type Txt2ImgOptions,
 } from './pipelines/index.js';
+import { DepthEstimator, depthEstimatorSource, type DepthEstimatorSource } from './depth-estimator.js';
 import { folderSafetyChecker, readImagesForCheck, SafetyChecker, type SafetyCheckResult } from './safety-checker.js';
 import { createScheduler, type Scheduler, type SchedulerOverrides } from './scheduler.js';
 import { Tensor } from './tensor.js';
@@ -61,6 +62,17 @@ export interface LoadOptions {
    * ERR_SAFETY_CHECKER_FORMAT naming it; `true` without `safety_checker/`: ERR_FILE_NOT_FOUND.
    */
   safetyChecker?: boolean | string;
+  /**
+   * A separate depth estimator for `depth2img` without a depth map and `estimateDepth`: DPT-Hybrid
+   * (MiDaS 3.0) as a diffusers depth folder's `depth_estimator/` (config.json and
+   * model.safetensors or pytorch_model.bin), a folder holding one (with `feature_extractor/`
+   * beside it), its weight file, or MiDaS's own file (MiDaS's names, alone or under
+   * `depth_model.` as in SD 2's depth checkpoint). Loaded at once; it replaces the model's own
+   * (a depth folder's `depth_estimator/` or the checkpoint's `depth_model.*`, which are otherwise
+   * loaded on first use). It runs where `devices.vae` (else `backend`) says. Weights that are not
+   * a DPT-Hybrid: ERR_DEPTH_ESTIMATOR_FORMAT; none at all: ERR_NO_DEPTH_ESTIMATOR.
+   */
+  depthEstimator?: string;
   /** CPU threads; defaults to `systemInfo().defaultThreads`. */
   threads?: number;
   /** Overrides what the model files say (or what detection guesses for single files). */
@@ -96,7 +108,7 @@ export interface LoadOptions {
 }
 
 const LOAD_OPTIONS = optionNames<LoadOptions>({
-  model: true, backend: true, devices: true, weightType: true, vae: true, tinyVae: true, safetyChecker: true, threads: true,
+  model: true, backend: true, devices: true, weightType: true, vae: true, tinyVae: true, safetyChecker: true, depthEstimator: true, threads: true,
   predictionType: true,
   flashAttention: true, vaeTiling: true, vaeTileSize: true, offload: true, signal: true, loraDirs: true, embeddingDirs: true,
 });
@@ -116,6 +128,7 @@ export function checkLoadOptions(options: unknown): Required<Pick<LoadOptions, '
   if (o.safetyChecker !== undefined) {
     checked.safetyChecker = typeof o.safetyChecker === 'boolean' ? o.safetyChecker : expectPath(o.safetyChecker, 'options.safetyChecker');
   }
+  if (o.depthEstimator !== undefined) checked.depthEstimator = expectPath(o.depthEstimator, 'options.depthEstimator');
   if (o.threads !== undefined) checked.threads = expectInteger(o.threads, 'options.threads', 1, 1024);
   if (o.predictionType !== undefined) {
     checked.predictionType = expectOneOf(o.predictionType, 'options.predictionType', PREDICTION_TYPES);
@@ -212,6 +225,10 @@ export class StableDiffusion {
   readonly #warned = new Set<string>();
   #embeddings = EmbeddingTable.empty();
   #embeddingDirs: readonly string[] = [];
+  // The depth estimator: where it comes from and how it is loaded, and once loaded, itself.
+  #depthSource: DepthEstimatorSource | undefined;
+  #depthLoad: { backend: string; weightType?: WeightType; threads?: number } = { backend: 'auto' };
+  #depth: Promise<DepthEstimator> | undefined;
 
   private constructor(
     model: NativeModel, flashAttention: boolean, vaeTiling: { tiling: boolean; tileSize?: number }, loraDirs: readonly string[],
@@ -250,6 +267,7 @@ export class StableDiffusion {
     const model = o.signal ? await untilAborted(loading, o.signal) : await loading;
     let tiny: TinyVae | null = null;
     let checker: SafetyChecker | null = null;
+    let depth: DepthEstimator | undefined;
     const beside = {
       backend: o.devices?.vae ?? o.backend,
       ...(o.weightType && { weightType: o.weightType }),
@@ -265,9 +283,15 @@ export class StableDiffusion {
         checker = new SafetyChecker(await native().loadSafetyChecker(checkerPath, beside));
         throwIfLoadAborted(o.signal);
       }
+      if (o.depthEstimator !== undefined) {
+        const source = depthEstimatorSource(o.depthEstimator);
+        depth = new DepthEstimator(await native().loadDepthEstimator(source.weights, beside), source.processorConfig);
+        throwIfLoadAborted(o.signal);
+      }
     } catch (error) {
       tiny?.dispose();
       checker?.dispose();
+      depth?.dispose();
       model.dispose();
       throw error;
     }
@@ -275,6 +299,9 @@ export class StableDiffusion {
       tiling: o.vaeTiling ?? false,
       ...(o.vaeTileSize !== undefined && { tileSize: o.vaeTileSize }),
     }, o.loraDirs ?? [], tiny, checker);
+    sd.#depthLoad = beside;
+    if (depth !== undefined) sd.#depth = Promise.resolve(depth);
+    else if (sd.info.variant === 'depth') sd.#depthSource = depthEstimatorSource(o.model);
     if (o.embeddingDirs !== undefined && o.embeddingDirs.length > 0) {
       sd.#embeddingDirs = Object.freeze([...o.embeddingDirs]);
       try {
@@ -438,6 +465,7 @@ export class StableDiffusion {
             vae: this.vae,
             tinyVae: this.tinyVae,
             safetyChecker: this.safetyChecker,
+            estimateDepth: (image) => this.estimateDepth(image),
             encodePrompt: (prompt, opts) =>
               encodePrompt(this.#model(), this.textEncoder, this.tokenizer, prompt, opts, { loras: requests, embeddings, used }),
             memoryUsage: (opts) => this.memoryUsage(opts),
@@ -496,12 +524,28 @@ export class StableDiffusion {
   }
 
   /**
-   * Depth-guided image to image as diffusers' StableDiffusionDepth2ImgPipeline, with a given
-   * depth map (`depthMap`). Needs a depth model (SD 2 depth, 5-channel UNet).
+   * Depth-guided image to image as diffusers' StableDiffusionDepth2ImgPipeline. Needs a depth
+   * model (SD 2 depth, 5-channel UNet). Without `depthMap` the depth comes from the depth
+   * estimator (`estimateDepth`), as diffusers' pipeline computes it; a given `depthMap` wins.
    */
   async depth2img(options: Depth2ImgOptions): Promise<GenerationResult> {
     this.#model();
     return this.#pipelineCall(options, depth2img);
+  }
+
+  /**
+   * Depth from the depth estimator: images (a path, encoded bytes, raw pixels, or a tensor
+   * [B, 3, H, W] in [0, 1]) → predicted depth [B, S, S], S the estimator's input side
+   * (`info.imageSize`: 384 for SD 2 depth's), whatever the image's size (it is resized to S × S
+   * as diffusers' feature extractor does, the aspect ratio not kept). Relative inverse depth:
+   * larger is nearer, in no fixed unit. The estimator is the `depthEstimator` load option's, else
+   * the depth model's own (a diffusers folder's `depth_estimator/`, the original checkpoint's
+   * `depth_model.*`), loaded on first use. None: ERR_NO_DEPTH_ESTIMATOR; unusable weights:
+   * ERR_DEPTH_ESTIMATOR_FORMAT (the model stays usable either way).
+   */
+  async estimateDepth(image: ImageInput): Promise<Tensor> {
+    this.#model();
+    return (await this.#depthEstimator()).estimate(image);
   }
 
   /** Every loaded weight with its storage type and shape. */
@@ -541,6 +585,10 @@ export class StableDiffusion {
     this.#native = undefined;
     this.tinyVae?.dispose();
     this.safetyChecker?.dispose();
+    const depth = this.#depth;
+    this.#depth = undefined;
+    this.#depthSource = undefined;
+    depth?.then((d) => d.dispose(), () => {});
   }
 
   /**
@@ -571,6 +619,32 @@ export class StableDiffusion {
    */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.dispose();
+  }
+
+  /** The depth estimator, loaded on first use; a failed load is not kept, so a later call tries again. */
+  #depthEstimator(): Promise<DepthEstimator> {
+    if (this.#depth !== undefined) return this.#depth;
+    const source = this.#depthSource;
+    if (source === undefined) {
+      throw new StableDiffusionError(
+        'ERR_NO_DEPTH_ESTIMATOR',
+        'No depth estimator: give a depth map (depthMap), load a depth model that carries one (a diffusers folder with depth_estimator/, or the original checkpoint with depth_model.*), or load one with depthEstimator: PATH',
+      );
+    }
+    const loading = native().loadDepthEstimator(source.weights, this.#depthLoad).then(
+      (handle) => new DepthEstimator(handle, source.processorConfig),
+      (error: unknown) => {
+        if ((error as { code?: unknown }).code !== 'ERR_NO_DEPTH_ESTIMATOR') throw error;
+        throw new StableDiffusionError('ERR_NO_DEPTH_ESTIMATOR', `${(error as Error).message}. Give a depth map (depthMap) or load a depth estimator with depthEstimator: PATH`, {
+          path: source.weights, cause: error,
+        });
+      },
+    );
+    this.#depth = loading;
+    loading.catch(() => {
+      if (this.#depth === loading) this.#depth = undefined;
+    });
+    return loading;
   }
 
   #model(): NativeModel {

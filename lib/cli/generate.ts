@@ -41,7 +41,8 @@ depth to image (on a depth model). Defaults follow diffusers: 50 steps, CFG scal
       --init-image FILE    img2img / inpaint / depth2img input
       --strength X         how much of the input to repaint, 0–1 (img2img 0.8, inpaint 1)
       --mask FILE          inpaint: white (or opaque alpha) = repaint
-      --depth-map FILE     depth2img: the depth map (16-bit PNGs keep their precision)
+      --depth-map FILE     depth2img: the depth map (16-bit PNGs keep their precision), or
+                           "estimate" for the depth model's own estimator (DPT)
       --from IMAGE.png     take prompt, seed, sampler, steps, size, … from an image's
                            parameters; options given here override them
       --hires-scale X      A1111's hires fix: enlarge the result X times (1–8, default 2) and

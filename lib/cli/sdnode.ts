@@ -8,6 +8,7 @@ import { parseParameters } from '../png-parameters.js';
 import { convertModel } from '../stable-diffusion.js';
 import { listDevices, systemInfo } from '../system.js';
 import { PREDICTION_TYPES, WEIGHT_TYPES, type PredictionType, type WeightType } from '../types.js';
+import { DEPTH_HELP, depthCommand } from './depth.js';
 import { generate, GENERATE_HELP, readImageParameters } from './generate.js';
 import { CancelledError } from './interrupt.js';
 import { serve, SERVE_HELP } from './serve.js';
@@ -30,6 +31,8 @@ Commands:
   upscale <image> --upscaler <file> [-o out.png] [--scale N]
                         Upscale an image with Real-ESRGAN, tile by tile
                         (sdnode upscale --help)
+  depth <image> --model <m> [-o depth.png]
+                        Estimate depth (SD 2 depth's DPT) as a 16-bit PNG (sdnode depth --help)
   info <model|image>    What a model is (family, variant, prediction type, size, layout,
                         shapes), or the generation parameters an image carries
   convert <model> -o <out.gguf> [--weight-type f16]
@@ -49,6 +52,7 @@ const COMMAND_HELP: Record<string, string> = {
   serve: SERVE_HELP,
   worker: WORKER_HELP,
   upscale: UPSCALE_HELP,
+  depth: DEPTH_HELP,
   info: `Usage: sdnode info <model|image.png> [--prediction-type epsilon|v_prediction] [--json]
 
 Prints what detection finds in a .safetensors/.ckpt/.gguf file or a diffusers folder, or the
@@ -180,7 +184,7 @@ function devices(args: string[]): void {
 }
 
 const COMMANDS: Record<string, (args: string[]) => void | Promise<void>> = {
-  generate, serve, worker, upscale: upscaleCommand, info, convert, system, devices,
+  generate, serve, worker, upscale: upscaleCommand, depth: depthCommand, info, convert, system, devices,
 };
 
 async function main(argv: string[]): Promise<number> {

@@ -191,10 +191,11 @@ export interface Depth2ImgOptions extends GenerationOptions {
   /**
    * Depth (larger = nearer, as MiDaS gives it), any size and scale: a tensor [H, W], [B, H, W] or
    * [B, 1, H, W], or a grayscale image (16-bit PNGs keep their precision). Resized bicubically
-   * to the latents and mapped to [-1, 1] per image, as diffusers does. Required: a built-in
-   * depth estimator is not part of this version.
+   * to the latents and mapped to [-1, 1] per image, as diffusers does. Optional: without it the
+   * depth estimator (`sd.estimateDepth`) computes it from `image`, as diffusers' pipeline does;
+   * given, it wins over the estimator. No map and no estimator: ERR_NO_DEPTH_ESTIMATOR.
    */
-  depthMap: ImageInput;
+  depthMap?: ImageInput;
   /** Default 0.8, as img2img. */
   strength?: number;
 }
@@ -249,6 +250,8 @@ export interface PipelineModel {
   readonly tinyVae?: TinyVae | null;
   /** diffusers' safety checker, when it is on: decoded images are checked and flagged ones blanked. */
   readonly safetyChecker?: SafetyChecker | null;
+  /** Depth from the depth estimator ([B, S, S]), where the model has one (`StableDiffusion.estimateDepth`). */
+  estimateDepth?(image: ImageInput): Promise<Tensor>;
   /** The text conditioning for a prompt and its negative prompt. */
   encodePrompt(prompt: string, options?: EncodePromptOptions): Promise<PromptEmbeddings>;
   /** Memory now and its peaks (for `memoryReport`). */

@@ -6,6 +6,7 @@
 #include "model_binding.h"
 #include "model_file_binding.h"
 #include "rng_binding.h"
+#include "depth_estimator_binding.h"
 #include "safety_checker_binding.h"
 #include "scheduler_binding.h"
 #include "sd_model_binding.h"
@@ -23,6 +24,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
     sdnode::register_sd_model_binding(env, exports);
     sdnode::register_tiny_vae_binding(env, exports);
     sdnode::register_safety_checker_binding(env, exports);
+    sdnode::register_depth_estimator_binding(env, exports);
     sdnode::register_tokenizer_binding(env, exports);
     sdnode::register_upscaler_binding(env, exports);
     sdnode::register_rng_binding(env, exports);

@@ -366,6 +366,7 @@ async function readInputs(
       mask = await resizeImage(mask, w, h);
     }
   }
-  if (v['depth-map'] !== undefined) depthMap = await readDepthMap(v['depth-map'], '--depth-map');
+  // "estimate": no map, the model's depth estimator makes it.
+  if (v['depth-map'] !== undefined && v['depth-map'] !== 'estimate') depthMap = await readDepthMap(v['depth-map'], '--depth-map');
   return { image, mask, depthMap };
 }

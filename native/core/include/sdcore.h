@@ -15,9 +15,11 @@
 //   sdcore/tiny_vae.h      TAESD, the tiny autoencoder loaded beside a model (previews, fast decode)
 //   sdcore/upscaler.h      Real-ESRGAN's RRDBNet upscaler, loaded on its own
 //   sdcore/safety_checker.h diffusers' safety checker (CLIP vision tower + concept scores), loaded beside a model
+//   sdcore/depth_estimator.h DPT-Hybrid (MiDaS 3.0), the depth model's estimator, loaded beside it
 //   sdcore/text.h          CLIP tokenizer, A1111 prompt syntax
 //   sdcore/scheduler.h     noise schedulers (diffusers' maths) and their catalog
 //   sdcore/rng.h           PyTorch's CPU random generator, bit for bit
+#include "sdcore/depth_estimator.h"
 #include "sdcore/error.h"
 #include "sdcore/lora.h"
 #include "sdcore/model.h"
