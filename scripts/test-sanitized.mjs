@@ -4,9 +4,11 @@
 // preloaded into it (LD_PRELOAD); every child process the tests start inherits them. Leaks are
 // checked by LSan at each process's exit, with test/sanitizers/lsan.supp hiding Node's own.
 //
-//   node scripts/test-sanitized.mjs [--addon PATH] [test files…]
+//   node scripts/test-sanitized.mjs [--addon PATH] [--concurrency N] [test files…]
 //
-// --addon PATH: the sanitized addon (default build-asan/Release/sd_node.node). Test files: run
+// --addon PATH: the sanitized addon (default build-asan/Release/sd_node.node). --concurrency N:
+// run N test files at once (the test runner's default is one fewer than the cores: 1 on CI's 2,
+// where most of a sanitized suite's time is single-threaded JS on ASan's allocator). Test files: run
 // only those, as they are (dist/ must be built for the CLI's suites: `npm run build:ts`). Default:
 // package.json's `test` script, its steps before the test runner (tsc: the type checks, and dist/)
 // without the sanitizer, as they run no native code and tsc under ASan is several times slower.
@@ -16,15 +18,23 @@ import { delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const args = process.argv.slice(2);
-const addonAt = args.indexOf('--addon');
-const addon = resolve(root, addonAt >= 0 ? args[addonAt + 1] : 'build-asan/Release/sd_node.node');
-const files = args.filter((_, i) => addonAt < 0 || (i !== addonAt && i !== addonAt + 1));
-
 const fail = (message) => {
   console.error(`[sdnode] ${message}`);
   process.exit(1);
 };
+
+const args = process.argv.slice(2);
+const options = {};
+const files = [];
+for (let i = 0; i < args.length; i++) {
+  if (args[i] === '--addon' || args[i] === '--concurrency') {
+    if (i + 1 >= args.length) fail(`${args[i]} needs a value`);
+    options[args[i].slice(2)] = args[++i];
+  } else files.push(args[i]);
+}
+const addon = resolve(root, options.addon ?? 'build-asan/Release/sd_node.node');
+const concurrency = options.concurrency === undefined ? [] : [`--test-concurrency=${options.concurrency}`];
+if (options.concurrency !== undefined && !/^[1-9]\d*$/.test(options.concurrency)) fail('--concurrency needs a positive integer');
 if (!existsSync(addon)) fail(`no sanitized addon at ${addon}: build it with \`npm run build:native -- --sanitize --native-cpu --out build-asan\``);
 
 // The runtimes must be the ones of the compiler that built the addon: read it from that build's
@@ -73,7 +83,7 @@ for (const step of files.length > 0 ? [] : steps) {
 }
 const started = Date.now();
 const run = files.length > 0
-  ? spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', ...files], { stdio: 'inherit', cwd: root, env })
-  : spawnSync(runner, { stdio: 'inherit', cwd: root, env: { ...env, PATH: path }, shell: true });
+  ? spawnSync(process.execPath, ['--import', 'tsx', '--test', ...concurrency, '--test-reporter=spec', ...files], { stdio: 'inherit', cwd: root, env })
+  : spawnSync(runner.replace(/ --test /, ` --test ${concurrency.join(' ')} `), { stdio: 'inherit', cwd: root, env: { ...env, PATH: path }, shell: true });
 console.log(`[sdnode] sanitized tests took ${((Date.now() - started) / 1000).toFixed(0)} s`);
 process.exit(run.status ?? 1);

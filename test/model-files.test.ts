@@ -366,6 +366,16 @@ describe('safetensors', () => {
     assertSameFloats((await readModelTensor(path, 'ids')).data, [0, 76, -5], 'I64');
   });
 
+  // An empty tensor has no data to point at: reading it must not hand memcpy a null pointer
+  // (undefined even for zero bytes; UBSan stopped `npm run test:sanitize` here).
+  test('an empty tensor is read, then refused as having no elements, in every dtype', async () => {
+    const dtypes = ['F32', 'F16', 'BF16', 'I64'];
+    const path = tempFile(safetensors(dtypes.map((dtype) => ({ name: dtype, dtype, shape: [0, 4], bytes: new Uint8Array(0) }))));
+    for (const dtype of dtypes) {
+      await assert.rejects(readModelTensor(path, dtype), { code: 'ERR_OUT_OF_RANGE', message: /has no elements \(shape \[0, 4\]\)/ }, dtype);
+    }
+  });
+
   test('decodes \\u escapes and surrogate pairs in the JSON header', async () => {
     const text =
       '{"__metadata__":{"k\\u00e9y":"\\ud83d\\ude00 \\"q\\" \\\\ \\/ \\n"},' +
@@ -612,6 +622,16 @@ describe('PyTorch checkpoints', () => {
       }
     });
   }
+
+  // Contiguity is checked from the last dimension's stride to the first; with a zero dimension
+  // the product of the others is never formed (it overflowed int64 here, which UBSan reported).
+  test('an empty tensor whose other dimensions multiply past int64 is listed, and read as empty', async () => {
+    const path = tempFile(checkpoint([op.str('w'), tensorOps({ type: 'FloatStorage', key: '0', numel: 6 }, 0, [0, 1e12, 1e12], [1, 1e12, 1])], {
+      '0': bytesOf(sixFloats),
+    }));
+    assert.deepEqual((await inspectModelFile(path)).tensors, [{ name: 'w', type: 'f32', shape: [0, 1e12, 1e12] }]);
+    await assert.rejects(readModelTensor(path, 'w'), { code: 'ERR_OUT_OF_RANGE', message: /has no elements \(shape \[0, 1000000000000, 1000000000000\]\)/ });
+  });
 
   for (const zip64 of [false, true]) {
     test(`a hand-made checkpoint with a tensor at a storage offset reads${zip64 ? ' (ZIP64 records)' : ''}`, async () => {

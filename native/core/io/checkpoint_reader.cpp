@@ -30,7 +30,14 @@ std::string dims_text(const std::vector<int64_t> & dims) {
     return out + "]";
 }
 
+// Call it once the element count of `size` is known to fit in int64_t (checked_element_count):
+// then, with no zero dimension, every partial product below fits too.
 bool is_contiguous(const std::vector<int64_t> & size, const std::vector<int64_t> & stride) {
+    // An empty tensor has no element to misplace, and its other dimensions may be as large as a
+    // file claims: their product is never formed.
+    for (int64_t dim : size) {
+        if (dim == 0) return true;
+    }
     int64_t expected = 1;
     for (size_t i = size.size(); i-- > 0;) {
         if (size[i] != 1 && stride[i] != expected) return false;  // strides of size-1 dims do not matter
@@ -133,13 +140,13 @@ private:
                 storage->storage_type_name.c_str());
             return;
         }
+        const uint64_t element_size = static_cast<uint64_t>(storage->storage_element_size);
+        const int64_t count = checked_element_count(tensor->size, element_size);
+        if (count < 0) fail(path_, "tensor \"" + name + "\" has a size that overflows");
         if (!is_contiguous(tensor->size, tensor->stride)) {
             fail(path_, "tensor \"" + name + "\" is not contiguous (size " + dims_text(tensor->size) + ", stride " +
                             dims_text(tensor->stride) + "); save it with .contiguous()");
         }
-        const uint64_t element_size = static_cast<uint64_t>(storage->storage_element_size);
-        const int64_t count = checked_element_count(tensor->size, element_size);
-        if (count < 0) fail(path_, "tensor \"" + name + "\" has a size that overflows");
         if (tensor->storage_offset > storage->storage_numel || count > storage->storage_numel - tensor->storage_offset) {
             fail(path_, "tensor \"" + name + "\" reaches beyond its storage");
         }

@@ -95,6 +95,9 @@ void read_tensor_f32(const TensorRecord & record, float * out) {
     if (record.type != GGML_TYPE_F32 && !integer && traits->to_float == nullptr) {
         fail(std::string("type ") + ggml_type_name(record.type) + " cannot be converted to float");
     }
+    // An empty tensor is valid and has nothing to convert (its data pointer and `out` may be null,
+    // which memcpy and the converters must not be given even for zero bytes).
+    if (count == 0) return;
     // ggml's converters read F16, BF16 and quantized blocks in place, as values that need their
     // natural alignment (2 or 4 bytes); a file may put a tensor at any offset (a safetensors
     // header of odd length, a ZIP entry after an odd-length name). Such bytes are copied first.
