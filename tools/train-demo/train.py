@@ -116,10 +116,10 @@ def tokenize(tokenizer, captions):
     return ids
 
 
-def build_models():
+def build_models(vae_groups=VAE_GROUPS):
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextModel
-    vae = AutoencoderKL(**dict(tiny.vae_config(VAE_CHANNELS, IMAGE_SIZE), norm_num_groups=VAE_GROUPS))
+    vae = AutoencoderKL(**dict(tiny.vae_config(VAE_CHANNELS, IMAGE_SIZE), norm_num_groups=vae_groups))
     unet = UNet2DConditionModel(**unet_config())
     text = CLIPTextModel(tiny.text_config("sd1", TEXT_HIDDEN, TEXT_LAYERS))
     return vae, unet, text
@@ -152,6 +152,20 @@ def shape_weight(x, boost):
     return 1 + boost * shape
 
 
+def channel_correlation(latents):
+    """Mean squared correlation between the latent channels over a batch's pixels. Without it the
+    encoder put every colour on one line of the 4-channel space (all channels moving together;
+    see palette_check), where colours crowd each other; penalising the correlation makes it use
+    all four directions."""
+    flat = latents.permute(1, 0, 2, 3).reshape(latents.shape[1], -1)
+    flat = flat - flat.mean(dim=1, keepdim=True)
+    flat = flat / (flat.norm(dim=1, keepdim=True) + 1e-6)
+    corr = flat @ flat.T
+    off = corr - torch.diag(torch.diag(corr))
+    c = latents.shape[1]
+    return (off ** 2).sum() / (c * (c - 1))
+
+
 def train_vae(vae, args, log):
     rng = np.random.default_rng(SEED * 10 + 1)
     # Start with a small posterior std (logvar -8): from the default (std 1, as large as the
@@ -175,13 +189,47 @@ def train_vae(vae, args, log):
         weight = shape_weight(x, args.vae_shape_weight)
         kl = posterior.kl().mean() / z[0].numel()
         loss = (weight * error).mean() / weight.mean() + args.vae_kl * kl
+        if args.vae_decorrelate > 0:
+            loss = loss + args.vae_decorrelate * channel_correlation(posterior.mean)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
         opt.step()
         if step % 25 == 0 or step == total - 1:
             log(f"vae step {step}/{total} l1 {l1.item():.4f} kl {kl.item():.3f} "
+                f"channel correlation {channel_correlation(posterior.mean).item():.3f} "
                 f"lr {opt.param_groups[0]['lr']:.2e}")
+    vae.eval()
+
+
+def train_vae_decoder(vae, args, log):
+    """Fine-tunes the decoder alone (post_quant_conv and the decoder), the encoder frozen: the
+    latents, and so a UNet trained on them, stay exactly as they are, while the decoder learns to
+    draw them more faithfully (a first model's decoder turned green shapes orange)."""
+    rng = np.random.default_rng(SEED * 10 + 6)
+    params = list(vae.post_quant_conv.parameters()) + list(vae.decoder.parameters())
+    opt = torch.optim.Adam(params, lr=args.vae_lr)
+    total = args.vae_decoder_steps
+    vae.encoder.eval()
+    vae.quant_conv.eval()
+    vae.decoder.train()
+    for step in range(total):
+        images, _ = shapes.make_dataset(args.vae_batch, int(rng.integers(2 ** 31)))
+        x = to_tensor(images)
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, total, args.vae_lr, 50)
+        with torch.no_grad():
+            z = vae.encode(x).latent_dist.sample()
+        rec = vae.decode(z).sample
+        error = (rec - x).abs()
+        weight = shape_weight(x, args.vae_shape_weight)
+        loss = (weight * error).mean() / weight.mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        if step % 25 == 0 or step == total - 1:
+            log(f"vae decoder step {step}/{total} l1 {error.mean().item():.4f} lr {opt.param_groups[0]['lr']:.2e}")
     vae.eval()
 
 
@@ -221,6 +269,35 @@ def check_vae(vae, path, log):
     log(f"vae check: mean abs error {err:.2f}/255 on held-out images; posterior std / latent std {ratio:.4f}; {path}")
 
 
+@torch.no_grad()
+def palette_check(vae, log):
+    """A square of each palette colour on white, encoded and decoded: the latent at its centre and
+    the decoded colour there. A VAE can reconstruct well on average and still put all colours on
+    one line of latent space (the first trained VAE did: every channel moved together, red to
+    yellow to pink to cyan, with green between orange and yellow, so green decoded orange); the
+    closest pair of colours in latent space shows that before the UNet is trained on it."""
+    names = list(shapes.COLOURS)
+    images = []
+    for name in names:
+        image = np.full((IMAGE_SIZE, IMAGE_SIZE, 3), 255, np.float32)
+        image[shapes.shape_mask("square", IMAGE_SIZE / 2, IMAGE_SIZE / 2, IMAGE_SIZE * 0.22) > 0.5] = shapes.COLOURS[name]
+        images.append(image)
+    x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2) / 127.5 - 1.0
+    z = vae.encode(x).latent_dist.mean
+    rec = vae.decode(z).sample
+    c = IMAGE_SIZE // 16                                 # the centre latent pixels, and their image area
+    centre = z[:, :, c - 1:c + 1, c - 1:c + 1].mean(dim=(2, 3)) * SCALING_FACTOR
+    decoded = ((rec.clamp(-1, 1) + 1) * 127.5)[:, :, 8 * c - 4:8 * c + 4, 8 * c - 4:8 * c + 4].mean(dim=(2, 3))
+    distance = torch.cdist(centre, centre) + torch.eye(len(names)) * 1e9
+    i, j = divmod(int(distance.argmin()), len(names))
+    errors = [float((decoded[k] - torch.tensor(shapes.COLOURS[n], dtype=torch.float32)).abs().max()) for k, n in enumerate(names)]
+    singular = torch.linalg.svdvals(centre - centre.mean(dim=0))
+    log(f"palette check: largest decoded error per colour (0..255) "
+        f"{', '.join(f'{n} {e:.0f}' for n, e in zip(names, errors))}; closest pair in latent space "
+        f"{names[i]}/{names[j]} at {float(distance[i, j]):.2f} (scaled latents); spread of the colours' latents "
+        f"over the 4 channels (singular values) {[round(float(v), 2) for v in singular]}")
+
+
 # --------------------------------------------------------------------------
 # stage 2: latents
 # --------------------------------------------------------------------------
@@ -245,7 +322,18 @@ def encode_dataset(vae, tokenizer, args, log):
 # stage 3: UNet and text encoder
 # --------------------------------------------------------------------------
 
-def train_unet(unet, text, data, tokenizer, args, log):
+def min_snr_weights(noise_schedule, t, gamma):
+    """Min-SNR-gamma loss weights for epsilon prediction (Hang et al. 2023: min(SNR, gamma) / SNR):
+    the low-noise steps, whose targets are nearly the noise itself and carry little of the prompt,
+    stop dominating the gradient. gamma 0 turns it off (plain MSE)."""
+    if gamma <= 0:
+        return torch.ones(t.shape)
+    alphas = noise_schedule.alphas_cumprod[t]
+    snr = alphas / (1 - alphas)
+    return torch.clamp(snr, max=gamma) / snr
+
+
+def train_unet(unet, text, data, tokenizer, args, log, on_checkpoint=None):
     from diffusers import DDPMScheduler
     mean, std, ids = data
     noise_schedule = DDPMScheduler(**{k: v for k, v in tiny.scheduler_config("sd1").items()
@@ -273,7 +361,8 @@ def train_unet(unet, text, data, tokenizer, args, log):
             group["lr"] = lr_at(step, total, args.lr, args.warmup)
         context = text(tokens).last_hidden_state
         pred = unet(noisy, t, context).sample
-        loss = F.mse_loss(pred, noise)
+        per_item = F.mse_loss(pred, noise, reduction="none").mean(dim=(1, 2, 3))
+        loss = (per_item * min_snr_weights(noise_schedule, t, args.snr_gamma)).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -286,6 +375,8 @@ def train_unet(unet, text, data, tokenizer, args, log):
         if step % 50 == 0 or step == total - 1:
             log(f"unet step {step}/{total} loss {loss.item():.4f} (smoothed {running:.4f}) "
                 f"lr {opt.param_groups[0]['lr']:.2e}")
+        if on_checkpoint and args.checkpoint_every and (step + 1) % args.checkpoint_every == 0 and step + 1 < total:
+            on_checkpoint(step + 1, ema)
     with torch.no_grad():
         for e, p in zip(ema, params):
             p.copy_(e)
@@ -382,8 +473,14 @@ def main():
     parser.add_argument("--vae-batch", type=int, default=4)
     parser.add_argument("--vae-lr", type=float, default=1e-3)
     parser.add_argument("--vae-kl", type=float, default=1e-6)
+    parser.add_argument("--vae-decorrelate", type=float, default=0.0,
+                        help="weight of the latent channels' mean squared correlation in the VAE's loss")
+    parser.add_argument("--vae-groups", type=int, default=VAE_GROUPS,
+                        help="GroupNorm groups in the VAE (its 32 channels split evenly; a resumed VAE must match)")
     parser.add_argument("--vae-shape-weight", type=float, default=4.0,
                         help="extra L1 weight on the shape's pixels (see shape_weight)")
+    parser.add_argument("--vae-decoder-steps", type=int, default=0,
+                        help="then fine-tune the VAE's decoder alone for N steps (the latents stay as they are)")
     parser.add_argument("--images", type=int, default=10000, help="size of the UNet's (encoded) data set")
     parser.add_argument("--unet-steps", type=int, default=2000)
     parser.add_argument("--batch", type=int, default=48)
@@ -391,6 +488,10 @@ def main():
     parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--ema", type=float, default=0.995)
     parser.add_argument("--caption-dropout", type=float, default=0.1)
+    parser.add_argument("--snr-gamma", type=float, default=5.0,
+                        help="min-SNR loss weighting of the UNet stage (0: plain MSE, as runs before it)")
+    parser.add_argument("--checkpoint-every", type=int, default=0,
+                        help="also export the EMA weights every N UNet steps to OUT/step-N (0: only at the end)")
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--threads", type=int, default=2,
                         help="torch threads (2 on an idle 2-core machine; 1 on a shared one, where two threads stall on each other)")
@@ -408,7 +509,7 @@ def main():
     log(f"train-demo: {vars(args)}; torch {torch.__version__}, diffusers {diffusers.__version__}, "
         f"transformers {transformers.__version__}, {torch.get_num_threads()} threads")
 
-    vae, unet, text = build_models()
+    vae, unet, text = build_models(args.vae_groups)
     if args.resume:
         load_weights(vae, unet, text, args.resume)
         log(f"resumed from {args.resume}")
@@ -420,12 +521,28 @@ def main():
         train_vae(vae, args, log)
         standardise_latents(vae, log)
         check_vae(vae, os.path.join(args.out, "vae-check.png"), log)
+    if args.vae_decoder_steps > 0:
+        train_vae_decoder(vae, args, log)
+        check_vae(vae, os.path.join(args.out, "vae-check.png"), log)
     vae.eval()
+    palette_check(vae, log)
     for p in vae.parameters():
         p.requires_grad_(False)
     data = encode_dataset(vae, tokenizer, args, log)
+    def checkpoint(step, ema):
+        """Exports copies carrying the EMA weights, so training goes on undisturbed."""
+        import copy
+        unet_copy, text_copy = copy.deepcopy(unet), copy.deepcopy(text)
+        with torch.no_grad():
+            for e, p in zip(ema, list(unet_copy.parameters()) + list(text_copy.parameters())):
+                p.copy_(e)
+        zero_unused_tokens(text_copy, tokenizer)
+        folder = os.path.join(args.out, f"step-{step}", "diffusers")
+        export(vae, unet_copy, text_copy, folder)
+        log(f"checkpoint: {folder}")
+
     if args.unet_steps > 0:
-        train_unet(unet, text, data, tokenizer, args, log)
+        train_unet(unet, text, data, tokenizer, args, log, on_checkpoint=checkpoint)
     kept = zero_unused_tokens(text, tokenizer)
     log(f"token embedding: kept the {kept} rows of the caption vocabulary, zeroed the rest")
     folder = os.path.join(args.out, "diffusers")
