@@ -4,11 +4,9 @@
 
 #include "io/string_util.h"
 #include "model/depth_estimator_file.h"
-#include "model/network_weights.h"
+#include "model/standalone_network.h"
 #include "nets/dpt.h"
 #include "nets/nn_layers.h"
-#include "runtime/backend_registry.h"
-#include "runtime/graph_runner.h"
 #include "runtime/log.h"
 #include "sdcore/error.h"
 
@@ -17,10 +15,7 @@ namespace sd {
 struct DepthEstimator::Impl {
     DepthEstimatorInfo info;
     DepthEstimatorFile file;
-    BackendPtr backend;
-    std::unique_ptr<NetworkWeights> weights;
-    std::mutex mutex;
-    std::unique_ptr<GraphRunner> runner;  // declared after the backend it runs on
+    std::unique_ptr<StandaloneNetwork> net;
 };
 
 DepthEstimator::DepthEstimator(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -30,12 +25,7 @@ DepthEstimator::~DepthEstimator() = default;
 std::shared_ptr<DepthEstimator> DepthEstimator::load(const std::string & path, const DepthEstimatorLoadOptions & options) {
     auto impl = std::make_unique<Impl>();
     impl->file = open_depth_estimator(path);
-    const ggml_backend_dev_t device = select_backend_or_device(options.backend);
-    const int threads = options.threads > 0 ? options.threads : default_thread_count();
-    impl->backend.reset(init_backend(device, threads));
-    impl->weights = std::make_unique<NetworkWeights>(impl->file.tensors, "", impl->backend.get(), options.weight_type);
-    impl->file.tensors.clear();  // the weights hold their own copies; the maps can go
-    impl->runner = std::make_unique<GraphRunner>(impl->backend.get(), threads);
+    impl->net = std::make_unique<StandaloneNetwork>(impl->file.tensors, options.backend, options.weight_type, options.threads);
     const DepthEstimatorFile & f = impl->file;
     DepthEstimatorInfo & info = impl->info;
     info.path = path;
@@ -46,9 +36,9 @@ std::shared_ptr<DepthEstimator> DepthEstimator::load(const std::string & path, c
     info.layers = static_cast<int>(f.layers);
     info.heads = static_cast<int>(f.heads);
     info.fusion = static_cast<int>(f.fusion);
-    info.device = ggml_backend_dev_name(device);
+    info.device = impl->net->device;
     log(LogLevel::info, "loaded depth estimator %s (DPT-Hybrid, %s layout, ViT %d layers of %d, %d px, %.2f MB on %s)", path.c_str(),
-        info.layout.c_str(), info.layers, info.hidden, info.image_size, impl->weights->full_bytes() / 1e6, info.device.c_str());
+        info.layout.c_str(), info.layers, info.hidden, info.image_size, impl->net->weights->full_bytes() / 1e6, info.device.c_str());
     return std::shared_ptr<DepthEstimator>(new DepthEstimator(std::move(impl)));
 }
 
@@ -69,14 +59,14 @@ HostTensor DepthEstimator::estimate(const TensorView & pixels) {
     check_input(pixels.shape);
     if (pixels.data == nullptr) throw RangeError("Expected tensor data");
     Impl & impl = *impl_;
-    const nn::ConvPath path = nn::conv_path_for(impl.backend.get(), nn::ConvPath::im2col);
-    const bool cpu = nn::is_cpu_backend(impl.backend.get());
-    std::lock_guard<std::mutex> lock(impl.mutex);
-    return impl.runner->run(
+    const nn::ConvPath path = nn::conv_path_for(impl.net->backend.get(), nn::ConvPath::im2col);
+    const bool cpu = nn::is_cpu_backend(impl.net->backend.get());
+    std::lock_guard<std::mutex> lock(impl.net->mutex);
+    return impl.net->runner->run(
         [&](ggml_context * ctx, GraphInputs & inputs) {
             const auto & s = pixels.shape;
             ggml_tensor * x = inputs.add_f32(ctx, "pixels", pixels.data, {s[3], s[2], s[1], s[0]});
-            return nn::dpt_depth(ctx, *impl.weights, impl.file, x, path, cpu);
+            return nn::dpt_depth(ctx, *impl.net->weights, impl.file, x, path, cpu);
         },
         3);
 }

@@ -1,11 +1,9 @@
 // Real-ESRGAN's RRDBNet (sdcore/upscaler.h) as a ggml graph.
 #include <mutex>
 
-#include "model/network_weights.h"
+#include "model/standalone_network.h"
 #include "model/upscaler_file.h"
 #include "nets/nn_layers.h"
-#include "runtime/backend_registry.h"
-#include "runtime/graph_runner.h"
 #include "runtime/log.h"
 #include "sdcore/error.h"
 #include "sdcore/upscaler.h"
@@ -85,10 +83,7 @@ HostTensor pixel_unshuffle(const TensorView & in, int r) {
 struct Upscaler::Impl {
     UpscalerInfo info;
     UpscalerFile file;
-    BackendPtr backend;
-    std::unique_ptr<NetworkWeights> weights;
-    std::mutex mutex;
-    std::unique_ptr<GraphRunner> runner;  // declared after the backend it runs on
+    std::unique_ptr<StandaloneNetwork> net;
 };
 
 Upscaler::Upscaler(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -98,12 +93,7 @@ Upscaler::~Upscaler() = default;
 std::shared_ptr<Upscaler> Upscaler::load(const std::string & path, const UpscalerLoadOptions & options) {
     auto impl = std::make_unique<Impl>();
     impl->file = open_upscaler(path);
-    const ggml_backend_dev_t device = select_backend_or_device(options.backend);
-    const int threads = options.threads > 0 ? options.threads : default_thread_count();
-    impl->backend.reset(init_backend(device, threads));
-    impl->weights = std::make_unique<NetworkWeights>(impl->file.tensors, "", impl->backend.get(), options.weight_type);
-    impl->file.tensors.clear();  // the weights hold their own copies; the maps can go
-    impl->runner = std::make_unique<GraphRunner>(impl->backend.get(), threads, kMaxNodes);
+    impl->net = std::make_unique<StandaloneNetwork>(impl->file.tensors, options.backend, options.weight_type, options.threads, kMaxNodes);
     UpscalerInfo & info = impl->info;
     const UpscalerFile & f = impl->file;
     info.path = path;
@@ -116,9 +106,9 @@ std::shared_ptr<Upscaler> Upscaler::load(const std::string & path, const Upscale
     info.blocks = f.blocks;
     info.image_channels = f.out_channels;
     info.input_multiple = f.unshuffle;
-    info.device = ggml_backend_dev_name(device);
+    info.device = impl->net->device;
     log(LogLevel::info, "loaded upscaler %s (RRDBNet ×%d, %d blocks, %d features, %.2f MB on %s)", path.c_str(), info.scale,
-        info.blocks, info.features, impl->weights->full_bytes() / 1e6, info.device.c_str());
+        info.blocks, info.features, impl->net->weights->full_bytes() / 1e6, info.device.c_str());
     return std::shared_ptr<Upscaler>(new Upscaler(std::move(impl)));
 }
 
@@ -144,19 +134,19 @@ HostTensor Upscaler::run(const TensorView & image) {
     check_input(image.shape);
     if (image.data == nullptr) throw RangeError("Expected tensor data");
     Impl & impl = *impl_;
-    const nn::ConvPath path = nn::conv_path_for(impl.backend.get(), nn::ConvPath::direct);
+    const nn::ConvPath path = nn::conv_path_for(impl.net->backend.get(), nn::ConvPath::direct);
     HostTensor unshuffled;
     TensorView input = image;
     if (impl.file.unshuffle > 1) {
         unshuffled = pixel_unshuffle(image, impl.file.unshuffle);
         input = unshuffled.view();
     }
-    std::lock_guard<std::mutex> lock(impl.mutex);
-    return impl.runner->run(
+    std::lock_guard<std::mutex> lock(impl.net->mutex);
+    return impl.net->runner->run(
         [&](ggml_context * ctx, GraphInputs & inputs) {
             const auto & s = input.shape;
             ggml_tensor * x = inputs.add_f32(ctx, "image", input.data, {s[3], s[2], s[1], s[0]});
-            const RrdbGraph graph{ctx, *impl.weights, path};
+            const RrdbGraph graph{ctx, *impl.net->weights, path};
             return graph.forward(impl.file, x);
         },
         4);

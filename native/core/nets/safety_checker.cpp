@@ -4,12 +4,10 @@
 #include <mutex>
 
 #include "io/string_util.h"
-#include "model/network_weights.h"
 #include "model/safety_checker_file.h"
+#include "model/standalone_network.h"
 #include "nets/clip_transformer.h"
 #include "nets/nn_layers.h"
-#include "runtime/backend_registry.h"
-#include "runtime/graph_runner.h"
 #include "runtime/log.h"
 #include "sdcore/error.h"
 
@@ -70,10 +68,7 @@ float round3(float x) { return static_cast<float>(std::nearbyint(x * 1000.0f)) /
 struct SafetyChecker::Impl {
     SafetyCheckerInfo info;
     SafetyCheckerFile file;
-    BackendPtr backend;
-    std::unique_ptr<NetworkWeights> weights;
-    std::mutex mutex;
-    std::unique_ptr<GraphRunner> runner;  // declared after the backend it runs on
+    std::unique_ptr<StandaloneNetwork> net;
 };
 
 SafetyChecker::SafetyChecker(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -83,12 +78,7 @@ SafetyChecker::~SafetyChecker() = default;
 std::shared_ptr<SafetyChecker> SafetyChecker::load(const std::string & path, const SafetyCheckerLoadOptions & options) {
     auto impl = std::make_unique<Impl>();
     impl->file = open_safety_checker(path);
-    const ggml_backend_dev_t device = select_backend_or_device(options.backend);
-    const int threads = options.threads > 0 ? options.threads : default_thread_count();
-    impl->backend.reset(init_backend(device, threads));
-    impl->weights = std::make_unique<NetworkWeights>(impl->file.tensors, "", impl->backend.get(), options.weight_type);
-    impl->file.tensors.clear();  // the weights hold their own copies; the maps can go
-    impl->runner = std::make_unique<GraphRunner>(impl->backend.get(), threads);
+    impl->net = std::make_unique<StandaloneNetwork>(impl->file.tensors, options.backend, options.weight_type, options.threads);
     const SafetyCheckerFile & f = impl->file;
     SafetyCheckerInfo & info = impl->info;
     info.path = path;
@@ -101,9 +91,9 @@ std::shared_ptr<SafetyChecker> SafetyChecker::load(const std::string & path, con
     info.projection_dim = static_cast<int>(f.projection_dim);
     info.concepts = static_cast<int>(f.concept_thresholds.size());
     info.special_concepts = static_cast<int>(f.special_thresholds.size());
-    info.device = ggml_backend_dev_name(device);
+    info.device = impl->net->device;
     log(LogLevel::info, "loaded safety checker %s (CLIP ViT, %d layers of %d, %d px, %.2f MB on %s)", path.c_str(), info.layers,
-        info.hidden, info.image_size, impl->weights->full_bytes() / 1e6, info.device.c_str());
+        info.hidden, info.image_size, impl->net->weights->full_bytes() / 1e6, info.device.c_str());
     return std::shared_ptr<SafetyChecker>(new SafetyChecker(std::move(impl)));
 }
 
@@ -125,15 +115,15 @@ SafetyCheck SafetyChecker::check(const TensorView & pixels) {
     if (pixels.data == nullptr) throw RangeError("Expected tensor data");
     Impl & impl = *impl_;
     const SafetyCheckerFile & f = impl.file;
-    const nn::ConvPath path = nn::conv_path_for(impl.backend.get(), nn::ConvPath::im2col);
+    const nn::ConvPath path = nn::conv_path_for(impl.net->backend.get(), nn::ConvPath::im2col);
     HostTensor embeds;
     {
-        std::lock_guard<std::mutex> lock(impl.mutex);
-        embeds = impl.runner->run(
+        std::lock_guard<std::mutex> lock(impl.net->mutex);
+        embeds = impl.net->runner->run(
             [&](ggml_context * ctx, GraphInputs & inputs) {
                 const auto & s = pixels.shape;
                 ggml_tensor * x = inputs.add_f32(ctx, "pixels", pixels.data, {s[3], s[2], s[1], s[0]});
-                return image_embeds(ctx, *impl.weights, f, x, path);
+                return image_embeds(ctx, *impl.net->weights, f, x, path);
             },
             2);
     }

@@ -2,11 +2,9 @@
 
 #include <mutex>
 
-#include "model/network_weights.h"
+#include "model/standalone_network.h"
 #include "model/tiny_vae_file.h"
 #include "nets/nn_layers.h"
-#include "runtime/backend_registry.h"
-#include "runtime/graph_runner.h"
 #include "runtime/log.h"
 #include "sdcore/error.h"
 
@@ -76,10 +74,7 @@ struct TinyVaeGraph {
 struct TinyVae::Impl {
     TinyVaeInfo info;
     TinyVaeFiles files;
-    BackendPtr backend;
-    std::unique_ptr<NetworkWeights> weights;
-    std::mutex mutex;
-    std::unique_ptr<GraphRunner> runner;  // declared after the backend it runs on
+    std::unique_ptr<StandaloneNetwork> net;
 };
 
 TinyVae::TinyVae(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -89,12 +84,7 @@ TinyVae::~TinyVae() = default;
 std::shared_ptr<TinyVae> TinyVae::load(const std::string & path, const TinyVaeLoadOptions & options) {
     auto impl = std::make_unique<Impl>();
     impl->files = open_tiny_vae(path);
-    const ggml_backend_dev_t device = select_backend_or_device(options.backend);
-    const int threads = options.threads > 0 ? options.threads : default_thread_count();
-    impl->backend.reset(init_backend(device, threads));
-    impl->weights = std::make_unique<NetworkWeights>(impl->files.tensors, "", impl->backend.get(), options.weight_type);
-    impl->files.tensors.clear();  // the weights hold their own copies; the maps can go
-    impl->runner = std::make_unique<GraphRunner>(impl->backend.get(), threads);
+    impl->net = std::make_unique<StandaloneNetwork>(impl->files.tensors, options.backend, options.weight_type, options.threads);
     TinyVaeInfo & info = impl->info;
     info.path = path;
     info.layout = impl->files.layout;
@@ -103,9 +93,9 @@ std::shared_ptr<TinyVae> TinyVae::load(const std::string & path, const TinyVaeLo
     info.has_decoder = impl->files.has_decoder;
     info.latent_channels = impl->files.latent_channels;
     info.downscale_factor = 1 << (info.has_decoder ? impl->files.decoder.resamplings : impl->files.encoder.resamplings);
-    info.device = ggml_backend_dev_name(device);
+    info.device = impl->net->device;
     log(LogLevel::info, "loaded TAESD %s (%s%s%s, %.2f MB on %s)", path.c_str(), info.has_encoder ? "encoder" : "",
-        info.has_encoder && info.has_decoder ? " and " : "", info.has_decoder ? "decoder" : "", impl->weights->full_bytes() / 1e6,
+        info.has_encoder && info.has_decoder ? " and " : "", info.has_decoder ? "decoder" : "", impl->net->weights->full_bytes() / 1e6,
         info.device.c_str());
     return std::shared_ptr<TinyVae>(new TinyVae(std::move(impl)));
 }
@@ -146,13 +136,13 @@ HostTensor TinyVae::run(Direction direction, const TensorView & input) {
     if (input.data == nullptr) throw RangeError("Expected tensor data");
     Impl & impl = *impl_;
     const bool decoding = direction == Direction::decode;
-    const nn::ConvPath path = nn::conv_path_for(impl.backend.get(), nn::ConvPath::direct);
-    std::lock_guard<std::mutex> lock(impl.mutex);
-    return impl.runner->run(
+    const nn::ConvPath path = nn::conv_path_for(impl.net->backend.get(), nn::ConvPath::direct);
+    std::lock_guard<std::mutex> lock(impl.net->mutex);
+    return impl.net->runner->run(
         [&](ggml_context * ctx, GraphInputs & inputs) {
             const auto & s = input.shape;
             ggml_tensor * x = inputs.add_f32(ctx, decoding ? "latents" : "image", input.data, {s[3], s[2], s[1], s[0]});
-            const TinyVaeGraph graph{ctx, *impl.weights, path};
+            const TinyVaeGraph graph{ctx, *impl.net->weights, path};
             return decoding ? graph.decoder(impl.files.decoder, x) : graph.encoder(impl.files.encoder, x);
         },
         4);

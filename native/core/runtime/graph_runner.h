@@ -36,8 +36,10 @@ class GraphRunner final : public ComputeBuffer {
 public:
     using BuildFn = std::function<ggml_tensor *(ggml_context *, GraphInputs &)>;
 
+    static constexpr size_t kDefaultMaxNodes = 16384;
+
     // `backend` must outlive the runner. `threads` applies to CPU backends (0 = default).
-    GraphRunner(ggml_backend_t backend, int threads, size_t max_nodes = 16384);
+    GraphRunner(ggml_backend_t backend, int threads, size_t max_nodes = kDefaultMaxNodes);
     ~GraphRunner();
     GraphRunner(const GraphRunner &) = delete;
     GraphRunner & operator=(const GraphRunner &) = delete;
