@@ -2,8 +2,11 @@
 
 #include <cmath>
 #include <locale>
+#include <memory>
 #include <sstream>
 #include <unordered_set>
+
+#include "io/mapped_file.h"
 
 namespace sd::json {
 
@@ -393,6 +396,22 @@ private:
 
 Value parse(std::string_view text, const ParseOptions & options) {
     return Parser(text, options).parse_document();
+}
+
+Value parse_object_file(const std::string & path, const std::function<void(const std::string & why)> & fail) {
+    std::shared_ptr<const MappedFile> mapped = MappedFile::open(path);
+    Value root;
+    try {
+        root = parse(std::string_view(reinterpret_cast<const char *>(mapped->data()), mapped->size()));
+    } catch (const ParseError & e) {
+        fail(std::string("invalid JSON: ") + e.what());
+        throw;  // `fail` did not throw
+    }
+    if (!root.is_object()) {
+        fail("the config is not a JSON object");
+        throw std::logic_error("parse_object_file: fail() returned");
+    }
+    return root;
 }
 
 } // namespace sd::json

@@ -4,6 +4,7 @@
 // reject duplicate keys; numbers keep their exact int64 value when they are integers.
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -81,5 +82,9 @@ Value parse(std::string_view text, const ParseOptions & options = {});
 
 // A short description of a value's type for error messages: "a string", "an array", ...
 const char * describe(const Value & value);
+
+// The JSON object in the file at `path` (a network's config.json). Invalid JSON or another kind
+// of value is reported through `fail(why)`, which must throw the caller's own error.
+Value parse_object_file(const std::string & path, const std::function<void(const std::string & why)> & fail);
 
 } // namespace sd::json

@@ -6,7 +6,6 @@
 #include <optional>
 
 #include "io/json.h"
-#include "io/mapped_file.h"
 #include "io/model_file_reader.h"
 #include "io/string_util.h"
 #include "sdcore/error.h"
@@ -160,14 +159,7 @@ struct DptConfig {
 };
 
 DptConfig read_config(const std::string & path) {
-    std::shared_ptr<const MappedFile> mapped = MappedFile::open(path);
-    json::Value root;
-    try {
-        root = json::parse(std::string_view(reinterpret_cast<const char *>(mapped->data()), mapped->size()));
-    } catch (const json::ParseError & e) {
-        not_estimator(path, std::string("invalid JSON: ") + e.what());
-    }
-    if (!root.is_object()) not_estimator(path, "the config is not a JSON object");
+    const json::Value root = json::parse_object_file(path, [&](const std::string & why) { not_estimator(path, why); });
     auto integer = [&](const json::Value & object, const char * key, int64_t max) -> std::optional<int64_t> {
         const json::Value * v = object.find(key);
         if (v == nullptr || v->is_null()) return std::nullopt;

@@ -6,7 +6,6 @@
 #include <map>
 
 #include "io/json.h"
-#include "io/mapped_file.h"
 #include "io/model_file_reader.h"
 #include "io/string_util.h"
 #include "sdcore/error.h"
@@ -49,14 +48,7 @@ struct VisionConfig {
 };
 
 VisionConfig read_config(const std::string & path) {
-    std::shared_ptr<const MappedFile> mapped = MappedFile::open(path);
-    json::Value root;
-    try {
-        root = json::parse(std::string_view(reinterpret_cast<const char *>(mapped->data()), mapped->size()));
-    } catch (const json::ParseError & e) {
-        not_checker(path, std::string("invalid JSON: ") + e.what());
-    }
-    if (!root.is_object()) not_checker(path, "the config is not a JSON object");
+    const json::Value root = json::parse_object_file(path, [&](const std::string & why) { not_checker(path, why); });
     // Configs written before transformers 4.20 keep the vision part under "vision_config_dict".
     const json::Value * vision = root.find("vision_config");
     if (vision == nullptr || !vision->is_object()) vision = root.find("vision_config_dict");
