@@ -10,7 +10,8 @@
 // (git-ignored): objects, targets, each target's growing corpus, crash artifacts and logs.
 // Each target runs for --seconds (default 60) or --runs executions, whichever ends first, over
 // its seeds (test/fuzz/corpus/NAME) and what earlier runs found; --replay runs every seed and
-// regression input (test/fuzz/regressions/NAME) once instead. Exits 1 when a target fails.
+// regression input (test/fuzz/regressions/NAME) once instead. --jobs N (default 2): compiles, and
+// targets run, N at a time. Exits 1 when a target fails.
 import { execFileSync, spawn } from 'node:child_process';
 import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
@@ -204,12 +205,14 @@ if (!existsSync(join(ggmlDir, 'src', 'gguf.cpp'))) {
 await build(findClang(), targets, options.jobs);
 if (options.buildOnly) process.exit(0);
 
+// --jobs targets at a time (each libFuzzer process is single-threaded, so CI's 2 cores run two
+// minute-long targets in one minute); a row is printed as its target ends.
 let failed = false;
 console.log('target              executions   seconds    exec/s  result');
-for (const target of targets) {
+await inParallel(targets.map((target) => async () => {
   const r = await fuzz(target, options);
   failed ||= r.code !== 0;
   const rate = r.seconds > 0 ? Math.round(r.executions / r.seconds) : 0;
   console.log(`${target.padEnd(18)} ${String(r.executions).padStart(11)} ${r.seconds.toFixed(1).padStart(9)} ${String(rate).padStart(9)}  ${r.code === 0 ? 'ok' : `FAILED (exit ${r.code}; see ${r.log})`}`);
-}
+}), options.jobs);
 process.exit(failed ? 1 : 0);

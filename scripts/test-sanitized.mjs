@@ -64,7 +64,12 @@ const env = {
   // are tested) instead of ASan aborting. allow_user_segv_handler: Node's SIGSEGV handler
   // (WebAssembly bounds checks) and our guarded reads' SIGBUS handler (io/guarded_read.cpp) take
   // over from ASan's and pass on what is not theirs.
-  ASAN_OPTIONS: `detect_leaks=${options.noLeakCheck ? 0 : 1}:allocator_may_return_null=1:allow_user_segv_handler=1`,
+  // intercept_tls_get_addr=0: GCC's runtimes up to 13 (Debian 12 has 12) take a dynamic TLS
+  // block (the addon's and ggml's thread_locals, as a dlopen'd library has) for a pre-2.25 glibc
+  // one when its address is 16 bytes past a page boundary, and read the two words before it as
+  // the block's start and size; LSan then scans that made-up range inside its tracer, which dies
+  // of SIGSEGV ("Tracer caught signal 11") at the exit of whichever process drew such an address.
+  ASAN_OPTIONS: `detect_leaks=${options.noLeakCheck ? 0 : 1}:intercept_tls_get_addr=0:allocator_may_return_null=1:allow_user_segv_handler=1`,
   LSAN_OPTIONS: `suppressions=${join(root, 'test', 'sanitizers', 'lsan.supp')}:print_suppressions=0`,
   UBSAN_OPTIONS: 'print_stacktrace=1:halt_on_error=1:report_error_type=1',
 };
