@@ -14,7 +14,7 @@ import { encodeOutputs, report, writeAll } from './generate/write.js';
 import { abortOnInterrupt, CancelledError, cancelledOr } from './interrupt.js';
 import { Progress } from './progress.js';
 
-/** The model `--model demo` names: a tiny random-weight SD1 that shows the pipeline working, not a picture. */
+/** The model `--model demo` names: a tiny SD 1.x trained on pictures of shapes (tools/train-demo/), 64×64. */
 export const DEMO_MODEL = join(packageRoot, 'models', 'demo-sd1-tiny.gguf');
 
 export const GENERATE_HELP = `Usage: sdnode generate --model <file|folder|demo> --prompt <text> [options]
@@ -23,7 +23,10 @@ Text to image; with --init-image image to image, with --mask inpainting, with --
 depth to image (on a depth model). Defaults follow diffusers: 50 steps, CFG scale 7.5, PNDM.
 
   -m, --model PATH         .safetensors/.ckpt/.gguf file or diffusers folder; "demo" is the tiny
-                           model shipped in the package (it shows the pipeline working, not a picture)
+                           model shipped in the package, 64×64: one shape (circle, square, triangle,
+                           star, ring, cross) in a colour (red, orange, yellow, green, cyan, blue,
+                           purple, pink), small or large, on a white, black, coloured or gradient
+                           background, e.g. "a large red circle on a white background"
   -p, --prompt TEXT        A1111 attention syntax: (word:1.3), [word], BREAK
   -n, --negative-prompt TEXT
       --steps N            denoising steps (default 50)
