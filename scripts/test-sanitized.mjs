@@ -6,9 +6,7 @@
 //
 //   node scripts/test-sanitized.mjs [--addon PATH] [--concurrency N] [--no-leak-check] [test files…]
 //
-// --no-leak-check: ASan and UBSan without LSan (detect_leaks=0). CI uses it: LSan's own tracer
-// died of SIGSEGV at the exit of a random suite's process ("Tracer caught signal 11", before any
-// report; image-pipelines in one run, model-files in the next), which would make CI fail by chance.
+// --no-leak-check: ASan and UBSan without LSan (detect_leaks=0), for runs that want only those.
 //
 // --addon PATH: the sanitized addon (default build-asan/Release/sd_node.node). --concurrency N:
 // run N test files at once (the test runner's default is one fewer than the cores: 1 on CI's 2,

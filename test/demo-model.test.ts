@@ -222,8 +222,7 @@ describe('guidance, negative prompts, img2img and inpainting act as they should'
 
   test('img2img follows the new prompt at strength 0.9', async (t) => {
     const { image, input } = await square();
-    const prompt = newPrompt;
-    const high = await shapesOf(sd.img2img({ ...base, prompt, image, strength: 0.9, seed: 41 }));
+    const high = await shapesOf(sd.img2img({ ...base, prompt: newPrompt, image, strength: 0.9, seed: 41 }));
     expectAtLeast(t, high, 8, (s) => s.colour === 'red' && s.cx < 32 && s.cy < 32 && iou(s.mask, input.mask) < 0.5,
       'strength 0.9 draws the red circle in the top left');
   });
